@@ -1,0 +1,23 @@
+/// Concentric annuli (Massaroli et al. 2020, §7.3 of our spec; torchdyn's ToyDataset 'spheres' in 2-D): an inner
+/// circle of radius 1 (label 1) and an outer circle of radius 2 (label 0), half the points each, with Gaussian noise.
+module NeuralOde.Datasets.Annuli
+
+open System
+open TorchSharp
+
+/// `n` points (n even) as (inputs [n; 2], labels [n] int64), drawn with `generator` so runs are reproducible.
+let sample (n: int) (noise: float) (dtype: torch.ScalarType) (generator: torch.Generator) =
+    if n < 2 || n % 2 <> 0 then raise (ArgumentOutOfRangeException("n", n, $"n must be an even number of at least 2; got {n}."))
+    if noise < 0.0 || Double.IsNaN noise then raise (ArgumentOutOfRangeException("noise", noise, $"noise must be non-negative; got {noise}."))
+    use _ = torch.NewDisposeScope()
+    let half = int64 (n / 2)
+    let scalar (x: float) = Scalar.op_Implicit x
+    let angles = torch.rand([| int64 n |], dtype = torch.float64, generator = generator).mul(scalar (2.0 * Math.PI))
+    let radii: torch.Tensor =
+        torch.cat(([| torch.ones([| half |], dtype = torch.float64); torch.ones([| half |], dtype = torch.float64).mul(scalar 2.0) |]: torch.Tensor[]), 0L)
+    let points: torch.Tensor = torch.stack(([| radii.mul(angles.cos()); radii.mul(angles.sin()) |]: torch.Tensor[]), 1L)
+    let jitter: torch.Tensor = torch.randn([| int64 n; 2L |], dtype = torch.float64, generator = generator)
+    let noisy = points.add(jitter.mul(scalar noise))
+    let labels: torch.Tensor =
+        torch.cat(([| torch.ones([| half |], dtype = torch.int64); torch.zeros([| half |], dtype = torch.int64) |]: torch.Tensor[]), 0L)
+    noisy.to_type(dtype).MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope()

@@ -1,0 +1,36 @@
+/// Argument checks shared by the public entry points. Every failure names the argument, the value given and,
+/// where it helps, what to try.
+module NeuralOde.Internal.Guard
+
+open System
+
+/// Fails unless `value` is finite and strictly positive.
+let positiveFinite (argument: string) (value: float) =
+    if Double.IsNaN value || Double.IsInfinity value || value <= 0.0 then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number greater than zero; got {value}."))
+
+/// Fails unless `value` is at least 1.
+let positiveCount (argument: string) (value: int) =
+    if value < 1 then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be at least 1; got {value}."))
+
+/// Fails unless the grid has two or more finite points, strictly increasing or strictly decreasing.
+/// Returns the direction of integration: +1.0 forward, -1.0 backward.
+let timeGrid (argument: string) (times: float[]) =
+    if isNull times then raise (ArgumentNullException(argument))
+    if times.Length < 2 then
+        raise (ArgumentException($"{argument} must hold at least a start and an end time; got {times.Length} point(s).", argument))
+    times |> Array.iteri (fun i t ->
+        if Double.IsNaN t || Double.IsInfinity t then
+            raise (ArgumentException($"{argument}[{i}] is {t}; every time must be finite.", argument)))
+    let t0, t1 = times[0], times[1]
+    if t0 = t1 then
+        raise (ArgumentException($"{argument} spans an empty interval: {argument}[0] = {argument}[1] = {t0}. Give distinct start and end times.", argument))
+    let direction = if t1 > t0 then 1.0 else -1.0
+    for i in 1 .. times.Length - 1 do
+        if (times[i] - times[i - 1]) * direction <= 0.0 then
+            let want = if direction > 0.0 then "strictly increasing" else "strictly decreasing"
+            raise (ArgumentException(
+                $"{argument} must be {want} (its first two points set the direction); {argument}[{i - 1}] = {times[i - 1]} and {argument}[{i}] = {times[i]}.",
+                argument))
+    direction

@@ -1,0 +1,138 @@
+/// The integration loop: steps a Runge–Kutta tableau from the first to the last output time under a step-size
+/// control, evaluating the requested outputs by dense output. Every step runs in its own dispose scope; only the
+/// state, f at the state and the outputs outlive it, so native memory stays flat however many steps are taken.
+module NeuralOde.Integrate
+
+open System
+open TorchSharp
+open NeuralOde.Internal
+
+type Tensor = torch.Tensor
+
+let private mismatch (what: string) (t: float) (x: Tensor) (dx: Tensor) =
+    OdeSolveException(
+        OdeFailure.VectorFieldMismatch, t,
+        $"The vector field returned a tensor whose {what} differs from the state's at t = {t}: state {TensorOps.shapeText x} {x.dtype} on {x.device}, f(t, x) {TensorOps.shapeText dx} {dx.dtype} on {dx.device}. f must return dx/dt with the state's shape, dtype and device.")
+
+/// Wraps f to count evaluations and to check that each output matches the state (metadata only: no host sync).
+let private checkedField (f: VectorField) (count: int ref) : float -> Tensor -> Tensor =
+    fun t x ->
+        count.Value <- count.Value + 1
+        let dx = f t x
+        if isNull dx then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned null at t = {t}."))
+        if dx.shape <> x.shape then raise (mismatch "shape" t x dx)
+        if dx.dtype <> x.dtype then raise (mismatch "dtype" t x dx)
+        if dx.device.ToString() <> x.device.ToString() then raise (mismatch "device" t x dx)
+        dx
+
+let private nonFinite (t: float) (what: string) =
+    OdeSolveException(OdeFailure.NonFiniteValue, t, $"{what} at t = {t}. Check the vector field for divisions by zero, logarithms of non-positive values or blow-up of the solution before t.")
+
+/// The smallest step allowed at time t: four ulps of t, and never below 1e-14 of the whole span.
+let private minimumStep (span: float) (t: float) = max (4.0 * (Math.BitIncrement(abs t) - abs t)) (1e-14 * abs span)
+
+/// Solves the problem with the tableau under the step control; see Ode.solve.
+let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution =
+    StepControl.validate control
+    let times = problem.Times
+    Guard.timeGrid "times" times |> ignore
+    let direction = problem.Direction
+    let t0, tEnd = problem.T0, problem.T1
+    let x0 = problem.X0
+    match control with
+    | StepControl.Adaptive _ when not tableau.IsAdaptive ->
+        raise (ArgumentException($"Solver '{tableau.Name}' has no embedded error estimate, so it cannot control its step size. Use StepControl.Fixed/Steps with it, or an adaptive solver (bosh3, dopri5, tsit5, dopri8).", "control"))
+    | _ -> ()
+    if not (TensorOps.allFinite x0) then
+        raise (ArgumentException($"x0 contains NaN or Inf (shape {TensorOps.shapeText x0}); the initial state must be finite.", "x0"))
+
+    let nfe = ref 0
+    let f = checkedField problem.VectorField nfe
+    let outputs = Array.zeroCreate<Tensor> times.Length
+    outputs[0] <- x0
+    let owned (x: Tensor) = not (isNull x) && not (obj.ReferenceEquals(x, x0))
+    let mutable y = x0
+    let mutable fy: Tensor = null
+    let mutable t = t0
+    let mutable next = 1
+    let mutable accepted = 0
+    let mutable rejected = 0
+    let mutable previousError = 1.0
+    let mutable lastErrorNonFinite = false
+    try
+        fy <- f t0 x0
+        let mutable h =
+            match control with
+            | StepControl.Fixed dt -> direction * dt
+            | StepControl.Steps n -> (tEnd - t0) / float n
+            | StepControl.Adaptive o ->
+                let h0 =
+                    match o.InitialStep with
+                    | Some h0 -> h0
+                    | None -> InitialStep.select f t0 x0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0))
+                direction * h0
+        let maxSteps = match control with StepControl.Adaptive o -> o.MaxSteps | _ -> Int32.MaxValue
+        while next < times.Length do
+            if accepted + rejected >= maxSteps then
+                raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
+            if abs h < minimumStep (tEnd - t0) t then
+                let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
+                raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
+            let remaining = tEnd - t
+            let landsOnEnd = abs remaining <= abs h * (1.0 + 1e-10)
+            let hStep = if landsOnEnd then remaining else h
+            let tNew = if landsOnEnd then tEnd else t + hStep
+            use scope = torch.NewDisposeScope()
+            let r = RungeKuttaStep.step tableau f t y hStep fy
+            let accept, error =
+                match control, r.Error with
+                | StepControl.Adaptive o, Some err ->
+                    use norm = ErrorNorm.scaled o.RTol o.ATol err y r.Y1
+                    let e = norm.ToDouble()
+                    if Double.IsNaN e || Double.IsInfinity e then
+                        if not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
+                        lastErrorNonFinite <- true
+                        false, Double.PositiveInfinity
+                    else
+                        lastErrorNonFinite <- false
+                        e <= 1.0, e
+                | _ ->
+                    if not (TensorOps.allFinite r.Y1) then
+                        raise (nonFinite t $"The state became NaN or Inf in the step from t = {t} to {tNew}")
+                    true, 0.0
+            if accept then
+                let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
+                while next < times.Length && (times[next] - tNew) * direction <= 0.0 do
+                    let out =
+                        if times[next] = tNew || next = times.Length - 1 && landsOnEnd then r.Y1.alias()
+                        else
+                            if isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
+                            DenseOutputEval.evaluate tableau.Dense y r.Y1 hStep r.Ks f1 ((times[next] - t) / hStep)
+                    outputs[next] <- out.MoveToOuterDisposeScope()
+                    next <- next + 1
+                let yNew = r.Y1.MoveToOuterDisposeScope()
+                let fNew = if isNull f1 then null else f1.MoveToOuterDisposeScope()
+                if owned y then y.Dispose()
+                fy.Dispose()
+                y <- yNew
+                fy <- fNew
+                t <- tNew
+                accepted <- accepted + 1
+                if isNull fy && next < times.Length then
+                    fy <- (f t y).MoveToOuterDisposeScope()
+            else
+                rejected <- rejected + 1
+            match control with
+            | StepControl.Adaptive o ->
+                h <- hStep * PIController.factor o tableau.ErrorOrder error previousError
+                if accept then previousError <- max error 1e-4
+            | _ -> ()
+        let states = torch.stack(outputs)
+        { Times = Array.copy times
+          States = states
+          Statistics = { FunctionEvaluations = nfe.Value; AcceptedSteps = accepted; RejectedSteps = rejected } }
+    finally
+        for i in 1 .. outputs.Length - 1 do
+            if owned outputs[i] then outputs[i].Dispose()
+        if owned y then y.Dispose()
+        if not (isNull fy) then fy.Dispose()

@@ -1,0 +1,22 @@
+namespace NeuralOde
+
+open System
+
+/// Why a solve stopped before reaching its final time. Each message says what happened and what to try.
+type OdeFailure =
+    /// The step size fell below what the time's floating-point resolution allows.
+    | StepSizeUnderflow = 1
+    /// The step budget (AdaptiveOptions.MaxSteps) ran out.
+    | MaxStepsExceeded = 2
+    /// The state or the vector field's output held NaN or Inf.
+    | NonFiniteValue = 3
+    /// The vector field returned a tensor whose shape, dtype or device differs from the state's.
+    | VectorFieldMismatch = 4
+
+/// Raised when a solve fails part-way. `Time` is where it happened.
+type OdeSolveException(failure: OdeFailure, time: float, message: string) =
+    inherit Exception(message)
+    /// What went wrong.
+    member _.Failure = failure
+    /// The time at which it went wrong.
+    member _.Time = time

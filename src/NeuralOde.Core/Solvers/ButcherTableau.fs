@@ -1,0 +1,86 @@
+namespace NeuralOde
+
+open System
+
+/// How a step's solution is evaluated between its two ends.
+[<RequireQualifiedAccess>]
+type DenseOutput =
+    /// The method's own continuous extension: y(t + θh) = y + h Σ_i b_i(θ) k_i, with the weights b_i(θ) given here.
+    /// The weights may have one entry more than there are stages: it multiplies f(t + h, y1).
+    | Continuous of weights: (float -> float[])
+    /// Cubic Hermite interpolation on y, f(y) at both ends of the step (third-order accurate).
+    | Hermite
+
+/// An explicit Runge–Kutta method as data (Butcher 2016, "Numerical Methods for ODEs", §23):
+/// stages k_i = f(t + c_i h, y + h Σ_{j<i} a_ij k_j), solution y1 = y + h Σ b_i k_i and, for adaptive methods,
+/// an error estimate err = h Σ e_i k_i with e = b − b̂ (solution weights minus embedded weights).
+/// Build values with <see cref="ButcherTableau.create"/>, which checks the consistency conditions.
+type ButcherTableau =
+    { /// Short name, e.g. "dopri5".
+      Name: string
+      /// Order of the solution y1.
+      Order: int
+      /// Order of the embedded solution, when there is an error estimate.
+      EmbeddedOrder: int option
+      /// Nodes c_i.
+      C: float[]
+      /// Lower-triangular coefficients a_ij; row i has i entries.
+      A: float[][]
+      /// Solution weights b_i.
+      B: float[]
+      /// Error weights e_i = b_i − b̂_i, when the method is adaptive.
+      E: float[] option
+      /// How the solution is evaluated inside a step.
+      Dense: DenseOutput
+      /// Where the coefficients come from.
+      Citation: string }
+
+    /// Number of stages.
+    member t.Stages = t.C.Length
+    /// First Same As Last: the last stage is evaluated at the solution (c = 1 and the last row of A equals b),
+    /// so it is the first stage of the next step. Derived from the coefficients, not declared.
+    member t.Fsal =
+        let s = t.Stages
+        s > 1 && t.C[s - 1] = 1.0 && t.A[s - 1].Length = s - 1
+        && Array.forall2 (fun a b -> abs (a - b) < 1e-15) t.A[s - 1] t.B[0 .. s - 2] && t.B[s - 1] = 0.0
+    /// True when the method has an embedded error estimate.
+    member t.IsAdaptive = t.E.IsSome
+    /// The order used by step-size control: min(order, embedded order).
+    member t.ErrorOrder = match t.EmbeddedOrder with Some p -> min p t.Order | None -> t.Order
+
+    override t.ToString() = t.Name
+
+module ButcherTableau =
+    /// Tolerance of the consistency checks: the coefficients of some methods are given as rational approximations.
+    let private tol = 1e-12
+
+    /// Builds a tableau and checks it: shapes agree, row sums of A equal c, the weights b sum to one, the error
+    /// weights sum to zero, and a continuous extension reproduces b at θ = 1 and 0 at θ = 0.
+    let create name order embeddedOrder (c: float[]) (a: float[][]) (b: float[]) (e: float[] option) dense citation =
+        let fail (why: string) = raise (ArgumentException($"Butcher tableau '{name}' is inconsistent: {why}."))
+        let s = c.Length
+        if s = 0 then fail "it has no stages"
+        if a.Length <> s then fail $"A has {a.Length} rows for {s} stages"
+        if b.Length <> s then fail $"b has {b.Length} weights for {s} stages"
+        a |> Array.iteri (fun i row ->
+            if row.Length <> i then fail $"row {i} of A has {row.Length} entries, expected {i}"
+            let sum = Array.sum row
+            if abs (sum - c[i]) > tol then fail $"row {i} of A sums to {sum}, but c[{i}] = {c[i]}")
+        let bs = Array.sum b
+        if abs (bs - 1.0) > tol then fail $"b sums to {bs}, not 1"
+        match e, embeddedOrder with
+        | Some e, Some _ ->
+            if e.Length <> s then fail $"e has {e.Length} weights for {s} stages"
+            let es = Array.sum e
+            if abs es > tol then fail $"the error weights sum to {es}, not 0"
+        | None, None -> ()
+        | _ -> fail "an embedded order and error weights must be given together"
+        match dense with
+        | DenseOutput.Continuous w ->
+            let w1, w0 = w 1.0, w 0.0
+            if w1.Length <> s && w1.Length <> s + 1 then fail $"the continuous extension has {w1.Length} weights for {s} stages"
+            let bExtended = if w1.Length = s then b else Array.append b [| 0.0 |]
+            Array.iteri (fun i wi -> if abs (wi - bExtended[i]) > 1e-10 then fail $"the continuous extension's b_{i}(1) = {wi}, not b_{i} = {bExtended[i]}") w1
+            if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"
+        | DenseOutput.Hermite -> ()
+        { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation }

@@ -1,0 +1,108 @@
+/// Bad input and failed solves raise exceptions whose messages name the problem and the value or time.
+module NeuralOde.Tests.Solve.ErrorTests
+
+open System
+open Expecto
+open TorchSharp
+open NeuralOde
+open NeuralOde.Tests.Support
+open NeuralOde.Tests.Support.Raises
+
+let private decay: VectorField = fun _ x -> x.neg()
+let private x0 () = Tensors.f64 [| 1.0; 2.0 |]
+let private solveWith control times = (use x = x0 () in Ode.odeint decay x times Solvers.dopri5 control |> ignore)
+let private adaptiveWith (edit: AdaptiveOptions -> AdaptiveOptions) = StepControl.Adaptive(edit StepControl.defaults)
+
+[<Tests>]
+let tests =
+    testList "Solve/errors" [
+        test "a non-monotonic time grid names the offending points" {
+            let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 0.0; 1.0; 0.5; 2.0 |])
+            Expect.equal e.ParamName "times" "names the argument"
+            Expect.stringContains e.Message "strictly increasing" "says what is expected"
+            Expect.stringContains e.Message "times[2] = 0.5" "names the bad value"
+        }
+        test "an empty span is refused" {
+            let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 1.0; 1.0 |])
+            Expect.stringContains e.Message "empty interval" "says the span is empty"
+        }
+        test "a single time point is refused" {
+            let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 1.0 |])
+            Expect.stringContains e.Message "at least a start and an end" "says what is missing"
+        }
+        test "a non-finite time is refused" {
+            let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 0.0; nan |])
+            Expect.stringContains e.Message "times[1] is NaN" "names the value"
+        }
+        for name, control in [ "rtol", StepControl.adaptive 0.0 1e-8; "rtol", StepControl.adaptive nan 1e-8
+                               "atol", StepControl.adaptive 1e-6 -1.0; "dt", StepControl.fixedStep 0.0
+                               "maxSteps", adaptiveWith (fun o -> { o with MaxSteps = 0 }) ] do
+            test $"a non-positive or NaN {name} is refused with its value ({control})" {
+                let e = raises<ArgumentOutOfRangeException> (fun () -> solveWith control [| 0.0; 1.0 |])
+                Expect.equal e.ParamName name "names the argument"
+                Expect.stringContains e.Message "got" "gives the value"
+            }
+        test "adaptive control with a fixed-step solver is refused" {
+            let e = raises<ArgumentException> (fun () -> (use x = x0 () in Ode.odeint decay x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.adaptive 1e-6 1e-8) |> ignore))
+            Expect.stringContains e.Message "rk4" "names the solver"
+        }
+        test "NaN in the initial state is refused" {
+            let e = raises<ArgumentException> (fun () -> (use x = Tensors.f64 [| 1.0; nan |] in Ode.odeint decay x [| 0.0; 1.0 |] Solvers.dopri5 (StepControl.adaptive 1e-6 1e-8) |> ignore))
+            Expect.equal e.ParamName "x0" "names the argument"
+        }
+        test "NaN from the vector field stops the solve with the time" {
+            let f: VectorField = fun t x -> if t > 0.3 then x.mul(Scalar.op_Implicit nan) else x.neg()
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 10) |> ignore))
+            Expect.equal e.Failure OdeFailure.NonFiniteValue "kind"
+            Expect.stringContains e.Message "NaN or Inf" "says what"
+            // Steps of 0.1: the step from t = 0.2 is the first whose stages reach past t = 0.3.
+            Expect.floatClose Accuracy.high e.Time 0.2 "the start of the step in which f went bad"
+            Expect.stringContains e.Message "from t = 0.2 to 0.3" "the step in the message"
+        }
+        test "NaN from the vector field at the start stops an adaptive solve at once" {
+            let f: VectorField = fun _ x -> x.mul(Scalar.op_Implicit nan)
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.dopri5 (StepControl.Adaptive { StepControl.defaults with InitialStep = Some 0.1 }) |> ignore))
+            Expect.equal e.Failure OdeFailure.NonFiniteValue "kind"
+            Expect.equal e.Time 0.0 "time"
+        }
+        test "a blow-up becomes a step-size underflow that names the time" {
+            // x' = x², x(0) = 1: x = 1/(1 − t) blows up at t = 1.
+            let f: VectorField = fun _ x -> x.square()
+            let e = raises<OdeSolveException> (fun () -> (use x = Tensors.f64 [| 1.0 |] in Ode.odeint f x [| 0.0; 2.0 |] Solvers.dopri5 (StepControl.adaptive 1e-6 1e-8) |> ignore))
+            Expect.equal e.Failure OdeFailure.StepSizeUnderflow "kind"
+            Expect.isLessThan (abs (e.Time - 1.0)) 1e-3 $"near the singularity (t = {e.Time})"
+            Expect.stringContains e.Message $"Step size underflow at t = {e.Time}" "time in the message"
+            Expect.stringContains e.Message "step h = " "step in the message"
+        }
+        test "the step budget running out names the budget and the time" {
+            let e = raises<OdeSolveException> (fun () ->
+                (use x = x0 () in Ode.odeint (Problems.linear Problems.oscillatory) x [| 0.0; 50.0 |] Solvers.dopri5 (adaptiveWith (fun o -> { o with MaxSteps = 7 })) |> ignore))
+            Expect.equal e.Failure OdeFailure.MaxStepsExceeded "kind"
+            Expect.stringContains e.Message "step budget of 7 steps" "names the budget"
+            Expect.isLessThan e.Time 50.0 "before the end"
+        }
+        test "a vector field returning the wrong shape is named" {
+            let f: VectorField = fun _ x -> torch.cat(([| x; x |]: torch.Tensor[]), 0L)
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.dopri5 (StepControl.adaptive 1e-6 1e-8) |> ignore))
+            Expect.equal e.Failure OdeFailure.VectorFieldMismatch "kind"
+            Expect.stringContains e.Message "shape" "says shape"
+            Expect.stringContains e.Message "[2]" "state shape"
+            Expect.stringContains e.Message "[4]" "returned shape"
+        }
+        test "a vector field returning the wrong dtype is named" {
+            let f: VectorField = fun _ x -> x.to_type(torch.float32)
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 4) |> ignore))
+            Expect.stringContains e.Message "dtype" "says dtype"
+            Expect.stringContains e.Message "Float32" "names the returned dtype"
+        }
+        test "a vector field returning a tensor on another device is named (CUDA only)" {
+            if not (torch.cuda.is_available ()) then skiptest "no CUDA device on this machine"
+            let f: VectorField = fun _ x -> x.cuda()
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 4) |> ignore))
+            Expect.stringContains e.Message "device" "says device"
+        }
+        test "an integer initial state is refused" {
+            let e = raises<ArgumentException> (fun () -> (use x = torch.ones([| 2L |], dtype = torch.int64) in Ode.odeint decay x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 4) |> ignore))
+            Expect.stringContains e.Message "floating-point" "says what is expected"
+        }
+    ]
