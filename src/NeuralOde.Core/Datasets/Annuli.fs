@@ -1,6 +1,6 @@
 /// Concentric annuli (Massaroli et al. 2020, §7.3 of our spec; torchdyn's ToyDataset 'spheres' in 2-D): an inner
 /// circle of radius 1 (label 1) and an outer circle of radius 2 (label 0), half the points each, with Gaussian noise.
-module NeuralOde.Datasets.Annuli
+module NeuralOde.Core.Datasets.Annuli
 
 open System
 open TorchSharp

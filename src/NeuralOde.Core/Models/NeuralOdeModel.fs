@@ -1,4 +1,4 @@
-namespace NeuralOde
+namespace NeuralOde.Core
 
 open TorchSharp
 open type TorchSharp.torch.nn
@@ -30,12 +30,14 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// Statistics of the most recent forward solve.
     member _.LastStatistics = last
 
-    /// Solves from x over `outputTimes` (defaults to the block's grid) and returns every output state.
-    member _.Trajectory(x: torch.Tensor, ?outputTimes: float[]) : OdeSolution =
-        let grid = defaultArg outputTimes times
-        let solution = Ode.solve (OdeProblem.create (fun _ z -> vectorField.forward z) x grid) solver control
+    /// Solves from x and returns the state at every time of `outputTimes`.
+    member _.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution =
+        let solution = Ode.solve (OdeProblem.create (fun _ z -> vectorField.forward z) x outputTimes) solver control
         last <- solution.Statistics
         solution
+
+    /// Solves from x and returns the state at every time of the block's grid.
+    member m.Trajectory(x: torch.Tensor) : OdeSolution = m.Trajectory(x, times)
 
     /// z(S): the state at the last time of the grid.
     override m.forward(x: torch.Tensor) =

@@ -1,7 +1,7 @@
-namespace NeuralOde
+namespace NeuralOde.Core
 
 open TorchSharp
-open NeuralOde.Internal
+open NeuralOde.Core.Internal
 
 /// A vector field f(t, x): the time and the batched state (a tensor of any shape) give dx/dt, a tensor of the same
 /// shape, dtype and device as x.

@@ -1,11 +1,11 @@
 /// The integration loop: steps a Runge–Kutta tableau from the first to the last output time under a step-size
 /// control, evaluating the requested outputs by dense output. Every step runs in its own dispose scope; only the
 /// state, f at the state and the outputs outlive it, so native memory stays flat however many steps are taken.
-module NeuralOde.Integrate
+module NeuralOde.Core.Integrate
 
 open System
 open TorchSharp
-open NeuralOde.Internal
+open NeuralOde.Core.Internal
 
 type Tensor = torch.Tensor
 

@@ -1,5 +1,5 @@
 /// The front door: solve a problem with a solver (a tableau) under a step control.
-module NeuralOde.Ode
+module NeuralOde.Core.Ode
 
 open TorchSharp
 

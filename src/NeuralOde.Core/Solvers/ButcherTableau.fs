@@ -1,4 +1,4 @@
-namespace NeuralOde
+namespace NeuralOde.Core
 
 open System
 

@@ -1,8 +1,8 @@
 /// One explicit Runge–Kutta step over any Butcher tableau (Hairer, Nørsett & Wanner, "Solving ODEs I", §II.1).
-module NeuralOde.RungeKuttaStep
+module NeuralOde.Core.RungeKuttaStep
 
 open TorchSharp
-open NeuralOde.Internal
+open NeuralOde.Core.Internal
 
 type Tensor = torch.Tensor
 
@@ -17,7 +17,7 @@ type StepResult =
 
 /// Takes one step. `k1` is f(t, y), already evaluated (the previous step's last stage for FSAL methods).
 /// For FSAL tableaux Y1 is the point the last stage was evaluated at, so f(t + h, Y1) = Ks[s−1].
-let step (tableau: NeuralOde.ButcherTableau) (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (h: float) (k1: Tensor) =
+let step (tableau: NeuralOde.Core.ButcherTableau) (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (h: float) (k1: Tensor) =
     let s = tableau.Stages
     let ks = Array.zeroCreate<Tensor> s
     ks[0] <- k1

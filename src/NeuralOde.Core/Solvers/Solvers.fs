@@ -1,7 +1,7 @@
 /// The catalogue of solvers: each value is a Butcher tableau (data), solved by the generic Runge–Kutta step.
-module NeuralOde.Solvers
+module NeuralOde.Core.Solvers
 
-open NeuralOde.Tableaux
+open NeuralOde.Core.Tableaux
 
 /// Forward Euler, order 1, fixed step.
 let euler = Euler.tableau

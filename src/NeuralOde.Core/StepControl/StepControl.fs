@@ -1,6 +1,6 @@
-namespace NeuralOde
+namespace NeuralOde.Core
 
-open NeuralOde.Internal
+open NeuralOde.Core.Internal
 
 /// Options of adaptive step-size control (Hairer, Nørsett & Wanner, "Solving ODEs I", §II.4; Söderlind 2002 for
 /// the PI form).

@@ -3,8 +3,8 @@ module NeuralOde.Tests.Models.NeuralOdeModelTests
 open Expecto
 open TorchSharp
 open type TorchSharp.torch.nn
-open NeuralOde
-open NeuralOde.Datasets
+open NeuralOde.Core
+open NeuralOde.Core.Datasets
 
 [<Tests>]
 let tests =

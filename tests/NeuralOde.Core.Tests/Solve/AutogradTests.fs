@@ -3,7 +3,7 @@ module NeuralOde.Tests.Solve.AutogradTests
 
 open Expecto
 open TorchSharp
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support
 
 /// Loss Σ x(1)² for dx/dt = tanh(x W), as a function of x0 and W.

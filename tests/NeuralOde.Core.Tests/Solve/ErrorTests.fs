@@ -4,7 +4,7 @@ module NeuralOde.Tests.Solve.ErrorTests
 open System
 open Expecto
 open TorchSharp
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 

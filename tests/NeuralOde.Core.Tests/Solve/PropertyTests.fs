@@ -3,7 +3,7 @@ module NeuralOde.Tests.Solve.PropertyTests
 
 open Expecto
 open TorchSharp
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Generators
 

@@ -11,7 +11,7 @@
 module NeuralOde.Tests.Solvers.AdaptiveAccuracyTests
 
 open Expecto
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support
 
 let private rtol, atol = 1e-7, 1e-9

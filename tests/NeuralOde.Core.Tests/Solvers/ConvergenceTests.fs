@@ -9,7 +9,7 @@ module NeuralOde.Tests.Solvers.ConvergenceTests
 
 open Expecto
 open TorchSharp
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support
 
 type private Case = { Problem: VectorField; X0: float[]; TEnd: float; Exact: float[] }

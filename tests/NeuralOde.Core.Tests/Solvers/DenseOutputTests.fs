@@ -3,7 +3,7 @@
 module NeuralOde.Tests.Solvers.DenseOutputTests
 
 open Expecto
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support
 
 /// Error at t = 0.7 (inside a step for every n used) with n equal steps on [0, 2].

@@ -1,7 +1,7 @@
 module NeuralOde.Tests.Solvers.TableauTests
 
 open Expecto
-open NeuralOde
+open NeuralOde.Core
 open NeuralOde.Tests.Support.Raises
 
 let private continuousWeights (t: ButcherTableau) =

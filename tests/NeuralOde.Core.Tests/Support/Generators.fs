@@ -4,7 +4,7 @@ module NeuralOde.Tests.Support.Generators
 open FsCheck
 open FsCheck.FSharp
 open TorchSharp
-open NeuralOde
+open NeuralOde.Core
 
 /// A random smooth nonlinear problem: f(t, x) = 0.8·tanh(x W + b) + 0.1·sin(t), x0 of shape [batch; dim].
 type RandomProblem =

@@ -2,7 +2,7 @@
 module NeuralOde.Tests.Support.Problems
 
 open TorchSharp
-open NeuralOde
+open NeuralOde.Core
 
 /// y1' = cos(t)·y1 and y2' = −cos(t)·y2², y(0) = (1, 1): y1 = exp(sin t), y2 = 1/(1 + sin t). Nonlinear and
 /// time-dependent, so every order condition of a Runge–Kutta method matters.

@@ -1,8 +1,8 @@
 /// Bogacki–Shampine 3(2), FSAL, the method of MATLAB's ode23 (Bogacki & Shampine 1989,
 /// "A 3(2) pair of Runge–Kutta formulas", Appl. Math. Lett. 2(4)).
-module NeuralOde.Tableaux.Bosh3
+module NeuralOde.Core.Tableaux.Bosh3
 
-open NeuralOde
+open NeuralOde.Core
 
 let private b = [| 2.0 / 9.0; 1.0 / 3.0; 4.0 / 9.0; 0.0 |]
 let private bHat = [| 7.0 / 24.0; 1.0 / 4.0; 1.0 / 3.0; 1.0 / 8.0 |]

@@ -1,9 +1,9 @@
 /// Dormand–Prince 5(4), FSAL, with Hairer's fourth-order continuous extension (Dormand & Prince 1980,
 /// "A family of embedded Runge–Kutta formulae", J. Comput. Appl. Math. 6(1); dense output from Hairer, Nørsett &
 /// Wanner, "Solving ODEs I", §II.6, as in their code DOPRI5). The default adaptive solver of torchdiffeq and torchdyn.
-module NeuralOde.Tableaux.Dopri5
+module NeuralOde.Core.Tableaux.Dopri5
 
-open NeuralOde
+open NeuralOde.Core
 
 let private b = [| 35.0 / 384.0; 0.0; 500.0 / 1113.0; 125.0 / 192.0; -2187.0 / 6784.0; 11.0 / 84.0; 0.0 |]
 let private bHat = [| 5179.0 / 57600.0; 0.0; 7571.0 / 16695.0; 393.0 / 640.0; -92097.0 / 339200.0; 187.0 / 2100.0; 1.0 / 40.0 |]

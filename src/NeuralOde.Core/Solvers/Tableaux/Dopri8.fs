@@ -2,9 +2,9 @@
 /// J. Comput. Appl. Math. 7(1)), coefficients as the published rational approximations. Not FSAL. Dense output by a
 /// continuous extension of degree 6 in θ over the 13 stages and f at the step's end (the polynomials torchdiffeq's
 /// dopri8 evaluates at θ = 1/2); its measured order inside steps is in the dense-output tests.
-module NeuralOde.Tableaux.Dopri8
+module NeuralOde.Core.Tableaux.Dopri8
 
-open NeuralOde
+open NeuralOde.Core
 
 let private b =
     [| 14005451.0 / 335480064.0; 0.0; 0.0; 0.0; 0.0; -59238493.0 / 1068277825.0; 181606767.0 / 758867731.0

@@ -1,7 +1,7 @@
 /// Forward Euler, order 1 (Euler 1768; Hairer, Nørsett & Wanner, "Solving ODEs I", §I.7).
-module NeuralOde.Tableaux.Euler
+module NeuralOde.Core.Tableaux.Euler
 
-open NeuralOde
+open NeuralOde.Core
 
 let tableau =
     ButcherTableau.create "euler" 1 None [| 0.0 |] [| [||] |] [| 1.0 |] None DenseOutput.Hermite

@@ -1,7 +1,7 @@
 /// Heun's method (explicit trapezoidal rule), order 2 (Heun 1900; Butcher 2016, §23).
-module NeuralOde.Tableaux.Heun
+module NeuralOde.Core.Tableaux.Heun
 
-open NeuralOde
+open NeuralOde.Core
 
 let tableau =
     ButcherTableau.create "heun" 2 None [| 0.0; 1.0 |] [| [||]; [| 1.0 |] |] [| 0.5; 0.5 |] None DenseOutput.Hermite

@@ -1,7 +1,7 @@
 /// Explicit midpoint rule, order 2 (Runge 1895; Hairer, Nørsett & Wanner, "Solving ODEs I", §II.1).
-module NeuralOde.Tableaux.Midpoint
+module NeuralOde.Core.Tableaux.Midpoint
 
-open NeuralOde
+open NeuralOde.Core
 
 let tableau =
     ButcherTableau.create "midpoint" 2 None [| 0.0; 0.5 |] [| [||]; [| 0.5 |] |] [| 0.0; 1.0 |] None DenseOutput.Hermite

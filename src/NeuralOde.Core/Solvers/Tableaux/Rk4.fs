@@ -1,7 +1,7 @@
 /// The classical fourth-order Runge–Kutta method (Kutta 1901; Hairer, Nørsett & Wanner, "Solving ODEs I", Table II.1.2).
-module NeuralOde.Tableaux.Rk4
+module NeuralOde.Core.Tableaux.Rk4
 
-open NeuralOde
+open NeuralOde.Core
 
 let tableau =
     ButcherTableau.create "rk4" 4 None

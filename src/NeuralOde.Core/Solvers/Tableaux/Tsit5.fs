@@ -1,9 +1,9 @@
 /// Tsitouras 5(4), FSAL, with its own fourth-order continuous extension (Tsitouras 2011, "Runge–Kutta pairs of order
 /// 5(4) satisfying only the first column simplifying assumption", Comput. Math. Appl. 62(2)). The coefficients are
 /// the published ones as used by OrdinaryDiffEq.jl and diffrax.
-module NeuralOde.Tableaux.Tsit5
+module NeuralOde.Core.Tableaux.Tsit5
 
-open NeuralOde
+open NeuralOde.Core
 
 let private b =
     [| 0.09646076681806522951816731316512876; 0.01; 0.4798896504144995747752495322905965

@@ -1,0 +1,80 @@
+using System;
+using NeuralOde.Core;
+using TorchSharp;
+
+namespace NeuralOde.Tests;
+
+public class OdeTests
+{
+    static torch.Tensor Decay(double t, torch.Tensor x) => -x;
+
+    [Fact]
+    public void Dopri5SolvesExponentialDecayWithinTolerance()
+    {
+        using var x0 = torch.tensor(new[] { 1.0, 2.0 });
+        using var solution = Ode.Solve(Decay, x0, new[] { 0.0, 0.5, 1.0 }, Solvers.Dopri5(), StepSize.Adaptive(1e-8, 1e-10));
+        var states = solution.States.data<double>().ToArray();
+        Assert.Equal(6, states.Length);
+        Assert.Equal(Math.Exp(-0.5), states[2], 7);
+        Assert.Equal(2 * Math.Exp(-1.0), states[5], 7);
+        Assert.True(solution.Statistics.AcceptedSteps > 0);
+        Assert.True(solution.Statistics.FunctionEvaluations >= 6 * solution.Statistics.AcceptedSteps);
+    }
+
+    [Fact]
+    public void DefaultsAreDopri5AndAdaptive()
+    {
+        using var x0 = torch.ones(3, dtype: torch.float32);
+        using var solution = Ode.Solve(Decay, x0, new[] { 0.0, 1.0 });
+        Assert.Equal(torch.float32, solution.Final.dtype);
+        Assert.Equal(Math.Exp(-1.0), solution.Final[0].ToDouble(), 5);
+    }
+
+    [Fact]
+    public void IntegratesBackwardInTime()
+    {
+        using var x0 = torch.tensor(new[] { Math.Exp(-1.0) });
+        using var solution = Ode.Solve(Decay, x0, new[] { 1.0, 0.0 }, Solvers.Tsit5(), StepSize.Adaptive(1e-9, 1e-12));
+        Assert.Equal(1.0, solution.Final.ToDouble(), 8);
+    }
+
+    [Fact]
+    public void FixedStepRk4TakesTheRequestedSteps()
+    {
+        using var x0 = torch.tensor(new[] { 1.0 });
+        using var solution = Ode.Solve(Decay, x0, new[] { 0.0, 1.0 }, Solvers.Rk4(), StepSize.Steps(10));
+        Assert.Equal(new SolveStatistics(40, 10, 0), solution.Statistics);
+    }
+
+    [Fact]
+    public void BadInputNamesTheArgument()
+    {
+        using var x0 = torch.tensor(new[] { 1.0 });
+        var grid = Assert.Throws<ArgumentException>(() => Ode.Solve(Decay, x0, new[] { 0.0, 1.0, 0.5 }));
+        Assert.Equal("times", grid.ParamName);
+        var rtol = Assert.Throws<ArgumentOutOfRangeException>(() => StepSize.Adaptive(rtol: -1));
+        Assert.Equal("rtol", rtol.ParamName);
+        Assert.Contains("-1", rtol.Message);
+        Assert.Throws<ArgumentException>(() => Ode.Solve(Decay, x0, new[] { 0.0, 1.0 }, Solvers.Rk4(), StepSize.Adaptive()));
+    }
+
+    [Fact]
+    public void FailedSolveReportsTimeAndKind()
+    {
+        using var x0 = torch.tensor(new[] { 1.0 });
+        var e = Assert.Throws<OdeSolveException>(() =>
+            Ode.Solve((t, x) => x * x, x0, new[] { 0.0, 2.0 }, Solvers.Dopri5(), StepSize.Adaptive(1e-6, 1e-8)));
+        Assert.Equal(OdeFailure.StepSizeUnderflow, e.Failure);
+        Assert.InRange(e.Time, 0.999, 1.001);
+    }
+
+    [Fact]
+    public void SolversCatalogue()
+    {
+        Assert.Equal(new[] { "euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dopri8" },
+            Solvers.All.Select(s => s.Name));
+        Assert.True(Solvers.ByName("Tsit5").IsAdaptive);
+        Assert.False(Solvers.Rk4().IsAdaptive);
+        Assert.Equal(5, Solvers.Dopri5().Order);
+    }
+}
