@@ -5,4 +5,5 @@ open Expecto
 [<EntryPoint>]
 let main argv =
     TorchSharp.torch.set_num_threads 2
-    Tests.runTestsInAssemblyWithCLIArgs [] argv
+    // Names read like paths: Solvers/dopri5/convergence order is 5.
+    Tests.runTestsInAssemblyWithCLIArgs [ CLIArguments.JoinWith "/" ] argv

@@ -1,0 +1,162 @@
+// NeuralOde build script: `dotnet fsi build.fsx <target>`.
+//   build   restore and build the solution (Release)
+//   test    every F# (Expecto) and C# (xunit) test, then one line `N passed, N failed`; non-zero exit on any failure
+//   demo    the main job: train a Neural ODE on concentric annuli, write its figures to out/demo/
+//   bench   the benchmark project (not part of test); tables to out/bench/
+//   pack    NuGet packages to out/packages/, then a throw-away C# app restores them from there, builds and runs
+//   clean   remove out/ and every bin/ and obj/
+// Arguments after the target go to the program it runs (test: to the Expecto runner; bench: to the benchmarks).
+open System
+open System.Diagnostics
+open System.IO
+open System.Xml.Linq
+
+type Target =
+    | Build
+    | Test
+    | Demo
+    | Bench
+    | Pack
+    | Clean
+
+let root = __SOURCE_DIRECTORY__
+let outDir = Path.Combine(root, "out")
+let configuration = "Release"
+
+let run (workDir: string) (program: string) (args: string list) =
+    let psi = ProcessStartInfo(program, args, WorkingDirectory = workDir, UseShellExecute = false)
+    psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] <- "1"
+    psi.Environment["DOTNET_NOLOGO"] <- "1"
+    use p = Process.Start psi
+    p.WaitForExit()
+    p.ExitCode
+
+let dotnet args = run root "dotnet" args
+
+let require what code =
+    if code <> 0 then
+        eprintfn "build.fsx: %s failed (exit code %d)" what code
+        exit code
+
+let build () = dotnet [ "build"; "NeuralOde.sln"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build"
+
+let binary (project: string) (name: string) = Path.Combine(root, project, "bin", configuration, "net10.0", name)
+
+/// Passed and failed counts of an Expecto JUnit summary (skipped tests count as neither).
+let junitCounts (file: string) =
+    let cases = XDocument.Load(file).Descendants(XName.Get "testcase") |> List.ofSeq
+    let failed = cases |> List.filter (fun c -> c.Elements() |> Seq.exists (fun e -> e.Name.LocalName = "failure" || e.Name.LocalName = "error"))
+    let skipped = cases |> List.filter (fun c -> c.Elements() |> Seq.exists (fun e -> e.Name.LocalName = "skipped"))
+    cases.Length - failed.Length - skipped.Length, failed.Length, skipped.Length
+
+/// Passed and failed counts of a TRX file.
+let trxCounts (file: string) =
+    let counters = XDocument.Load(file).Descendants() |> Seq.find (fun e -> e.Name.LocalName = "Counters")
+    let get (n: string) = match counters.Attribute(XName.Get n) with null -> 0 | a -> int a.Value
+    get "passed", get "failed" + get "error" + get "timeout" + get "aborted", get "notExecuted"
+
+let test (extra: string list) =
+    build ()
+    let results = Path.Combine(outDir, "test")
+    if Directory.Exists results then Directory.Delete(results, true)
+    Directory.CreateDirectory results |> ignore
+    let junit = Path.Combine(results, "fsharp-junit.xml")
+    printfn "== F# tests (Expecto) =="
+    let fsCode =
+        run root "dotnet" ([ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"
+                             "--colours"; "0"; "--junit-summary"; junit ] @ extra)
+    printfn "== C# tests (xunit) =="
+    let csCode =
+        dotnet [ "test"; "tests/NeuralOde.Tests/NeuralOde.Tests.csproj"; "-c"; configuration; "--no-build"; "--nologo"
+                 "--logger"; "trx;LogFileName=csharp.trx"; "--results-directory"; results ]
+    let count name file reader code =
+        if File.Exists file then
+            let passed, failed, skipped = reader file
+            printfn "%s: %d passed, %d failed, %d skipped (runner exit code %d)" name passed failed skipped code
+            // A runner that crashed after writing its file still fails the run.
+            passed, (if failed = 0 && code <> 0 then 1 else failed)
+        else
+            printfn "%s: no results file (runner exit code %d); counted as one failure" name code
+            0, 1
+    let fsPassed, fsFailed = count "F#" junit junitCounts fsCode
+    let csPassed, csFailed = count "C#" (Path.Combine(results, "csharp.trx")) trxCounts csCode
+    let passed, failed = fsPassed + csPassed, fsFailed + csFailed
+    printfn "%d passed, %d failed" passed failed
+    if failed > 0 then exit 1
+
+let demo (extra: string list) =
+    dotnet [ "build"; "examples/AnnuliDemo/AnnuliDemo.fsproj"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build of the demo"
+    run root "dotnet" (binary "examples/AnnuliDemo" "AnnuliDemo.dll" :: (if extra.IsEmpty then [ Path.Combine(outDir, "demo") ] else extra))
+    |> require "demo"
+
+let bench (extra: string list) =
+    dotnet [ "build"; "tests/NeuralOde.Benchmarks/NeuralOde.Benchmarks.fsproj"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build of the benchmarks"
+    run root "dotnet" (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: "--out" :: Path.Combine(outDir, "bench") :: extra)
+    |> require "benchmarks"
+
+/// The consumer app of `pack`: a gradient through Dopri5 from C#.
+let consumerProgram = """using NeuralOde; using TorchSharp;
+using var x0 = torch.tensor(new[] { 1.0 }, requires_grad: true);
+using var solution = Ode.Solve((t, x) => -x, x0, new[] { 0.0, 1.0 }, Solvers.Dopri5(), StepSize.Adaptive(1e-8, 1e-10));
+solution.Final.sum().backward();
+System.Console.WriteLine($"consumer: x(1) = {solution.Final.ToDouble():F8} (exp(-1) = {System.Math.Exp(-1):F8}), dx(1)/dx0 = {x0.grad!.ToDouble():F8}");
+"""
+
+/// Packs NeuralOde.Core and NeuralOde with a unique version, checks the package carries the native fix, then builds
+/// and runs a throw-away C# console app against the packages, as a consumer would.
+let pack () =
+    let version = "0.1.0-local." + DateTime.UtcNow.ToString("yyyyMMddHHmmss")
+    let packages = Path.Combine(outDir, "packages")
+    Directory.CreateDirectory packages |> ignore
+    for project in [ "src/NeuralOde.Core/NeuralOde.Core.fsproj"; "src/NeuralOde/NeuralOde.csproj" ] do
+        dotnet [ "pack"; project; "-c"; configuration; "-o"; packages; $"-p:Version={version}"; "-nologo"; "-v"; "minimal" ] |> require $"pack {project}"
+    let nupkg = Path.Combine(packages, $"NeuralOde.{version}.nupkg")
+    use zip = IO.Compression.ZipFile.OpenRead nupkg
+    for entry in [ "buildTransitive/NeuralOde.targets"; "buildTransitive/GlibcxxPatch.cs" ] do
+        if zip.GetEntry entry |> isNull then
+            eprintfn "build.fsx: %s lacks %s" nupkg entry
+            exit 1
+    printfn "%s carries buildTransitive/NeuralOde.targets and GlibcxxPatch.cs" nupkg
+    let app = Path.Combine(outDir, "pack-consumer")
+    if Directory.Exists app then Directory.Delete(app, true)
+    Directory.CreateDirectory app |> ignore
+    // Outside the repository's Directory.Build.* files, exactly as a user's project.
+    File.WriteAllText(Path.Combine(app, "Directory.Build.props"), "<Project />")
+    File.WriteAllText(Path.Combine(app, "Directory.Build.targets"), "<Project />")
+    File.WriteAllText(Path.Combine(app, "Directory.Packages.props"), "<Project><PropertyGroup><ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup></Project>")
+    File.WriteAllText(Path.Combine(app, "nuget.config"), $"""<?xml version="1.0" encoding="utf-8"?>
+<configuration><packageSources><add key="local" value="{packages}" /></packageSources></configuration>""")
+    File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><NoWarn>NU1603</NoWarn></PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="NeuralOde" Version="{version}" />
+    <PackageReference Include="libtorch-cpu-linux-x64" Version="2.10.0" />
+  </ItemGroup>
+</Project>""")
+    File.WriteAllText(Path.Combine(app, "Program.cs"), consumerProgram)
+    run app "dotnet" [ "run"; "-c"; configuration; "--nologo" ] |> require "the consumer app built against the packages"
+
+let clean () =
+    if Directory.Exists outDir then Directory.Delete(outDir, true)
+    for dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories) |> Array.ofSeq do
+        let name = Path.GetFileName dir
+        if (name = "bin" || name = "obj") && Directory.Exists dir && not (dir.Contains "/.git/") then Directory.Delete(dir, true)
+
+let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
+let targets =
+    [ "build", Build; "test", Test; "demo", Demo; "bench", Bench; "pack", Pack; "clean", Clean ]
+match args with
+| name :: extra ->
+    match targets |> List.tryFind (fun (n, _) -> n = name) with
+    | Some(_, Build) -> build ()
+    | Some(_, Test) -> test extra
+    | Some(_, Demo) -> demo extra
+    | Some(_, Bench) -> bench extra
+    | Some(_, Pack) -> pack ()
+    | Some(_, Clean) -> clean ()
+    | None ->
+        eprintfn "Unknown target '%s'. Targets: %s" name (targets |> List.map fst |> String.concat ", ")
+        exit 2
+| [] ->
+    eprintfn "Usage: dotnet fsi build.fsx <target>. Targets: %s" (targets |> List.map fst |> String.concat ", ")
+    exit 2

@@ -1,0 +1,32 @@
+/// Timing and memory readings.
+module NeuralOde.Benchmarks.Measure
+
+open System
+open System.Diagnostics
+
+/// Resident set size of this process in MiB, after a full garbage collection (so finalisable tensors left to the
+/// GC would show up as growth only if nothing disposed them).
+let residentMiB () =
+    GC.Collect()
+    GC.WaitForPendingFinalizers()
+    GC.Collect()
+    use p = Process.GetCurrentProcess()
+    p.Refresh()
+    float p.WorkingSet64 / (1024.0 * 1024.0)
+
+/// Median, min and max of a sample.
+type Summary = { Median: float; Min: float; Max: float; Count: int }
+
+let summarize (xs: float[]) =
+    let s = Array.sort xs
+    let median = if s.Length % 2 = 1 then s[s.Length / 2] else 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2])
+    { Median = median; Min = s[0]; Max = s[s.Length - 1]; Count = s.Length }
+
+/// Milliseconds of each of `repeats` calls of `action`, after `warmup` untimed calls.
+let time (warmup: int) (repeats: int) (action: unit -> unit) =
+    for _ in 1 .. warmup do action ()
+    Array.init repeats (fun _ ->
+        let clock = Stopwatch.StartNew()
+        action ()
+        clock.Elapsed.TotalMilliseconds)
+    |> summarize
