@@ -7,6 +7,10 @@ open NeuralOde.Core.Internal
 /// shape, dtype and device as x.
 type VectorField = float -> torch.Tensor -> torch.Tensor
 
+/// A running loss l(t, x): a 0-dim tensor (summed over the batch) whose integral over the span is part of the loss
+/// (Massaroli et al. 2020, Proposition 1).
+type IntegralLoss = float -> torch.Tensor -> torch.Tensor
+
 /// An initial value problem dx/dt = f(t, x), x(times[0]) = x0, whose solution is wanted at every point of `Times`.
 /// It is data only: how it is solved (solver, step control, sensitivity) is chosen when it is solved.
 type OdeProblem =
@@ -15,7 +19,14 @@ type OdeProblem =
       /// The initial state at Times[0]; its dtype and device decide those of the whole solve.
       X0: torch.Tensor
       /// Output times, strictly monotone; Times[0] is the start, the last is the end. Decreasing means backward in time.
-      Times: float[] }
+      Times: float[]
+      /// The tensors f depends on whose gradients adjoint methods compute (typically a module's parameters). Autograd
+      /// through the solver finds them by itself and ignores this.
+      Parameters: torch.Tensor[]
+      /// An optional running loss l(t, x) integrated over the span; its integral is returned with the solution.
+      IntegralLoss: IntegralLoss option
+      /// The output times as a 1-D tensor, when gradients with respect to the times are wanted (adjoint methods).
+      TimeTensor: torch.Tensor option }
 
     /// The start time.
     member p.T0 = p.Times[0]
@@ -32,7 +43,22 @@ module OdeProblem =
         Guard.timeGrid "times" times |> ignore
         if not (torch.is_floating_point x0) then
             raise (System.ArgumentException($"x0 must be a floating-point tensor (float32 or float64); got dtype {x0.dtype}.", "x0"))
-        { VectorField = f; X0 = x0; Times = Array.copy times }
+        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None }
 
     /// A problem on the span [t0, t1] with outputs at its two ends.
     let onSpan (f: VectorField) (x0: torch.Tensor) (t0: float) (t1: float) = create f x0 [| t0; t1 |]
+
+    /// Declares the tensors f depends on (for adjoint methods).
+    let withParameters (parameters: seq<torch.Tensor>) (problem: OdeProblem) =
+        { problem with Parameters = Array.ofSeq parameters }
+
+    /// Adds a running loss l(t, x) whose integral over the span is computed with the solution.
+    let withIntegralLoss (loss: IntegralLoss) (problem: OdeProblem) = { problem with IntegralLoss = Some loss }
+
+    /// Takes the output times from a 1-D tensor, so adjoint methods return dL/dtimes into it.
+    let withTimeTensor (times: torch.Tensor) (problem: OdeProblem) =
+        if isNull times || times.dim() <> 1L then
+            raise (System.ArgumentException("The time tensor must be 1-D.", "times"))
+        let values = times.detach().to_type(torch.float64).cpu().data<float>().ToArray()
+        Guard.timeGrid "times" values |> ignore
+        { problem with Times = values; TimeTensor = Some times }

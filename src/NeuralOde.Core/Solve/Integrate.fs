@@ -31,8 +31,19 @@ let private nonFinite (t: float) (what: string) =
 /// The smallest step allowed at time t: four ulps of t, and never below 1e-14 of the whole span.
 let private minimumStep (span: float) (t: float) = max (4.0 * (Math.BitIncrement(abs t) - abs t)) (1e-14 * abs span)
 
-/// Solves the problem with the tableau under the step control; see Ode.solve.
-let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution =
+/// Knobs of the integration loop that the public API does not expose.
+type Settings =
+    { /// The scaled error norm (rtol, atol, err, y0, y1) → 0-dim tensor; None uses ErrorNorm.scaled. Adjoint solves
+      /// pass a seminorm here.
+      ErrorNorm: (float -> float -> Tensor -> Tensor -> Tensor -> Tensor) option
+      /// Keep every accepted step (for dense evaluation anywhere afterwards).
+      Record: bool }
+
+let defaultSettings = { ErrorNorm = None; Record = false }
+
+/// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
+/// when recording, the trajectory of accepted steps (else None).
+let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution * DenseTrajectory option =
     StepControl.validate control
     let times = problem.Times
     Guard.timeGrid "times" times |> ignore
@@ -50,7 +61,10 @@ let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl)
     let f = checkedField problem.VectorField nfe
     let outputs = Array.zeroCreate<Tensor> times.Length
     outputs[0] <- x0
-    let owned (x: Tensor) = not (isNull x) && not (obj.ReferenceEquals(x, x0))
+    let records = ResizeArray<StepRecord>()
+    let errorNorm = defaultArg settings.ErrorNorm ErrorNorm.scaled
+    // Recorded steps own the states and derivatives they hold, so the loop leaves those alone when recording.
+    let owned (x: Tensor) = not settings.Record && not (isNull x) && not (obj.ReferenceEquals(x, x0))
     let mutable y = x0
     let mutable fy: Tensor = null
     let mutable t = t0
@@ -87,7 +101,7 @@ let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl)
             let accept, error =
                 match control, r.Error with
                 | StepControl.Adaptive o, Some err ->
-                    use norm = ErrorNorm.scaled o.RTol o.ATol err y r.Y1
+                    use norm = errorNorm o.RTol o.ATol err y r.Y1
                     let e = norm.ToDouble()
                     if Double.IsNaN e || Double.IsInfinity e then
                         if not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
@@ -102,6 +116,7 @@ let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl)
                     true, 0.0
             if accept then
                 let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
+                if settings.Record && isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
                 while next < times.Length && (times[next] - tNew) * direction <= 0.0 do
                     let out =
                         if times[next] = tNew || next = times.Length - 1 && landsOnEnd then r.Y1.alias()
@@ -112,8 +127,12 @@ let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl)
                     next <- next + 1
                 let yNew = r.Y1.MoveToOuterDisposeScope()
                 let fNew = if isNull f1 then null else f1.MoveToOuterDisposeScope()
+                if settings.Record then
+                    let ks = r.Ks |> Array.map (fun k -> if obj.ReferenceEquals(k, fy) then k else k.MoveToOuterDisposeScope())
+                    let y0 = if obj.ReferenceEquals(y, x0) then x0.alias().MoveToOuterDisposeScope() else y
+                    records.Add { T = t; H = hStep; Y0 = y0; Y1 = yNew; Ks = ks; F1 = fNew }
                 if owned y then y.Dispose()
-                fy.Dispose()
+                if not settings.Record then fy.Dispose()
                 y <- yNew
                 fy <- fNew
                 t <- tNew
@@ -128,11 +147,23 @@ let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl)
                 if accept then previousError <- max error 1e-4
             | _ -> ()
         let states = torch.stack(outputs)
-        { Times = Array.copy times
-          States = states
-          Statistics = { FunctionEvaluations = nfe.Value; AcceptedSteps = accepted; RejectedSteps = rejected } }
+        let solution =
+            { Times = Array.copy times
+              States = states
+              Integral = None
+              Statistics = { FunctionEvaluations = nfe.Value; AcceptedSteps = accepted; RejectedSteps = rejected }
+              Backward = BackwardStatistics() }
+        let trajectory = if settings.Record then Some(new DenseTrajectory(tableau, records.ToArray())) else None
+        records.Clear()
+        solution, trajectory
     finally
         for i in 1 .. outputs.Length - 1 do
-            if owned outputs[i] then outputs[i].Dispose()
+            if not (isNull outputs[i]) && not (obj.ReferenceEquals(outputs[i], x0)) then outputs[i].Dispose()
         if owned y then y.Dispose()
-        if not (isNull fy) then fy.Dispose()
+        if not settings.Record && not (isNull fy) then fy.Dispose()
+        // On failure, recorded steps are still here: free them.
+        if records.Count > 0 then (new DenseTrajectory(tableau, records.ToArray()) :> IDisposable).Dispose()
+
+/// Solves the problem with the tableau under the step control; see Ode.solve.
+let solve (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution =
+    fst (solveWith defaultSettings problem tableau control)

@@ -15,17 +15,42 @@ type SolveStatistics =
     override s.ToString() =
         $"nfe={s.FunctionEvaluations} accepted={s.AcceptedSteps} rejected={s.RejectedSteps}"
 
+/// Counts of the backward (adjoint) solve, filled in when gradients are computed by an adjoint method; zero for
+/// autograd through the solver, whose backward pass is libtorch's.
+[<AllowNullLiteral>]
+type BackwardStatistics() =
+    /// Evaluations of the augmented (adjoint) vector field.
+    member val FunctionEvaluations = 0 with get, set
+    /// Steps accepted by the backward solves.
+    member val AcceptedSteps = 0 with get, set
+    /// Steps rejected by the backward solves' error control.
+    member val RejectedSteps = 0 with get, set
+    /// How many backward passes have run through this solution.
+    member val BackwardPasses = 0 with get, set
+    member internal s.Add(stats: SolveStatistics) =
+        s.FunctionEvaluations <- s.FunctionEvaluations + stats.FunctionEvaluations
+        s.AcceptedSteps <- s.AcceptedSteps + stats.AcceptedSteps
+        s.RejectedSteps <- s.RejectedSteps + stats.RejectedSteps
+    override s.ToString() =
+        $"backward nfe={s.FunctionEvaluations} accepted={s.AcceptedSteps} rejected={s.RejectedSteps}"
+
 /// The solution at the requested times. Owns `States` (native memory): dispose it, or let a dispose scope do so.
 type OdeSolution =
     { /// The requested output times.
       Times: float[]
       /// The states, stacked: shape [Times.Length; ...x0.shape].
       States: torch.Tensor
-      /// Counts of this solve.
-      Statistics: SolveStatistics }
+      /// ∫ l(t, x(t)) dt over the whole span, when the problem has an integral loss (a 0-dim tensor).
+      Integral: torch.Tensor option
+      /// Counts of the forward solve.
+      Statistics: SolveStatistics
+      /// Counts of the backward solve, for adjoint sensitivities (filled in by backward()).
+      Backward: BackwardStatistics }
 
     /// The state at the last output time.
     member s.Final = s.States[s.Times.Length - 1]
 
     interface IDisposable with
-        member s.Dispose() = s.States.Dispose()
+        member s.Dispose() =
+            s.States.Dispose()
+            s.Integral |> Option.iter (fun i -> i.Dispose())
