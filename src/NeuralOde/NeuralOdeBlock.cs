@@ -18,18 +18,23 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <param name="times">The depth grid; [0, 1] by default.</param>
     /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
     /// <param name="stepSize">Step control; adaptive with rtol = atol = 1e-4 by default, torchdyn's default.</param>
+    /// <param name="sensitivity">How gradients are computed; autograd through the solver by default.</param>
     /// <param name="name">Module name.</param>
     public NeuralOdeBlock(Module<torch.Tensor, torch.Tensor> vectorField, double[]? times = null, Solver? solver = null,
-                          StepSize? stepSize = null, string name = "neural_ode") : base(name)
+                          StepSize? stepSize = null, Sensitivity? sensitivity = null, string name = "neural_ode") : base(name)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
         _block = new Core.NeuralOdeModel(name + "_core", vectorField, (solver ?? Solvers.Dopri5()).Tableau,
-            (stepSize ?? StepSize.Adaptive(1e-4, 1e-4)).Control, times ?? new[] { 0.0, 1.0 });
+            (stepSize ?? StepSize.Adaptive(1e-4, 1e-4)).Control, (sensitivity ?? Sensitivities.Autograd()).Value,
+            times ?? new[] { 0.0, 1.0 });
         register_module("block", _block);
     }
 
     /// <summary>Statistics of the most recent forward solve.</summary>
     public SolveStatistics LastStatistics => SolveStatistics.From(_block.LastStatistics);
+
+    /// <summary>Statistics of the backward solve of the most recent forward solve (adjoint sensitivities).</summary>
+    public BackwardStatistics LastBackwardStatistics => BackwardStatistics.From(_block.LastBackwardStatistics);
 
     /// <summary>The depth grid.</summary>
     public double[] Times => _block.Times;

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using Microsoft.FSharp.Core;
 using NeuralOde.Core;
 using TorchSharp;
@@ -19,16 +21,31 @@ public static class Ode
     /// <param name="times">Output times; the first is the start, the last the end.</param>
     /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
     /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> with its defaults when null.</param>
+    /// <param name="sensitivity">How gradients are computed; <see cref="Sensitivities.Autograd"/> when null.</param>
+    /// <param name="parameters">The tensors f depends on, for adjoint sensitivities (e.g. a module's parameters()).</param>
+    /// <param name="integralLoss">A running loss l(t, x) (a 0-dim tensor); its integral over the span is returned as
+    /// <see cref="OdeSolution.Integral"/> and differentiated like the states.</param>
+    /// <param name="timeTensor">The output times as a 1-D tensor requiring grad, to get dL/dtimes (adjoint only);
+    /// when given, it replaces <paramref name="times"/>, which may then be null.</param>
     /// <exception cref="ArgumentException">A bad time grid, tolerance or initial state; the message names it.</exception>
     /// <exception cref="OdeSolveException">The solve failed part-way; <see cref="OdeSolveException.Time"/> says where.</exception>
-    public static OdeSolution Solve(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times,
-                                    Solver? solver = null, StepSize? stepSize = null)
+    public static OdeSolution Solve(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[]? times,
+                                    Solver? solver = null, StepSize? stepSize = null, Sensitivity? sensitivity = null,
+                                    IEnumerable<torch.Tensor>? parameters = null,
+                                    Func<double, torch.Tensor, torch.Tensor>? integralLoss = null,
+                                    torch.Tensor? timeTensor = null)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
+        if (times is null && timeTensor is null) throw new ArgumentNullException(nameof(times), "Give the output times, as an array or as a time tensor.");
         var f = FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField);
-        var problem = OdeProblemModule.create(f, x0, times);
+        var grid = times ?? timeTensor!.detach().cpu().to_type(torch.float64).data<double>().ToArray();
+        var problem = OdeProblemModule.create(f, x0, grid);
+        if (parameters is not null) problem = OdeProblemModule.withParameters(parameters, problem);
+        if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
+        if (timeTensor is not null) problem = OdeProblemModule.withTimeTensor(timeTensor, problem);
         var method = (solver ?? Solvers.Dopri5()).Tableau;
         var control = (stepSize ?? StepSize.Adaptive()).Control;
-        return new OdeSolution(Core.Ode.solve(problem, method, control));
+        var how = (sensitivity ?? Sensitivities.Autograd()).Value;
+        return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
     }
 }

@@ -19,8 +19,14 @@ public sealed class OdeSolution : IDisposable
     /// <summary>The state at the last output time (a view of <see cref="States"/>).</summary>
     public torch.Tensor Final => _solution.Final;
 
-    /// <summary>Counts of this solve.</summary>
+    /// <summary>∫ l(t, x(t)) dt over the span when an integral loss was given (a 0-dim tensor), else null.</summary>
+    public torch.Tensor? Integral => _solution.Integral is { } integral ? integral.Value : null;
+
+    /// <summary>Counts of the forward solve.</summary>
     public SolveStatistics Statistics => SolveStatistics.From(_solution.Statistics);
+
+    /// <summary>Counts of the backward solve (adjoint sensitivities), read after backward() has run.</summary>
+    public BackwardStatistics BackwardStatistics => BackwardStatistics.From(_solution.Backward);
 
     /// <summary>Frees the states' native memory.</summary>
     public void Dispose() => ((IDisposable)_solution).Dispose();

@@ -25,3 +25,13 @@ let logLogSlope (xs: float[]) (ys: float[]) =
     let num = Array.map2 (fun x y -> (x - mx) * (y - my)) lx ly |> Array.sum
     let den = lx |> Array.sumBy (fun x -> (x - mx) * (x - mx))
     num / den
+
+/// Sets every parameter of a module from a seeded generator (N(0, scale²)), independent of the global RNG, which
+/// tests running in parallel would share.
+let initialize (seed: int) (scale: float) (m: torch.nn.Module) =
+    use g = torch.Generator(uint64 seed)
+    use _ = torch.no_grad()
+    for p in m.parameters() do
+        use values = torch.randn(p.shape, dtype = p.dtype, generator = g)
+        use scaled = values.mul(Scalar.op_Implicit scale)
+        p.copy_(scaled) |> ignore
