@@ -4,6 +4,7 @@
 //   demo    the main job: train a Neural ODE on concentric annuli, write its figures to out/demo/
 //   bench   the benchmark project (not part of test); tables to out/bench/
 //   pack    NuGet packages to out/packages/, then a throw-away C# app restores them from there, builds and runs
+//   appendix  run every script of paper-appendix/ (derivations checked against the library)
 //   clean   remove out/ and every bin/ and obj/
 // Arguments after the target go to the program it runs (test: to the Expecto runner; bench: to the benchmarks).
 open System
@@ -17,6 +18,7 @@ type Target =
     | Demo
     | Bench
     | Pack
+    | Appendix
     | Clean
 
 let root = __SOURCE_DIRECTORY__
@@ -136,6 +138,14 @@ let pack () =
     File.WriteAllText(Path.Combine(app, "Program.cs"), consumerProgram)
     run app "dotnet" [ "run"; "-c"; configuration; "--nologo" ] |> require "the consumer app built against the packages"
 
+/// Runs every .fsx under paper-appendix/ against the Release build; fails if any script fails.
+let appendix () =
+    build ()
+    let scripts = Directory.GetFiles(Path.Combine(root, "paper-appendix"), "*.fsx", SearchOption.AllDirectories) |> Array.sort
+    for script in scripts do
+        printfn "== %s ==" (Path.GetRelativePath(root, script))
+        run root "dotnet" [ "fsi"; script ] |> require script
+
 let clean () =
     if Directory.Exists outDir then Directory.Delete(outDir, true)
     for dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories) |> Array.ofSeq do
@@ -144,7 +154,7 @@ let clean () =
 
 let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
 let targets =
-    [ "build", Build; "test", Test; "demo", Demo; "bench", Bench; "pack", Pack; "clean", Clean ]
+    [ "build", Build; "test", Test; "demo", Demo; "bench", Bench; "pack", Pack; "appendix", Appendix; "clean", Clean ]
 match args with
 | name :: extra ->
     match targets |> List.tryFind (fun (n, _) -> n = name) with
@@ -153,6 +163,7 @@ match args with
     | Some(_, Demo) -> demo extra
     | Some(_, Bench) -> bench extra
     | Some(_, Pack) -> pack ()
+    | Some(_, Appendix) -> appendix ()
     | Some(_, Clean) -> clean ()
     | None ->
         eprintfn "Unknown target '%s'. Targets: %s" name (targets |> List.map fst |> String.concat ", ")

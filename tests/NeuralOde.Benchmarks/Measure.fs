@@ -30,3 +30,15 @@ let time (warmup: int) (repeats: int) (action: unit -> unit) =
         action ()
         clock.Elapsed.TotalMilliseconds)
     |> summarize
+
+/// Peak resident set size of this process so far (VmHWM), in MiB.
+let peakResidentMiB () =
+    System.IO.File.ReadAllLines "/proc/self/status"
+    |> Array.find (fun l -> l.StartsWith "VmHWM:")
+    |> fun l -> float (l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0
+
+/// Memory available to new processes (MemAvailable), in MiB.
+let availableMiB () =
+    System.IO.File.ReadAllLines "/proc/meminfo"
+    |> Array.find (fun l -> l.StartsWith "MemAvailable:")
+    |> fun l -> float (l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0

@@ -3,7 +3,10 @@
 ///                             must stay flat after warm-up (growth under 5%), and the dispose-scope statistics must
 ///                             show no tensor left alive per iteration.
 ///   w1      [--repeats N]     W1 iteration time, median/min/max after warm-up.
-///   all                       both (the default), with the memory run shortened to 2,000 iterations.
+///   w4                        peak memory of one forward + backward pass (batch 4096, MLP 2→256→256→2, RK4 with
+///                             10, 100 and 1000 steps), autograd against the adjoint; each in its own process.
+///   peak --method M --steps N (internal) one such pass; prints its peak memory.
+///   all                       memory (2,000 iterations), w1 and w4.
 module NeuralOde.Benchmarks.Program
 
 open System
@@ -59,6 +62,47 @@ let w1Timing (repeats: int) =
       { Benchmark = "W1"; Metric = "iteration max"; Value = s.Max; Unit = "ms"; Note = "" }
       { Benchmark = "W1"; Metric = "function evaluations"; Value = float w1.Model.LastStatistics.FunctionEvaluations; Unit = ""; Note = "forward" } ]
 
+/// One forward + backward pass in this process; returns (RSS before, peak RSS) in MiB.
+let peakPass (methodName: string) (steps: int) =
+    let sensitivity = if methodName = "adjoint" then NeuralOde.Core.Sensitivity.adjoint else NeuralOde.Core.Sensitivity.Autograd
+    torch.manual_seed(0L) |> ignore
+    let field = torch.nn.Sequential(torch.nn.Linear(2L, 256L), torch.nn.Tanh(), torch.nn.Linear(256L, 256L), torch.nn.Tanh(), torch.nn.Linear(256L, 2L))
+    use model = new NeuralOde.Core.NeuralOdeModel(field, NeuralOde.Core.Solvers.rk4, NeuralOde.Core.StepControl.steps steps, sensitivity, [| 0.0; 1.0 |])
+    use x = torch.randn([| 4096L; 2L |])
+    let before = Measure.residentMiB ()
+    use loss = model.forward(x).square().sum()
+    loss.backward()
+    before, Measure.peakResidentMiB ()
+
+/// W4: each configuration in a child process, so each peak is its own.
+let w4 () =
+    let self = Diagnostics.Process.GetCurrentProcess().MainModule.FileName
+    let dll = Reflection.Assembly.GetExecutingAssembly().Location
+    let measured = Collections.Generic.Dictionary<string * int, float>()
+    [ for methodName in [ "autograd"; "adjoint" ] do
+        for steps in [ 10; 100; 1000 ] do
+            // Autograd keeps every stage's activations: project from 100 steps and skip what cannot fit.
+            let projected =
+                match measured.TryGetValue((methodName, 100)) with
+                | true, at100 when methodName = "autograd" && steps > 100 -> Some(at100 * float steps / 100.0)
+                | _ -> None
+            match projected with
+            | Some p when p > 0.6 * Measure.availableMiB () ->
+                yield { Benchmark = "W4"; Metric = $"{methodName}, {steps} steps"; Value = p / 1024.0; Unit = "GiB (projected)"
+                        Note = $"not run: more than 60%% of the {Measure.availableMiB () / 1024.0:F1} GiB available" }
+            | _ ->
+                let psi = Diagnostics.ProcessStartInfo(self, [ dll; "peak"; "--method"; methodName; "--steps"; string steps ], RedirectStandardOutput = true)
+                use p = Diagnostics.Process.Start psi
+                let output = p.StandardOutput.ReadToEnd()
+                p.WaitForExit()
+                let line = output.Split('\n') |> Array.find (fun l -> l.StartsWith "peak ")
+                let parts = line.Split(' ')
+                let before, peak = float parts[1], float parts[2]
+                measured[(methodName, steps)] <- peak - before
+                printfn "  W4 %s %d steps: +%.3f GiB (peak %.0f MiB, %.0f MiB before)" methodName steps ((peak - before) / 1024.0) peak before
+                yield { Benchmark = "W4"; Metric = $"{methodName}, {steps} steps"; Value = (peak - before) / 1024.0; Unit = "GiB above the pre-pass RSS"
+                        Note = "batch 4096, MLP 2-256-256-2, RK4, float32" } ]
+
 [<EntryPoint>]
 let main argv =
     let args = List.ofArray argv
@@ -70,6 +114,13 @@ let main argv =
         let rows, ok = memory (int (option args "--iterations" "10000"))
         write out "memory" rows
         if ok then 0 else 1
+    | "peak" ->
+        let before, peak = peakPass (option args "--method" "adjoint") (int (option args "--steps" "10"))
+        printfn "peak %f %f" before peak
+        0
+    | "w4" ->
+        write out "w4" (w4 ())
+        0
     | "w1" ->
         write out "w1" (w1Timing (int (option args "--repeats" "100")))
         0
@@ -77,7 +128,8 @@ let main argv =
         let rows, ok = memory (int (option args "--iterations" "2000"))
         write out "memory" rows
         write out "w1" (w1Timing (int (option args "--repeats" "100")))
+        write out "w4" (w4 ())
         if ok then 0 else 1
     | other ->
-        eprintfn "Unknown benchmark '%s'. Benchmarks: memory, w1, all." other
+        eprintfn "Unknown benchmark '%s'. Benchmarks: memory, w1, w4, all." other
         2

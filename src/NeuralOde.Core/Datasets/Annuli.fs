@@ -4,6 +4,7 @@ module NeuralOde.Core.Datasets.Annuli
 
 open System
 open TorchSharp
+open NeuralOde.Core.Internal
 
 /// `n` points (n even) as (inputs [n; 2], labels [n] int64), drawn with `generator` so runs are reproducible.
 let sample (n: int) (noise: float) (dtype: torch.ScalarType) (generator: torch.Generator) =
@@ -11,13 +12,12 @@ let sample (n: int) (noise: float) (dtype: torch.ScalarType) (generator: torch.G
     if noise < 0.0 || Double.IsNaN noise then raise (ArgumentOutOfRangeException("noise", noise, $"noise must be non-negative; got {noise}."))
     use _ = torch.NewDisposeScope()
     let half = int64 (n / 2)
-    let scalar (x: float) = Scalar.op_Implicit x
-    let angles = torch.rand([| int64 n |], dtype = torch.float64, generator = generator).mul(scalar (2.0 * Math.PI))
+    let angles = TensorOps.scale (torch.rand([| int64 n |], dtype = torch.float64, generator = generator)) (2.0 * Math.PI)
     let radii: torch.Tensor =
-        torch.cat(([| torch.ones([| half |], dtype = torch.float64); torch.ones([| half |], dtype = torch.float64).mul(scalar 2.0) |]: torch.Tensor[]), 0L)
+        torch.cat(([| torch.ones([| half |], dtype = torch.float64); TensorOps.scale (torch.ones([| half |], dtype = torch.float64)) 2.0 |]: torch.Tensor[]), 0L)
     let points: torch.Tensor = torch.stack(([| radii.mul(angles.cos()); radii.mul(angles.sin()) |]: torch.Tensor[]), 1L)
     let jitter: torch.Tensor = torch.randn([| int64 n; 2L |], dtype = torch.float64, generator = generator)
-    let noisy = points.add(jitter.mul(scalar noise))
+    let noisy = points.add(TensorOps.scale jitter noise)
     let labels: torch.Tensor =
         torch.cat(([| torch.ones([| half |], dtype = torch.int64); torch.zeros([| half |], dtype = torch.int64) |]: torch.Tensor[]), 0L)
     noisy.to_type(dtype).MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope()

@@ -21,7 +21,8 @@ let derivatives (f: VectorField) (loss: IntegralLoss option) (weight: float) (pa
         match loss with
         | Some l when weight <> 0.0 ->
             let lx = l t xr
-            [| fx; lx |], [| a.neg(); torch.full_like(lx, TorchSharp.Scalar.op_Implicit (-weight)) |]
+            use w = TorchSharp.Scalar.op_Implicit (-weight)
+            [| fx; lx |], [| a.neg(); torch.full_like(lx, w) |]
         | _ -> [| fx |], [| a.neg() |]
     let grads = torch.autograd.grad(outputs, Array.append [| xr |] tracked, seeds, false, false, true)
     let valid (g: Tensor) = not (isNull g) && not g.IsInvalid

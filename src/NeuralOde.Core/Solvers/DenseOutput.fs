@@ -20,10 +20,10 @@ let evaluate (dense: NeuralOde.Core.DenseOutput) (y0: Tensor) (y1: Tensor) (h: f
         let h10 = t3 - 2.0 * t2 + theta
         let h01 = -2.0 * t3 + 3.0 * t2
         let h11 = t3 - t2
-        use a = y0.mul(TorchSharp.Scalar.op_Implicit h00)
-        use b = a.add(ks[0], alpha = TorchSharp.Scalar.op_Implicit (h * h10))
-        use c = b.add(y1, alpha = TorchSharp.Scalar.op_Implicit h01)
-        c.add(f1, alpha = TorchSharp.Scalar.op_Implicit (h * h11))
+        use a = TensorOps.scale y0 h00
+        use b = TensorOps.addScaled a ks[0] (h * h10)
+        use c = TensorOps.addScaled b y1 h01
+        TensorOps.addScaled c f1 (h * h11)
 
 /// True when the dense output needs f at the end of the step (Hermite, or an extension with a weight on it), which
 /// FSAL methods already have.

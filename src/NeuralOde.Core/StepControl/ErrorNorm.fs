@@ -9,7 +9,8 @@ let scaled (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y
     use a0 = y0.abs()
     use a1 = y1.abs()
     use m = torch.maximum(a0, a1)
-    use scale = m.mul(TorchSharp.Scalar.op_Implicit rtol).add_(TorchSharp.Scalar.op_Implicit atol)
+    use scaled = Internal.TensorOps.scale m rtol
+    use scale = Internal.TensorOps.addConstant scaled atol
     use ratio = err.div(scale)
     use sq = ratio.square()
     use mean = sq.mean()

@@ -9,12 +9,12 @@ let select (f: float -> torch.Tensor -> torch.Tensor) (t0: float) (y0: torch.Ten
            (direction: float) (order: int) (rtol: float) (atol: float) (span: float) =
     use _ = torch.NewDisposeScope()
     use _ = torch.no_grad()
-    let scale = y0.abs().mul(TorchSharp.Scalar.op_Implicit rtol).add(TorchSharp.Scalar.op_Implicit atol)
+    let scale = Internal.TensorOps.addConstant (Internal.TensorOps.scale (y0.abs()) rtol) atol
     let d0 = ErrorNorm.rmsScaled y0 scale
     let d1 = ErrorNorm.rmsScaled f0 scale
     let h0 = if d0 < 1e-5 || d1 < 1e-5 then 1e-6 else 0.01 * d0 / d1
     let h0 = min h0 span
-    let y1 = y0.add(f0, alpha = TorchSharp.Scalar.op_Implicit (direction * h0))
+    let y1 = Internal.TensorOps.addScaled y0 f0 (direction * h0)
     let f1 = f (t0 + direction * h0) y1
     let d2 = ErrorNorm.rmsScaled (f1.sub(f0)) scale / h0
     let h1 =
