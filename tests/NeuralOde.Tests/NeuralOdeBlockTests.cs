@@ -12,20 +12,9 @@ public class NeuralOdeBlockTests
         using var field = Sequential(Linear(2, 16), Tanh(), Linear(16, 2));
         using var block = new NeuralOdeBlock(field, solver: Solvers.Rk4(), stepSize: StepSize.Steps(4));
         Assert.Equal(4, block.parameters().Count());
-        using var optimizer = torch.optim.Adam(block.parameters(), 0.01);
         using var x = torch.randn(32, 2);
         using var target = x * 2.0;
-        double first = 0, last = 0;
-        for (int i = 0; i < 60; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            optimizer.zero_grad();
-            var loss = (block.forward(x) - target).square().mean();
-            loss.backward();
-            optimizer.step();
-            if (i == 0) first = loss.ToDouble();
-            last = loss.ToDouble();
-        }
+        var (first, last) = Training.Fit(block, x, target, 60);
         Assert.True(last < 0.5 * first, $"loss {first} -> {last}");
         Assert.Equal(new SolveStatistics(16, 4, 0), block.LastStatistics);
     }

@@ -38,21 +38,10 @@ public class SensitivityTests
         using var field = Sequential(Linear(2, 16), Tanh(), Linear(16, 2));
         using var block = new NeuralOdeBlock(field, solver: Solvers.Dopri5(), stepSize: StepSize.Adaptive(1e-5, 1e-5),
                                              sensitivity: Sensitivities.Adjoint());
-        using var optimizer = torch.optim.Adam(block.parameters(), 0.01);
         var generator = new torch.Generator(7);
         using var x = torch.randn(new long[] { 32, 2 }, generator: generator);
         using var target = x * 2.0;
-        double first = 0, last = 0;
-        for (int i = 0; i < 40; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            optimizer.zero_grad();
-            var loss = (block.forward(x) - target).square().mean();
-            loss.backward();
-            optimizer.step();
-            if (i == 0) first = loss.ToDouble();
-            last = loss.ToDouble();
-        }
+        var (first, last) = Training.Fit(block, x, target, 40);
         Assert.True(last < 0.7 * first, $"loss {first} -> {last}");
         Assert.True(block.LastBackwardStatistics.FunctionEvaluations > 0);
     }

@@ -89,11 +89,6 @@ type private Model(c: Case) =
         (solution :> System.IDisposable).Dispose()
         loss.ToDouble()
 
-let private relativeError (a: float[]) (b: float[]) =
-    let diff = Array.map2 (fun x y -> (x - y) * (x - y)) a b |> Array.sum |> sqrt
-    let scale = b |> Array.sumBy (fun y -> y * y) |> sqrt
-    diff / max scale 1e-12
-
 let private config = { FsCheckConfig.defaultConfig with maxTest = 12; arbitrary = [ typeof<Arbitraries> ] }
 
 [<Tests>]
@@ -104,7 +99,7 @@ let tests =
             let reference, _, _ = model.Gradients Sensitivity.Autograd
             for name, sensitivity in Sensitivities.adjointMethods do
                 let grads, _, backwardNfe = model.Gradients sensitivity
-                let error = relativeError grads reference
+                let error = Tensors.relativeError grads reference
                 Expect.isLessThan error 1e-6 $"{name}: relative error {error:E2} for {c}"
                 Expect.isGreaterThan backwardNfe 0 $"{name}: backward statistics recorded"
 

@@ -9,10 +9,6 @@ open NeuralOde.Tests.Support
 
 let private tight = StepControl.adaptive 1e-10 1e-12
 
-let private relativeError (a: float[]) (b: float[]) =
-    let diff = Array.map2 (fun x y -> (x - y) * (x - y)) a b |> Array.sum |> sqrt
-    diff / max (b |> Array.sumBy (fun y -> y * y) |> sqrt) 1e-12
-
 /// Gradients of every parameter of encoder → Neural ODE block → readout on one batch, by `sensitivity`.
 let private pipelineGradients (sensitivity: Sensitivity) =
     use encoder = Linear(3L, 4L, dtype = torch.float64)
@@ -37,9 +33,9 @@ let tests =
             test $"{name}: gradients reach an encoder before the block and a readout after it" {
                 let encoder, field, readout, backwardNfe = pipelineGradients sensitivity
                 let encoderRef, fieldRef, readoutRef, _ = pipelineGradients Sensitivity.Autograd
-                Expect.isLessThan (relativeError encoder encoderRef) 1e-6 "encoder"
-                Expect.isLessThan (relativeError field fieldRef) 1e-6 "vector field"
-                Expect.isLessThan (relativeError readout readoutRef) 1e-6 "readout"
+                Expect.isLessThan (Tensors.relativeError encoder encoderRef) 1e-6 "encoder"
+                Expect.isLessThan (Tensors.relativeError field fieldRef) 1e-6 "vector field"
+                Expect.isLessThan (Tensors.relativeError readout readoutRef) 1e-6 "readout"
                 Expect.isGreaterThan backwardNfe 0 "the block reports its backward solve"
             }
             test $"{name}: a parameter the vector field does not use gets a zero gradient of its shape" {
@@ -76,7 +72,7 @@ let tests =
                     Array.concat [ Tensors.toArray scale32.grad; Tensors.toArray w.grad; Tensors.toArray c.grad ]
                 let reference = run Sensitivity.Autograd
                 // The float32 parameter's gradient is rounded to float32: compare at float32 precision.
-                Expect.isLessThan (relativeError (run sensitivity) reference) 1e-6 "matches autograd"
+                Expect.isLessThan (Tensors.relativeError (run sensitivity) reference) 1e-6 "matches autograd"
             }
         test "seminorm cuts backward evaluations without changing the gradient beyond tolerance" {
             let run (seminorm: bool) =
@@ -93,6 +89,6 @@ let tests =
             let full, fullNfe = run false
             let semi, semiNfe = run true
             Expect.isLessThan semiNfe fullNfe $"backward evaluations: seminorm {semiNfe} < full norm {fullNfe}"
-            Expect.isLessThan (relativeError semi full) 1e-4 "gradients agree within the solve's tolerance"
+            Expect.isLessThan (Tensors.relativeError semi full) 1e-4 "gradients agree within the solve's tolerance"
         }
     ]

@@ -18,6 +18,11 @@ let toArray (x: torch.Tensor) : float[] =
 let maxAbsDiff (a: torch.Tensor) (b: torch.Tensor) =
     Array.map2 (fun x y -> abs (x - y)) (toArray a) (toArray b) |> Array.max
 
+/// ‖a − b‖ / ‖b‖ (Euclidean), guarded against a zero reference.
+let relativeError (a: float[]) (b: float[]) =
+    let diff = Array.map2 (fun x y -> (x - y) * (x - y)) a b |> Array.sum |> sqrt
+    diff / max (b |> Array.sumBy (fun y -> y * y) |> sqrt) 1e-12
+
 /// Least-squares slope of log(ys) against log(xs).
 let logLogSlope (xs: float[]) (ys: float[]) =
     let lx, ly = Array.map log xs, Array.map log ys
