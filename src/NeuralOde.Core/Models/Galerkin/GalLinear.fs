@@ -1,0 +1,41 @@
+namespace NeuralOde.Core
+
+open TorchSharp
+open type TorchSharp.torch.nn
+
+/// A linear layer whose weights depend on depth through a basis (Massaroli et al. 2020, Corollary 1; torchdyn's
+/// GalLinear): every entry p of the flat weights θ(s) = [vec(W(s)); b(s)] ∈ R^{(in+1)·out} is
+/// θ_p(s) = Σ_j α_{p,j} ψ_j(s), and y = x W(s)ᵀ + b(s). The coefficients α, of shape [(in+1)·out, m], are the
+/// layer's only parameter; they start at zero (the layer outputs 0), as torchdyn's. Depth is passed explicitly.
+type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch.ScalarType) as this =
+    inherit Module<torch.Tensor, float, torch.Tensor>("gal_linear")
+    let coefficients =
+        new Modules.Parameter(torch.zeros([| (inFeatures + 1L) * outFeatures; int64 basis.Terms |], dtype = dtype))
+    let mutable lastWeights: torch.Tensor = null
+    do this.register_parameter("coefficients", coefficients)
+
+    /// A float32 layer.
+    new(inFeatures, outFeatures, basis) = new GalLinear(inFeatures, outFeatures, basis, torch.float32)
+
+    /// The coefficients α, shape [(in+1)·out, m].
+    member _.Coefficients = coefficients
+    /// The basis ψ.
+    member _.Basis = basis
+    /// Number of weights n_θ = (in+1)·out at one depth.
+    member _.WeightCount = (inFeatures + 1L) * outFeatures
+
+    /// θ(s) = α ψ(s), the flat weights at depth s (differentiable in α).
+    member _.WeightsAt(s: float) : torch.Tensor =
+        use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
+        coefficients.matmul(psi)
+
+    /// θ(s) as computed by the most recent forward: an intermediate of that forward's graph, so the gradient of
+    /// its output with respect to θ(s) itself (Theorem 1) can be taken. Valid until the tensor's scope ends.
+    member _.LastWeights = lastWeights
+
+    override m.forward(x: torch.Tensor, s: float) =
+        let w = m.WeightsAt s
+        lastWeights <- w
+        use weight = w.narrow(0L, 0L, inFeatures * outFeatures).view(outFeatures, inFeatures)
+        use bias = w.narrow(0L, inFeatures * outFeatures, outFeatures)
+        functional.linear(x, weight, bias)

@@ -1,0 +1,76 @@
+/// The gradients of depth-variant parameters straight from the paper's theorems (Massaroli et al. 2020):
+/// - Theorem 1: the functional gradient s ↦ δℓ/δθ(s) = a(s)ᵀ ∂f_{θ(s)}/∂θ(s), evaluated on any grid of depths;
+/// - Corollary 1: for θ(s) = Σ_j α_j ψ_j(s), dℓ/dα_j = ∫_0^S δℓ/δθ(s) ψ_j(s) ds, here by Gauss–Legendre
+///   quadrature (MathNet.Numerics) of the Theorem 1 gradient. (The adjoint methods compute the same dℓ/dα during
+///   their backward solve, since their vector-Jacobian product with respect to α is exactly this integrand.)
+/// The adjoint a(s) is integrated backward against the recorded forward solution, as the interpolated adjoint does,
+/// segment by segment between the requested depths.
+module NeuralOde.Core.InfiniteDimensionalGradient
+
+open TorchSharp
+open MathNet.Numerics.Integration
+open NeuralOde.Core.Internal
+
+type Tensor = torch.Tensor
+
+/// δℓ/δθ(s) at each of `depths` (inside the span), stacked [depths.Length; n_θ]. `field` evaluates f(s, x) and
+/// `weights ()` returns the θ(s) tensor the last evaluation used (e.g. GalLinear.LastWeights). The loss is
+/// ℓ = L(x(S)) + ∫ l with ∂L/∂x(S) = `terminalGradient`.
+let along (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (span: float * float) (terminalGradient: Tensor)
+          (loss: IntegralLoss option) (depths: float[]) (solver: ButcherTableau) (control: StepControl) : Tensor =
+    let s0, s1 = span
+    let direction = if s1 > s0 then 1.0 else -1.0
+    use _ = torch.no_grad()
+    // Every requested depth becomes a segment end of both solves, so x(s) and a(s) there are step values, not
+    // interpolated ones (the interpolants are an order less accurate than the steps).
+    let grid =
+        Array.concat [ [| s0 |]; depths |> Array.filter (fun s -> s <> s0 && s <> s1); [| s1 |] ]
+        |> Array.distinct |> Array.sortBy (fun s -> direction * s)
+    let segments = Array.zeroCreate<DenseTrajectory> (grid.Length - 1)
+    let states = Array.zeroCreate<Tensor> grid.Length
+    let adjoints = Array.zeroCreate<Tensor> grid.Length
+    try
+        states[0] <- x0.alias()
+        for k in 0 .. grid.Length - 2 do
+            let solution, recorded =
+                Integrate.solveWith { Integrate.defaultSettings with Record = true }
+                    (OdeProblem.create field states[k] [| grid[k]; grid[k + 1] |]) solver control
+            states[k + 1] <- solution.States[1L]
+            (solution :> System.IDisposable).Dispose()
+            segments[k] <- recorded.Value
+        adjoints[grid.Length - 1] <- terminalGradient.alias()
+        for k in grid.Length - 2 .. -1 .. 0 do
+            let trajectory = segments[k]
+            let adjointField: VectorField =
+                fun s a ->
+                    use x = trajectory.Evaluate s
+                    let _, da, _ = AdjointSystem.derivatives field loss 1.0 [||] s x a
+                    da
+            use solution = Integrate.solve (OdeProblem.create adjointField adjoints[k + 1] [| grid[k + 1]; grid[k] |]) solver control
+            adjoints[k] <- solution.States[1L]
+        let rows =
+            depths |> Array.map (fun s ->
+                let i = Array.findIndex ((=) s) grid
+                use _ = torch.enable_grad()
+                use xr = states[i].detach().requires_grad_(true)
+                use fx = field s xr
+                let theta = weights ()
+                let g = torch.autograd.grad([| fx |], [| theta |], [| adjoints[i] |], false, false, true)
+                if isNull g[0] || g[0].IsInvalid then torch.zeros_like(theta) else g[0].detach())
+        let result = torch.stack(rows, 0L)
+        for r in rows do r.Dispose()
+        result
+    finally
+        for t in Seq.append states adjoints do if not (isNull t) then t.Dispose()
+        for seg in segments do if not (obj.ReferenceEquals(seg, null)) then (seg :> System.IDisposable).Dispose()
+
+/// dℓ/dα for θ(s) = α ψ(s) (α of shape [n_θ, m]) by Gauss–Legendre quadrature with `nodes` points of the
+/// Theorem 1 gradient: Σ_i w_i δℓ/δθ(s_i) ψ(s_i)ᵀ.
+let spectral (basis: Basis) (nodes: int) (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor)
+             (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
+    let rule = GaussLegendreRule(0.0, basis.Domain, nodes)
+    use g = along field weights x0 (0.0, basis.Domain) terminalGradient loss rule.Abscissas solver control
+    use psi = torch.tensor(Array.concat [| for s in rule.Abscissas -> basis.Values s |], dtype = g.dtype).reshape(int64 nodes, int64 basis.Terms)
+    use w = torch.tensor(rule.Weights, dtype = g.dtype).reshape(int64 nodes, 1L)
+    use weighted = g * w
+    weighted.t().matmul(psi)
