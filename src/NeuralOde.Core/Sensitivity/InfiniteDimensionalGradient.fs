@@ -74,3 +74,23 @@ let spectral (basis: Basis) (nodes: int) (field: VectorField) (weights: unit -> 
     use w = torch.tensor(rule.Weights, dtype = g.dtype).reshape(int64 nodes, 1L)
     use weighted = g * w
     weighted.t().matmul(psi)
+
+/// dℓ/dα by `spectral`, doubling the number of Gauss–Legendre nodes from 32 until two successive results agree to
+/// `tolerance` (relative, Euclidean); fails with the last change if 1024 nodes do not get there. The integrand can
+/// vary sharply where a saturating activation switches, so a fixed number of nodes is not safe.
+let spectralConverged (basis: Basis) (tolerance: float) (field: VectorField) (weights: unit -> Tensor) (x0: Tensor)
+                      (terminalGradient: Tensor) (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
+    Guard.positiveFinite "tolerance" tolerance
+    let compute nodes = spectral basis nodes field weights x0 terminalGradient loss solver control
+    let rec refine (nodes: int) (previous: Tensor) =
+        let next = compute (2 * nodes)
+        use diff = (next - previous).norm()
+        use scale = next.norm()
+        let change = diff.ToDouble() / max (scale.ToDouble()) 1e-300
+        previous.Dispose()
+        if change <= tolerance then next
+        elif 2 * nodes >= 1024 then
+            next.Dispose()
+            raise (System.InvalidOperationException($"The spectral gradient's quadrature did not converge: 512 and 1024 Gauss–Legendre nodes differ by {change:E2} (relative), more than the tolerance {tolerance:E2}. Loosen the tolerance or check the vector field for discontinuities in depth."))
+        else refine (2 * nodes) next
+    refine 32 (compute 32)
