@@ -104,3 +104,27 @@ let tests =
             Array.iter2 (fun e g -> Expect.floatClose Accuracy.veryHigh g e "y = x W(s)ᵀ + b(s)") expected got
         }
     ]
+
+/// The closed form for fields linear in θ (SpectralClosedForm) against the adjoint, autograd and the quadrature of
+/// Theorem 1, for every basis.
+[<Tests>]
+let closedFormTests =
+    testList "Sensitivity/Galerkin/closed form" [
+        for basis in [ Basis.fourier 2 1.0; Basis.polynomial 4 1.0; Basis.chebyshev 4 1.0; Basis.legendre 4 1.0 ] do
+            test $"{basis.Name}: dL/dα of f = θ(s) ⊙ z equals z(S)·Ψ(S) weighting, by every method" {
+                use g = torch.Generator(99UL)
+                use alpha = (torch.randn([| 3L; int64 basis.Terms |], dtype = torch.float64, generator = g) * 0.4).requires_grad_(true)
+                use z0 = torch.randn([| 2L; 3L |], dtype = torch.float64, generator = g)
+                let field: VectorField = fun s z -> (use psi = torch.tensor(basis.Values s, dtype = torch.float64) in alpha.matmul(psi)) * z
+                use zS = SpectralClosedForm.diagonalLinearSolution basis alpha z0
+                use exact = SpectralClosedForm.diagonalLinearGradient basis (alpha.detach()) z0 (zS.detach() * 2.0)
+                for name, sensitivity in Sensitivities.all do
+                    alpha.grad |> Option.ofObj |> Option.iter (fun gr -> gr.zero_() |> ignore)
+                    let problem = OdeProblem.create field z0 [| 0.0; 1.0 |] |> OdeProblem.withParameters [ alpha ]
+                    use solution = Ode.solveWith sensitivity problem Solvers.dopri5 tight
+                    Expect.isLessThan (Tensors.relativeError (Tensors.toArray solution.Final) (Tensors.toArray zS)) 1e-8 $"{name}: z(S)"
+                    use loss = solution.Final.square().sum()
+                    loss.backward()
+                    Expect.isLessThan (Tensors.relativeError (Tensors.toArray alpha.grad) (Tensors.toArray exact)) 1e-8 $"{name}: dL/dα"
+            }
+    ]
