@@ -13,11 +13,10 @@ open NeuralOde.Core.Internal
 
 type Tensor = torch.Tensor
 
-/// δℓ/δθ(s) at each of `depths` (inside the span), stacked [depths.Length; n_θ]. `field` evaluates f(s, x) and
-/// `weights ()` returns the θ(s) tensor the last evaluation used (e.g. GalLinear.LastWeights). The loss is
-/// ℓ = L(x(S)) + ∫ l with ∂L/∂x(S) = `terminalGradient`.
-let along (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (span: float * float) (terminalGradient: Tensor)
-          (loss: IntegralLoss option) (depths: float[]) (solver: ButcherTableau) (control: StepControl) : Tensor =
+/// As `along` (below), and also returns the adjoint a at the start of the span (to carry the adjoint across pieces of a
+/// piecewise-defined field, Corollary 2).
+let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (span: float * float) (terminalGradient: Tensor)
+                          (loss: IntegralLoss option) (depths: float[]) (solver: ButcherTableau) (control: StepControl) : Tensor * Tensor =
     let s0, s1 = span
     let direction = if s1 > s0 then 1.0 else -1.0
     use _ = torch.no_grad()
@@ -59,10 +58,35 @@ let along (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (span: flo
                 if isNull g[0] || g[0].IsInvalid then torch.zeros_like(theta) else g[0].detach())
         let result = torch.stack(rows, 0L)
         for r in rows do r.Dispose()
-        result
+        result, adjoints[0].clone()
     finally
         for t in Seq.append states adjoints do if not (isNull t) then t.Dispose()
         for seg in segments do if not (obj.ReferenceEquals(seg, null)) then (seg :> System.IDisposable).Dispose()
+
+/// δℓ/δθ(s) at each of `depths` (inside the span), stacked [depths.Length; n_θ]. `field` evaluates f(s, x) and
+/// `weights ()` returns the θ(s) tensor the last evaluation used (e.g. GalLinear.LastWeights). The loss is
+/// ℓ = L(x(S)) + ∫ l with ∂L/∂x(S) = `terminalGradient`.
+let along field weights x0 span terminalGradient loss depths solver control : Tensor =
+    let g, a0 = alongWithStartAdjoint field weights x0 span terminalGradient loss depths solver control
+    a0.Dispose()
+    g
+
+/// Gauss–Legendre quadrature of `integrand nodes weights`, doubling the nodes from 32 until two successive results
+/// agree to `tolerance` (relative); fails past 1024 nodes with the last change.
+let converged (tolerance: float) (what: string) (integrand: int -> Tensor) : Tensor =
+    Guard.positiveFinite "tolerance" tolerance
+    let rec refine (nodes: int) (previous: Tensor) =
+        let next = integrand (2 * nodes)
+        use diff = (next - previous).norm()
+        use scale = next.norm()
+        let change = diff.ToDouble() / max (scale.ToDouble()) 1e-300
+        previous.Dispose()
+        if change <= tolerance then next
+        elif 2 * nodes >= 1024 then
+            next.Dispose()
+            raise (System.InvalidOperationException($"The quadrature of {what} did not converge: 512 and 1024 Gauss–Legendre nodes differ by {change:E2} (relative), more than the tolerance {tolerance:E2}. Loosen the tolerance or check the vector field for discontinuities in depth."))
+        else refine (2 * nodes) next
+    refine 32 (integrand 32)
 
 /// dℓ/dα for θ(s) = α ψ(s) (α of shape [n_θ, m]) by Gauss–Legendre quadrature with `nodes` points of the
 /// Theorem 1 gradient: Σ_i w_i δℓ/δθ(s_i) ψ(s_i)ᵀ.
@@ -80,17 +104,35 @@ let spectral (basis: Basis) (nodes: int) (field: VectorField) (weights: unit -> 
 /// vary sharply where a saturating activation switches, so a fixed number of nodes is not safe.
 let spectralConverged (basis: Basis) (tolerance: float) (field: VectorField) (weights: unit -> Tensor) (x0: Tensor)
                       (terminalGradient: Tensor) (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
-    Guard.positiveFinite "tolerance" tolerance
-    let compute nodes = spectral basis nodes field weights x0 terminalGradient loss solver control
-    let rec refine (nodes: int) (previous: Tensor) =
-        let next = compute (2 * nodes)
-        use diff = (next - previous).norm()
-        use scale = next.norm()
-        let change = diff.ToDouble() / max (scale.ToDouble()) 1e-300
-        previous.Dispose()
-        if change <= tolerance then next
-        elif 2 * nodes >= 1024 then
-            next.Dispose()
-            raise (System.InvalidOperationException($"The spectral gradient's quadrature did not converge: 512 and 1024 Gauss–Legendre nodes differ by {change:E2} (relative), more than the tolerance {tolerance:E2}. Loosen the tolerance or check the vector field for discontinuities in depth."))
-        else refine (2 * nodes) next
-    refine 32 (compute 32)
+    converged tolerance "the spectral gradient" (fun nodes -> spectral basis nodes field weights x0 terminalGradient loss solver control)
+
+/// Corollary 2: for piecewise-constant θ (θ_i on [s_i, s_{i+1}]), dℓ/dθ_i = ∫_{s_i}^{s_{i+1}} δℓ/δθ(s) ds, each by
+/// converged Gauss–Legendre quadrature of the Theorem 1 gradient, the adjoint carried backward across the
+/// partition points. `fieldFor i` is the field of interval i; `weights ()` returns the θ_i its last evaluation used.
+/// Returns [p, n_θ].
+let stacked (fieldFor: int -> VectorField) (weights: unit -> Tensor) (partition: float[]) (x0: Tensor)
+            (terminalGradient: Tensor) (loss: IntegralLoss option) (tolerance: float) (solver: ButcherTableau) (control: StepControl) : Tensor =
+    Guard.timeGrid "partition" partition |> ignore
+    let pieces = partition.Length - 1
+    use starts = (use _ = torch.no_grad() in Stacked.solve fieldFor partition x0 [] Sensitivity.Autograd solver control)
+    let mutable a = terminalGradient.clone()
+    let rows = Array.zeroCreate<Tensor> pieces
+    try
+        for i in pieces - 1 .. -1 .. 0 do
+            use zi = starts[int64 i]
+            let span = partition[i], partition[i + 1]
+            let integrate (nodes: int) =
+                let rule = GaussLegendreRule(partition[i], partition[i + 1], nodes)
+                use g = along (fieldFor i) weights zi span a loss rule.Abscissas solver control
+                use w = torch.tensor(rule.Weights, dtype = g.dtype).reshape(int64 nodes, 1L)
+                (g * w).sum(0L)
+            rows[i] <- converged tolerance $"the stacked gradient of interval {i}" integrate
+            let midpoint = 0.5 * (partition[i] + partition[i + 1])
+            let g, aStart = alongWithStartAdjoint (fieldFor i) weights zi span a loss [| midpoint |] solver control
+            g.Dispose()
+            a.Dispose()
+            a <- aStart
+        torch.stack(rows, 0L)
+    finally
+        a.Dispose()
+        for r in rows do if not (isNull r) then r.Dispose()

@@ -46,3 +46,23 @@ let tests =
             Expect.equal model.LastStatistics.FunctionEvaluations 32 "8 RK4 steps = 32 evaluations"
         }
     ]
+
+[<Tests>]
+let depthCatTests =
+    testList "Models/DepthCat" [
+        test "appends a feature column filled with the depth" {
+            use layer = new DepthCat()
+            use x = torch.zeros([| 2L; 3L |], dtype = torch.float64)
+            use y = layer.forward(x, 0.25)
+            Expect.sequenceEqual y.shape [| 2L; 4L |] "one more feature"
+            Expect.equal (Tensors.toArray y) [| 0.0; 0.0; 0.0; 0.25; 0.0; 0.0; 0.0; 0.25 |] "the last column is s"
+        }
+        test "appends a channel to images, and refuses unbatched input" {
+            use layer = new DepthCat()
+            use images = torch.zeros([| 2L; 3L; 4L; 4L |])
+            use y = layer.forward(images, 0.5)
+            Expect.sequenceEqual y.shape [| 2L; 4L; 4L; 4L |] "one more channel"
+            use unbatched = torch.zeros([| 3L |])
+            Raises.raises<System.ArgumentException> (fun () -> layer.forward(unbatched, 0.5) |> ignore) |> ignore
+        }
+    ]

@@ -1,0 +1,52 @@
+namespace NeuralOde.Core
+
+open TorchSharp
+open type TorchSharp.torch.nn
+
+/// A linear layer with piecewise-constant depth-variant weights (Massaroli et al. 2020, Corollary 2, "stacked"
+/// Neural ODEs): over the partition 0 = s_0 < … < s_p = S, interval i uses its own flat weights
+/// θ_i = [vec(W_i); b_i] ∈ R^{(in+1)·out}, rows of the parameter `Weights` ([p, (in+1)·out]). Zero-initialised, so the
+/// stacked flow starts as the identity. The interval is passed explicitly (see Stacked.solve), so that a step ending
+/// exactly on s_{i+1} still uses θ_i.
+type StackedLinear(inFeatures: int64, outFeatures: int64, partition: float[], dtype: torch.ScalarType) as this =
+    inherit Module<torch.Tensor, int, torch.Tensor>("stacked_linear")
+    do Internal.Guard.timeGrid "partition" partition |> ignore
+    let pieces = partition.Length - 1
+    let weights = new Modules.Parameter(torch.zeros([| int64 pieces; (inFeatures + 1L) * outFeatures |], dtype = dtype))
+    let mutable lastWeights: torch.Tensor = null
+    do this.register_parameter("weights", weights)
+
+    /// The flat weights of every interval, [p, (in+1)·out].
+    member _.Weights = weights
+    /// The partition s_0 < … < s_p.
+    member _.Partition = Array.copy partition
+    /// θ_i as used by the most recent forward (an intermediate of its graph, for Theorem 1 / Corollary 2).
+    member _.LastWeights = lastWeights
+
+    override _.forward(x: torch.Tensor, interval: int) =
+        if interval < 0 || interval >= pieces then
+            raise (System.ArgumentOutOfRangeException("interval", interval, $"interval must be in 0..{pieces - 1}; got {interval}."))
+        let w = weights[int64 interval]
+        lastWeights <- w
+        use weight = w.narrow(0L, 0L, inFeatures * outFeatures).view(outFeatures, inFeatures)
+        use bias = w.narrow(0L, inFeatures * outFeatures, outFeatures)
+        functional.linear(x, weight, bias)
+
+/// Stacked Neural ODEs: p Neural ODEs in sequence, z(s_{i+1}) = z(s_i) + ∫_{s_i}^{s_{i+1}} f_{θ_i}(τ, z) dτ
+/// (Massaroli et al. 2020, the stacked forward formula), each piece solved on its own interval so that no step
+/// straddles a jump of θ.
+module Stacked =
+    /// The states at the partition points, stacked [p + 1; ...x0.shape], with gradients by `sensitivity`
+    /// (`parameters` are the tensors the fields use, for adjoint methods).
+    let solve (fieldFor: int -> VectorField) (partition: float[]) (x0: torch.Tensor) (parameters: seq<torch.Tensor>)
+              (sensitivity: Sensitivity) (solver: ButcherTableau) (control: StepControl) : torch.Tensor =
+        Internal.Guard.timeGrid "partition" partition |> ignore
+        let parameters = Array.ofSeq parameters
+        let states = ResizeArray<torch.Tensor>([ x0 ])
+        for i in 0 .. partition.Length - 2 do
+            let problem = OdeProblem.create (fieldFor i) states[i] [| partition[i]; partition[i + 1] |] |> OdeProblem.withParameters parameters
+            use solution = Ode.solveWith sensitivity problem solver control
+            states.Add(solution.Final)
+        let result = torch.stack(states.ToArray(), 0L)
+        for i in 1 .. states.Count - 1 do states[i].Dispose()
+        result
