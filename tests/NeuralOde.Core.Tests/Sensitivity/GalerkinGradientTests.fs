@@ -128,3 +128,45 @@ let closedFormTests =
                     Expect.isLessThan (Tensors.relativeError (Tensors.toArray alpha.grad) (Tensors.toArray exact)) 1e-8 $"{name}: dL/dα"
             }
     ]
+
+/// GalConv2d: the layer computes conv2d with its depth's kernel, and an image Galerkin Neural ODE's spectral
+/// gradient by the adjoint and by Theorem 1 + quadrature equals autograd's.
+[<Tests>]
+let convolutionTests =
+    testList "Sensitivity/Galerkin/convolution" [
+        test "GalConv2d equals conv2d with the kernel and bias of its depth" {
+            let basis = Basis.fourier 1 1.0
+            use layer = new GalConv2d(2L, 3L, 3L, basis, 1L, 1L, torch.float64)
+            Tensors.initialize 8 1.0 layer
+            use g = torch.Generator(18UL)
+            use x = torch.randn([| 2L; 2L; 5L; 5L |], dtype = torch.float64, generator = g)
+            use y = layer.forward(x, 0.3)
+            use w = layer.WeightsAt 0.3
+            use kernel = w.narrow(0L, 0L, 54L).view(3L, 2L, 3L, 3L)
+            use bias = w.narrow(0L, 54L, 3L)
+            use expected = torch.nn.functional.conv2d(x, kernel, bias, padding = [| 1L; 1L |])
+            Expect.sequenceEqual y.shape [| 2L; 3L; 5L; 5L |] "same padding"
+            Expect.isLessThan (Tensors.maxAbsDiff y expected) 1e-12 "conv2d with θ(s)"
+        }
+        test "an image Galerkin Neural ODE: adjoint and Theorem 1 spectral gradients equal autograd's" {
+            let basis = Basis.legendre 3 1.0
+            use layer = new GalConv2d(2L, 2L, 3L, basis, 1L, 1L, torch.float64)
+            Tensors.initialize 9 0.3 layer
+            use g = torch.Generator(19UL)
+            use x0 = torch.randn([| 2L; 2L; 4L; 4L |], dtype = torch.float64, generator = g)
+            let field: VectorField = fun s x -> layer.forward(x, s).tanh()
+            let gradientBy (sensitivity: Sensitivity) =
+                layer.Coefficients.grad |> Option.ofObj |> Option.iter (fun gr -> gr.zero_() |> ignore)
+                let problem = OdeProblem.create field x0 [| 0.0; 1.0 |] |> OdeProblem.withParameters [ layer.Coefficients ]
+                use solution = Ode.solveWith sensitivity problem Solvers.dopri5 tight
+                use loss = solution.Final.square().sum()
+                loss.backward()
+                Tensors.toArray layer.Coefficients.grad
+            let reference = gradientBy Sensitivity.Autograd
+            Expect.isLessThan (Tensors.relativeError (gradientBy Sensitivity.adjoint) reference) 1e-6 "adjoint"
+            use solution = (use _ = torch.no_grad() in Ode.odeint field x0 [| 0.0; 1.0 |] Solvers.dopri5 tight)
+            use terminal = solution.Final * 2.0
+            use spectral = InfiniteDimensionalGradient.spectralConverged basis 1e-9 field (fun () -> layer.LastWeights) x0 terminal None Solvers.dopri5 tight
+            Expect.isLessThan (Tensors.relativeError (Tensors.toArray spectral) reference) 1e-6 "Theorem 1 + quadrature"
+        }
+    ]

@@ -1,0 +1,39 @@
+namespace NeuralOde.Core
+
+open TorchSharp
+open type TorchSharp.torch.nn
+
+/// A 2-D convolution whose kernel and bias depend on depth through a basis (torchdyn's GalConv2d, for image
+/// Galerkin Neural ODEs): the flat weights θ(s) = [vec(K(s)); b(s)] ∈ R^{out·in·k² + out}, each entry
+/// θ_p(s) = Σ_j α_{p,j} ψ_j(s); y = conv2d(x, K(s), b(s)). Coefficients zero-initialised; depth passed explicitly.
+type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: Basis, stride: int64, padding: int64,
+               dtype: torch.ScalarType) as this =
+    inherit Module<torch.Tensor, float, torch.Tensor>("gal_conv2d")
+    let kernelCount = outChannels * inChannels * kernelSize * kernelSize
+    let coefficients =
+        new Modules.Parameter(torch.zeros([| kernelCount + outChannels; int64 basis.Terms |], dtype = dtype))
+    let mutable lastWeights: torch.Tensor = null
+    do this.register_parameter("coefficients", coefficients)
+
+    /// A float32 layer with stride 1 and "same" padding for odd kernels.
+    new(inChannels, outChannels, kernelSize, basis) =
+        new GalConv2d(inChannels, outChannels, kernelSize, basis, 1L, kernelSize / 2L, torch.float32)
+
+    /// The coefficients α, shape [out·in·k² + out, m].
+    member _.Coefficients = coefficients
+    /// The basis ψ.
+    member _.Basis = basis
+    /// θ(s) as computed by the most recent forward (for Theorem 1).
+    member _.LastWeights = lastWeights
+
+    /// θ(s) = α ψ(s), the flat kernel and bias at depth s.
+    member _.WeightsAt(s: float) : torch.Tensor =
+        use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
+        coefficients.matmul(psi)
+
+    override m.forward(x: torch.Tensor, s: float) =
+        let w = m.WeightsAt s
+        lastWeights <- w
+        use kernel = w.narrow(0L, 0L, kernelCount).view(outChannels, inChannels, kernelSize, kernelSize)
+        use bias = w.narrow(0L, kernelCount, outChannels)
+        functional.conv2d(x, kernel, bias, strides = [| stride; stride |], padding = [| padding; padding |])
