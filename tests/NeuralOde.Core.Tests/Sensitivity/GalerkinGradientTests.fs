@@ -1,5 +1,5 @@
-/// Corollary 1 and Theorem 1 verified against autograd (float64, FsCheck over bases, numbers of terms, widths and
-/// losses): the adjoint's dℓ/dα (Corollary 1 computed during the backward solve) equals autograd's, and the
+/// Corollary 1 and Theorem 1 verified against autograd (float64, FsCheck over bases, numbers of terms, widths, depth
+/// spans and losses): the adjoint's dℓ/dα (Corollary 1 computed during the backward solve) equals autograd's, and the
 /// Theorem 1 functional gradient projected on the basis by quadrature equals them too.
 module NeuralOde.Tests.Sensitivity.GalerkinGradientTests
 
@@ -11,10 +11,11 @@ open NeuralOde.Core
 open NeuralOde.Tests.Support
 
 type GalerkinCase =
-    { Seed: int; Basis: string; Terms: int; Dim: int; Hidden: int; Batch: int; Integral: bool }
+    { Seed: int; Basis: string; Terms: int; Dim: int; Hidden: int; Batch: int; Integral: bool; Span: float }
 
+    /// The basis on the depth domain [0, Span].
     member c.MakeBasis() =
-        if c.Basis = "fourier" then Basis.fourier (max 1 (c.Terms / 2)) 1.0 else (Basis.byName c.Basis) c.Terms 1.0
+        if c.Basis = "fourier" then Basis.fourier (max 1 (c.Terms / 2)) c.Span else (Basis.byName c.Basis) c.Terms c.Span
 
 let private caseGen =
     gen {
@@ -25,7 +26,8 @@ let private caseGen =
         let! hidden = Gen.choose (2, 4)
         let! batch = Gen.choose (1, 3)
         let! integral = Gen.elements [ false; true ]
-        return { Seed = seed; Basis = basis; Terms = terms; Dim = dim; Hidden = hidden; Batch = batch; Integral = integral }
+        let! span = Gen.elements [ 0.5; 1.0; 2.0 ]
+        return { Seed = seed; Basis = basis; Terms = terms; Dim = dim; Hidden = hidden; Batch = batch; Integral = integral; Span = span }
     }
 
 type Arbitraries =
@@ -55,7 +57,7 @@ type private Model(c: GalerkinCase) =
     /// dℓ/dα by the sensitivity, with ℓ = Σ x(1)² (+ ∫ l).
     member m.CoefficientGradient(sensitivity: Sensitivity) =
         layer.Coefficients.grad |> Option.ofObj |> Option.iter (fun g -> g.zero_() |> ignore)
-        let problem = OdeProblem.create field x0 [| 0.0; 1.0 |] |> OdeProblem.withParameters [ layer.Coefficients ]
+        let problem = OdeProblem.create field x0 [| 0.0; c.Span |] |> OdeProblem.withParameters [ layer.Coefficients ]
         let problem = match m.Loss with Some l -> problem |> OdeProblem.withIntegralLoss l | None -> problem
         use solution = Ode.solveWith sensitivity problem Solvers.dopri5 tight
         use terminal = solution.Final.square().sum()
@@ -66,7 +68,7 @@ type private Model(c: GalerkinCase) =
     /// dℓ/dα by quadrature of the Theorem 1 gradient, nodes doubled until converged: fixed node counts (40, then 96)
     /// left quadrature errors of ~1e-6 relative on fields whose tanh saturates quickly (found by this property).
     member m.SpectralFromTheorem1() =
-        use solution = (use _ = torch.no_grad() in Ode.odeint field x0 [| 0.0; 1.0 |] Solvers.dopri5 tight)
+        use solution = (use _ = torch.no_grad() in Ode.odeint field x0 [| 0.0; c.Span |] Solvers.dopri5 tight)
         use terminalGradient = solution.Final * 2.0
         use g = InfiniteDimensionalGradient.spectralConverged basis 1e-9 field (fun () -> layer.LastWeights) x0 terminalGradient m.Loss Solvers.dopri5 tight
         Tensors.toArray g
