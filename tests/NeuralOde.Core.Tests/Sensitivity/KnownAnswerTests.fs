@@ -9,7 +9,7 @@ open TorchSharp
 open NeuralOde.Core
 open NeuralOde.Tests.Support
 
-let private tight = StepControl.adaptive 1e-10 1e-12
+let private tight = Sensitivities.tight
 
 /// §2.4: f(s, z) = θ(s) z + sin z, θ(s) = α·[1, cos 2πs, sin 2πs]; ℓ = (z(1) − 1)² + ∫ (z − sin 2πs)² ds.
 let private spec24 (sensitivity: Sensitivity) =

@@ -7,7 +7,7 @@ open type TorchSharp.torch.nn
 open NeuralOde.Core
 open NeuralOde.Tests.Support
 
-let private tight = StepControl.adaptive 1e-10 1e-12
+let private tight = Sensitivities.tight
 
 /// Gradients of every parameter of encoder → Neural ODE block → readout on one batch, by `sensitivity`.
 let private pipelineGradients (sensitivity: Sensitivity) =

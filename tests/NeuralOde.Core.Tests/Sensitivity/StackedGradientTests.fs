@@ -28,8 +28,8 @@ let private caseGen =
 type Arbitraries =
     static member Case() = Arb.fromGen caseGen
 
-let private tight = StepControl.adaptive 1e-10 1e-12
-let private runningLoss: IntegralLoss = fun s x -> x.square().sum() * 0.5 + x.sum() * sin (3.0 * s)
+let private tight = Sensitivities.tight
+let private runningLoss = Sensitivities.runningLoss
 let private config = { FsCheckConfig.defaultConfig with maxTest = 8; arbitrary = [ typeof<Arbitraries> ] }
 
 [<Tests>]

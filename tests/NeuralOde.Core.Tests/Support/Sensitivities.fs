@@ -12,3 +12,9 @@ let adjointMethods =
 let all = ("autograd", Sensitivity.Autograd) :: adjointMethods
 
 let isAutograd (s: Sensitivity) = match s with Sensitivity.Autograd -> true | _ -> false
+
+/// The tight tolerances of gradient checks (float64).
+let tight = StepControl.adaptive 1e-10 1e-12
+
+/// A running loss with a depth-dependent term, shared by the Galerkin and stacked gradient checks.
+let runningLoss: IntegralLoss = fun s x -> x.square().sum() * 0.5 + x.sum() * sin (3.0 * s)
