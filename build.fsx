@@ -93,7 +93,7 @@ let demo (extra: string list) =
 
 let bench (extra: string list) =
     dotnet [ "build"; "tests/NeuralOde.Benchmarks/NeuralOde.Benchmarks.fsproj"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build of the benchmarks"
-    run root "dotnet" (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: "--out" :: Path.Combine(outDir, "bench") :: extra)
+    run root "dotnet" ((binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: extra) @ [ "--out"; Path.Combine(outDir, "bench") ])
     |> require "benchmarks"
 
 /// The consumer app of `pack`: a gradient through Dopri5 from C#.

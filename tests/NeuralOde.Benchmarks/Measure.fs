@@ -31,6 +31,16 @@ let time (warmup: int) (repeats: int) (action: unit -> unit) =
         clock.Elapsed.TotalMilliseconds)
     |> summarize
 
+/// Like `time`, but the number of runs adapts to the cost: after `warmup` calls, as many as fit in `budgetMs`
+/// (at least `least`, at most `most`).
+let timeWithin (warmup: int) (least: int) (most: int) (budgetMs: float) (action: unit -> unit) =
+    for _ in 1 .. warmup do action ()
+    let clock = Stopwatch.StartNew()
+    action ()
+    let first = clock.Elapsed.TotalMilliseconds
+    let repeats = max least (min most (int (budgetMs / max first 1e-3)))
+    time 0 repeats action
+
 /// Peak resident set size of this process so far (VmHWM), in MiB.
 let peakResidentMiB () =
     System.IO.File.ReadAllLines "/proc/self/status"

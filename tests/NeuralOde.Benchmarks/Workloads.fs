@@ -1,6 +1,9 @@
-/// The benchmark workloads. W1: one training iteration (forward, backward through the solver, Adam step) of a
-/// Neural ODE classifier on 2-D concentric annuli: batch 1024, vector field MLP 2→64→64→2 with tanh, RK4 with 20
-/// steps on [0, 1], linear readout, cross-entropy; float32.
+/// The benchmark workloads. All train a Neural ODE classifier on 2-D concentric annuli (linear readout,
+/// cross-entropy, Adam at 1e-3, float32) and differ in the block:
+///   W1  MLP 2→64→64→2 with tanh, RK4 with 20 steps on [0, 1], autograd through the solver, batch 1024;
+///   W2  the same with Dopri5, rtol = atol = 1e-5 and the adjoint;
+///   W3  W1 at other batch sizes and widths;
+///   W5  W1 with a Galerkin middle layer (Fourier basis, 5 harmonics: 11 coefficients per weight).
 module NeuralOde.Benchmarks.Workloads
 
 open TorchSharp
@@ -8,24 +11,100 @@ open type TorchSharp.torch.nn
 open NeuralOde.Core
 open NeuralOde.Core.Datasets
 
-/// A W1 trainer: `step ()` runs one iteration in its own dispose scope and returns the loss.
-type W1(batch: int, width: int, solver: ButcherTableau, control: StepControl, seed: int) =
-    do torch.manual_seed(int64 seed) |> ignore
-    let generator = torch.Generator(uint64 seed)
-    let field = Sequential(Linear(2L, int64 width), Tanh(), Linear(int64 width, int64 width), Tanh(), Linear(int64 width, 2L))
-    let model = new NeuralOdeModel(field, solver, control, [| 0.0; 1.0 |])
+type Tensor = torch.Tensor
+
+/// The MLP vector field 2 → width → width → 2 with tanh.
+let mlp (width: int) =
+    Sequential(Linear(2L, int64 width), Tanh(), Linear(int64 width, int64 width), Tanh(), Linear(int64 width, 2L))
+
+/// A Galerkin Neural ODE block: f(s, z) = L₃ tanh(G(s) tanh(L₁ z)), G a GalLinear layer whose weights are a
+/// Fourier series in depth; solved by RK4 with 20 steps on [0, 1], autograd through the solver.
+type GalerkinBlock(width: int, harmonics: int) as this =
+    inherit Module<Tensor, Tensor>("galerkin_block")
+    let first = Linear(2L, int64 width)
+    let galerkin = new GalLinear(int64 width, int64 width, Basis.fourier harmonics 1.0)
+    let output = Linear(int64 width, 2L)
+    do
+        // GalLinear starts at zero (torchdyn's choice); small random coefficients make the benchmark's layer active.
+        use _ = torch.no_grad()
+        galerkin.Coefficients.normal_(0.0, 0.05) |> ignore
+        this.register_module("first", first)
+        this.register_module("galerkin", galerkin)
+        this.register_module("output", output)
+    let mutable stats = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    member _.LastStatistics = stats
+    override m.forward(x: Tensor) =
+        let field (s: float) (z: Tensor) =
+            use a = first.forward(z).tanh()
+            use b = galerkin.forward(a, s).tanh()
+            output.forward b
+        let problem =
+            OdeProblem.create field x [| 0.0; 1.0 |]
+            |> OdeProblem.withParameters (m.parameters() |> Seq.map (fun p -> p :> Tensor))
+        use solution = Ode.solveWith Sensitivity.Autograd problem Solvers.rk4 (StepControl.steps 20)
+        stats <- solution.Statistics
+        solution.Final
+
+/// A trainer: `Step ()` runs one iteration (fresh annuli batch, forward, backward, Adam) in its own dispose scope
+/// and returns the loss.
+type Trainer(batch: int, block: Module<Tensor, Tensor>, seed: int) =
+    let generator = new torch.Generator(uint64 seed)
     let readout = Linear(2L, 2L)
-    let optimizer = torch.optim.Adam(Seq.append (model.parameters()) (readout.parameters()), 1e-3)
+    let optimizer = torch.optim.Adam(Seq.append (block.parameters()) (readout.parameters()), 1e-3)
 
-    member _.Model = model
+    member _.Block = block
+    member _.Readout = readout
+    member _.Optimizer = optimizer
 
-    member _.Step() =
+    /// A fresh batch drawn from the trainer's generator.
+    member _.Sample() = Annuli.sample batch 0.1 torch.float32 generator
+
+    member t.Step() =
         use _ = torch.NewDisposeScope()
-        let x, y = Annuli.sample batch 0.1 torch.float32 generator
+        let x, y = t.Sample()
         optimizer.zero_grad()
-        let loss = functional.cross_entropy(readout.forward(model.forward x), y)
+        let loss = functional.cross_entropy(readout.forward(block.forward x), y)
         loss.backward()
         optimizer.step() |> ignore
         loss.ToDouble()
 
-    static member Standard(seed) = W1(1024, 64, Solvers.rk4, StepControl.steps 20, seed)
+/// A Neural ODE block with the MLP field (the seed fixes the initial weights).
+let odeBlock (width: int) (solver: ButcherTableau) (control: StepControl) (sensitivity: Sensitivity) (seed: int) =
+    torch.manual_seed(int64 seed) |> ignore
+    new NeuralOdeModel(mlp width, solver, control, sensitivity, [| 0.0; 1.0 |])
+
+/// W1 at a batch size and width.
+let w1 batch width seed =
+    let block = odeBlock width Solvers.rk4 (StepControl.steps 20) Sensitivity.Autograd seed
+    block, Trainer(batch, block, seed)
+
+/// W2: Dopri5, rtol = atol = 1e-5, the adjoint.
+let w2 seed =
+    let block = odeBlock 64 Solvers.dopri5 (StepControl.adaptive 1e-5 1e-5) Sensitivity.adjoint seed
+    block, Trainer(1024, block, seed)
+
+/// W5: W1 with a Galerkin middle layer.
+let w5 seed =
+    torch.manual_seed(int64 seed) |> ignore
+    let block = new GalerkinBlock(64, 5)
+    block, Trainer(1024, block, seed)
+
+/// W1's iteration written as a plain TorchSharp RK4 loop (autograd, no library): what a user would write by hand.
+type PlainRk4(width: int, steps: int, seed: int) =
+    do torch.manual_seed(int64 seed) |> ignore
+    let field = mlp width
+    let block =
+        { new Module<Tensor, Tensor>("plain_rk4") with
+            override _.forward(x) =
+                let h = 1.0 / float steps
+                let mutable z = x
+                for _ in 1 .. steps do
+                    let k1 = field.forward z
+                    let k2 = field.forward (z + (h / 2.0) * k1)
+                    let k3 = field.forward (z + (h / 2.0) * k2)
+                    let k4 = field.forward (z + h * k3)
+                    z <- z + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                z }
+    do block.register_module("field", field)
+    let trainer = Trainer(1024, block, seed)
+    member _.Step() = trainer.Step()

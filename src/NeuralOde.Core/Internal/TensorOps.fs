@@ -14,6 +14,12 @@ let addScaled (a: Tensor) (b: Tensor) (alpha: float) : Tensor =
     use s = Scalar.op_Implicit alpha
     a.add(b, alpha = s)
 
+/// a += alpha·b in place; returns a. Only for tensors this library made and no graph saved (a fresh accumulator):
+/// autograd allows in-place addition there, and it saves an allocation and a tensor handle per term.
+let addScaledInPlace (a: Tensor) (b: Tensor) (alpha: float) : Tensor =
+    use s = Scalar.op_Implicit alpha
+    a.add_(b, alpha = s)
+
 /// c·a (a new tensor).
 let scale (a: Tensor) (c: float) : Tensor =
     use s = Scalar.op_Implicit c
@@ -25,27 +31,24 @@ let addConstant (a: Tensor) (c: float) : Tensor =
     a.add(s)
 
 /// y + h * Σ_j w_j k_j, skipping zero weights; returns a new tensor (never `y` itself), so callers may dispose it.
+/// One allocation: the first term makes the accumulator, the others are added into it in place.
 let combine (y: Tensor) (h: float) (weights: float[]) (ks: Tensor[]) : Tensor =
     let mutable acc: Tensor = null
     for j in 0 .. weights.Length - 1 do
         let w = weights[j]
         if w <> 0.0 then
-            let next =
-                addScaled (if isNull acc then y else acc) ks[j] (h * w)
-            if not (isNull acc) then acc.Dispose()
-            acc <- next
+            if isNull acc then acc <- addScaled y ks[j] (h * w)
+            else addScaledInPlace acc ks[j] (h * w) |> ignore
     if isNull acc then y.clone() else acc
 
-/// h * Σ_j w_j k_j (no base term); used for the embedded error estimate.
+/// h * Σ_j w_j k_j (no base term); used for the embedded error estimate. One allocation, as `combine`.
 let weightedSum (h: float) (weights: float[]) (ks: Tensor[]) : Tensor =
     let mutable acc: Tensor = null
     for j in 0 .. weights.Length - 1 do
         let w = weights[j]
         if w <> 0.0 then
-            let next =
-                if isNull acc then scale ks[j] (h * w) else addScaled acc ks[j] (h * w)
-            if not (isNull acc) then acc.Dispose()
-            acc <- next
+            if isNull acc then acc <- scale ks[j] (h * w)
+            else addScaledInPlace acc ks[j] (h * w) |> ignore
     if isNull acc then torch.zeros_like ks[0] else acc
 
 /// True when every element is finite (one host synchronisation).

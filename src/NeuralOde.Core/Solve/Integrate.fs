@@ -22,7 +22,7 @@ let private checkedField (f: VectorField) (count: int ref) : float -> Tensor -> 
         if isNull dx then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned null at t = {t}."))
         if dx.shape <> x.shape then raise (mismatch "shape" t x dx)
         if dx.dtype <> x.dtype then raise (mismatch "dtype" t x dx)
-        if dx.device.ToString() <> x.device.ToString() then raise (mismatch "device" t x dx)
+        if dx.device_type <> x.device_type || dx.device_index <> x.device_index then raise (mismatch "device" t x dx)
         dx
 
 let private nonFinite (t: float) (what: string) =
@@ -73,6 +73,22 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     let mutable rejected = 0
     let mutable previousError = 1.0
     let mutable lastErrorNonFinite = false
+    // Fixed steps: (step start, step end, 0-dim "all finite" flag on the device) since the last output.
+    let pendingChecks = ResizeArray<float * float * Tensor>()
+    let clearPending () =
+        for _, _, flag in pendingChecks do flag.Dispose()
+        pendingChecks.Clear()
+    let checkPending () =
+        if pendingChecks.Count > 0 then
+            use flags = torch.stack(pendingChecks |> Seq.map (fun (_, _, flag) -> flag))
+            use allFinite = flags.all()
+            if not (allFinite.item<bool>()) then
+                use bad = flags.logical_not()
+                use asInt = bad.to_type(torch.int32)
+                use first = asInt.argmax()
+                let tBad, tBadEnd, _ = pendingChecks[int (first.item<int64>())]
+                raise (nonFinite tBad $"The state became NaN or Inf in the step from t = {tBad} to {tBadEnd}")
+            clearPending ()
     try
         fy <- f t0 x0
         let mutable h =
@@ -111,8 +127,11 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                         lastErrorNonFinite <- false
                         e <= 1.0, e
                 | _ ->
-                    if not (TensorOps.allFinite r.Y1) then
-                        raise (nonFinite t $"The state became NaN or Inf in the step from t = {t} to {tNew}")
+                    // Fixed steps never wait for the device: each step leaves a finiteness flag there, and the flags
+                    // are read once per output (one host sync per output, not per step).
+                    let finite = (use isFinite = torch.isfinite r.Y1 in isFinite.all())
+                    pendingChecks.Add((t, tNew, finite.MoveToOuterDisposeScope()))
+                    if next < times.Length && (times[next] - tNew) * direction <= 0.0 then checkPending ()
                     true, 0.0
             if accept then
                 let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
@@ -157,6 +176,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         records.Clear()
         solution, trajectory
     finally
+        clearPending ()
         for i in 1 .. outputs.Length - 1 do
             if not (isNull outputs[i]) && not (obj.ReferenceEquals(outputs[i], x0)) then outputs[i].Dispose()
         if owned y then y.Dispose()

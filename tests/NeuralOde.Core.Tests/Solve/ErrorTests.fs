@@ -59,6 +59,14 @@ let tests =
             Expect.floatClose Accuracy.high e.Time 0.2 "the start of the step in which f went bad"
             Expect.stringContains e.Message "from t = 0.2 to 0.3" "the step in the message"
         }
+        test "NaN after an output time is located in its step, not at the next output" {
+            // Fixed steps read their finiteness flags once per output; the step must still be the one where f went bad.
+            let f: VectorField = fun t x -> if t > 0.65 then x.mul(Scalar.op_Implicit nan) else x.neg()
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 0.5; 1.0 |] Solvers.rk4 (StepControl.fixedStep 0.1) |> ignore))
+            Expect.equal e.Failure OdeFailure.NonFiniteValue "kind"
+            Expect.floatClose Accuracy.high e.Time 0.6 "the start of the step in which f went bad"
+            Expect.stringContains e.Message "from t = 0.6" "the step in the message"
+        }
         test "NaN from the vector field at the start stops an adaptive solve at once" {
             let f: VectorField = fun _ x -> x.mul(Scalar.op_Implicit nan)
             let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.dopri5 (StepControl.Adaptive { StepControl.defaults with InitialStep = Some 0.1 }) |> ignore))

@@ -1,0 +1,114 @@
+/// W4: peak memory of one forward + backward pass (batch 4096, MLP 2→256→256→2, RK4, float32) against the number
+/// of steps, autograd against the adjoint, each configuration in its own process so each peak is its own.
+///
+/// Three readings per pass, all above the process's state just before the pass:
+///   RSS        peak resident set (VmHWM): what the operating system sees;
+///   native     peak bytes malloc'd and in use (glibc mallinfo2: uordblks + hblkhd), sampled before and after every
+///              vector-field evaluation: libtorch's tensors, autograd graphs and TorchSharp's handles;
+///   GC         peak committed bytes of the .NET heap (GCMemoryInfo), and the number of gen-0 collections.
+/// A process that has trained before starts a pass with its GC heap already grown to its allocation budget; a fresh
+/// process grows it during the pass, once (every tensor op leaves a small managed wrapper to collect). So each pass
+/// is measured twice: "cold" in a fresh process, and "warm" after one identical warm-up pass (the same for every
+/// configuration: the adjoint with 1000 steps).
+module NeuralOde.Benchmarks.PeakMemory
+
+open System
+open System.Runtime.InteropServices
+open TorchSharp
+open NeuralOde.Core
+
+[<Struct; StructLayout(LayoutKind.Sequential)>]
+type MallInfo2 =
+    val Arena: unativeint
+    val Ordblks: unativeint
+    val Smblks: unativeint
+    val Hblks: unativeint
+    val Hblkhd: unativeint
+    val Usmblks: unativeint
+    val Fsmblks: unativeint
+    val Uordblks: unativeint
+    val Fordblks: unativeint
+    val Keepcost: unativeint
+
+[<DllImport("libc", EntryPoint = "mallinfo2")>]
+extern MallInfo2 private mallinfo2()
+
+/// Bytes malloc'd and in use now (small blocks in the arenas plus mmapped blocks), in MiB.
+let nativeInUseMiB () =
+    let info = mallinfo2 ()
+    float (uint64 info.Uordblks + uint64 info.Hblkhd) / (1024.0 * 1024.0)
+
+/// What one pass used above the state before it, in MiB (gen-0 collections as a count).
+type Pass = { Rss: float; Native: float; GcCommitted: float; Gen0Collections: int }
+
+let private committedMiB () = float (GC.GetGCMemoryInfo().TotalCommittedBytes) / (1024.0 * 1024.0)
+
+/// One pass; `warm` first runs the warm-up pass (adjoint, 1000 steps) in this process.
+let pass (methodName: string) (steps: int) (warm: bool) =
+    let run (sensitivity: Sensitivity) (steps: int) (sample: unit -> unit) =
+        torch.manual_seed(0L) |> ignore
+        let field = torch.nn.Sequential(torch.nn.Linear(2L, 256L), torch.nn.Tanh(), torch.nn.Linear(256L, 256L), torch.nn.Tanh(), torch.nn.Linear(256L, 2L))
+        let sampled = { new torch.nn.Module<torch.Tensor, torch.Tensor>("sampled") with
+                          override _.forward(x) =
+                              sample ()
+                              let y = field.forward x
+                              sample ()
+                              y }
+        sampled.register_module("field", field)
+        use model = new NeuralOdeModel(sampled, Solvers.rk4, StepControl.steps steps, sensitivity, [| 0.0; 1.0 |])
+        use x = torch.randn([| 4096L; 2L |])
+        use loss = model.forward(x).square().sum()
+        loss.backward()
+    let sensitivity = if methodName = "adjoint" then Sensitivity.adjoint else Sensitivity.Autograd
+    if warm then run Sensitivity.adjoint 1000 ignore
+    let rssBefore = Measure.residentMiB ()
+    // VmHWM is the process's high-water mark; reset it so the peak is this pass's (Linux ≥ 4.0).
+    IO.File.WriteAllText("/proc/self/clear_refs", "5")
+    let nativeBefore = nativeInUseMiB ()
+    let committedBefore = committedMiB ()
+    let gen0Before = GC.CollectionCount 0
+    let mutable nativePeak = nativeBefore
+    let mutable committedPeak = committedBefore
+    let sample () =
+        nativePeak <- max nativePeak (nativeInUseMiB ())
+        committedPeak <- max committedPeak (committedMiB ())
+    run sensitivity steps sample
+    { Rss = Measure.peakResidentMiB () - rssBefore
+      Native = nativePeak - nativeBefore
+      GcCommitted = committedPeak - committedBefore
+      Gen0Collections = GC.CollectionCount 0 - gen0Before }
+
+/// Runs every configuration in a child process (`peak --method M --steps N [--warm]`) and tabulates.
+let w4 () : Report.Row list =
+    let self = Diagnostics.Process.GetCurrentProcess().MainModule.FileName
+    let dll = Reflection.Assembly.GetExecutingAssembly().Location
+    let child (methodName: string) (steps: int) (warm: bool) =
+        let args = [ dll; "peak"; "--method"; methodName; "--steps"; string steps ] @ (if warm then [ "--warm" ] else [])
+        let psi = Diagnostics.ProcessStartInfo(self, args, RedirectStandardOutput = true)
+        use p = Diagnostics.Process.Start psi
+        let output = p.StandardOutput.ReadToEnd()
+        p.WaitForExit()
+        let line = output.Split('\n') |> Array.find (fun l -> l.StartsWith "pass ")
+        let v = line.Split(' ') |> Array.skip 1 |> Array.map float
+        { Rss = v[0]; Native = v[1]; GcCommitted = v[2]; Gen0Collections = int v[3] }
+    let measured = Collections.Generic.Dictionary<string * int, float>()
+    [ for warm in [ false; true ] do
+        let state = if warm then "warm" else "cold"
+        for methodName in [ "autograd"; "adjoint" ] do
+            for steps in (if methodName = "adjoint" then [ 10; 100; 1000; 3000 ] else [ 10; 100; 1000 ]) do
+                // Autograd keeps every stage's activations: project from 100 steps and skip what cannot fit.
+                let projected =
+                    match measured.TryGetValue((methodName, 100)) with
+                    | true, at100 when methodName = "autograd" && steps > 100 -> Some(at100 * float steps / 100.0)
+                    | _ -> None
+                let name = $"{methodName}, {steps} steps, {state}"
+                match projected with
+                | Some p when p > 0.6 * Measure.availableMiB () ->
+                    yield Report.value "W4" name (p / 1024.0) "GiB RSS (projected)" $"not run: more than 60%% of the {Measure.availableMiB () / 1024.0:F1} GiB available"
+                | _ ->
+                    let r = child methodName steps warm
+                    measured[(methodName, steps)] <- r.Rss
+                    printfn "  W4 %s: RSS +%.0f MiB, native +%.0f MiB, GC committed +%.0f MiB, %d gen-0 GCs" name r.Rss r.Native r.GcCommitted r.Gen0Collections
+                    yield Report.value "W4" $"{name}: RSS" (r.Rss / 1024.0) "GiB above the pre-pass RSS" "batch 4096, MLP 2-256-256-2, RK4, float32"
+                    yield Report.value "W4" $"{name}: native heap" (r.Native / 1024.0) "GiB above the pre-pass heap" "mallinfo2 in use, sampled at every evaluation"
+                    yield Report.value "W4" $"{name}: GC heap" (r.GcCommitted / 1024.0) "GiB above the pre-pass commit" $"{r.Gen0Collections} gen-0 collections during the pass" ]

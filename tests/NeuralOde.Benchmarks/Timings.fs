@@ -1,0 +1,133 @@
+/// The timed workloads W1, W2, W3, W5, W6 (float32, 2 threads, fixed seeds; median, min and max after warm-up).
+module NeuralOde.Benchmarks.Timings
+
+open System
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Benchmarks.Report
+
+/// Largest relative difference between two lists of tensors (max |a − b| / max |b|, per tensor).
+let private relativeDifference (a: torch.Tensor[]) (b: torch.Tensor[]) =
+    Array.map2 (fun (x: torch.Tensor) (y: torch.Tensor) ->
+        use d = (x - y).abs().max()
+        use m = y.abs().max()
+        d.ToDouble() / max (m.ToDouble()) 1e-30) a b
+    |> Array.max
+
+/// Interleaves the actions run by run (so they share the machine's noise) and summarises each.
+let private interleaved (warmup: int) (repeats: int) (actions: (unit -> unit)[]) =
+    for _ in 1 .. warmup do for a in actions do a ()
+    let samples = actions |> Array.map (fun _ -> ResizeArray<float>())
+    for _ in 1 .. repeats do
+        actions |> Array.iteri (fun i a ->
+            let clock = Diagnostics.Stopwatch.StartNew()
+            a ()
+            samples[i].Add clock.Elapsed.TotalMilliseconds)
+    samples |> Array.map (fun s -> Measure.summarize (s.ToArray()))
+
+/// W1, its measured floor (the same kernels without autograd, solver or modules; Floor.fs) and, for reference, W1
+/// as a plain hand-written TorchSharp RK4 loop. Runs are interleaved; the ratio is median over median.
+let w1 (repeats: int) =
+    let block, trainer = Workloads.w1 1024 64 1
+    use manual = new Floor.ManualW1(block.VectorField, trainer.Readout, 20, trainer.Optimizer)
+    // The floor computes W1's gradients: check it against autograd on one batch before timing it.
+    let check =
+        use _ = torch.NewDisposeScope()
+        let x, y = trainer.Sample()
+        let parameters = Array.append (block.parameters() |> Array.ofSeq) (trainer.Readout.parameters() |> Array.ofSeq)
+        trainer.Optimizer.zero_grad()
+        let loss = torch.nn.functional.cross_entropy(trainer.Readout.forward(block.forward x), y)
+        loss.backward()
+        let autograd = parameters |> Array.map (fun p -> p.grad.clone())
+        let _, byHand = manual.Gradients(x, y)
+        relativeDifference byHand autograd
+    if check > 1e-4 then failwith $"The floor's hand-written gradients differ from autograd's by {check:G3} (relative): the floor is wrong."
+    let plain = Workloads.PlainRk4(64, 20, 1)
+    let floorStep () =
+        use _ = torch.NewDisposeScope()
+        let x, y = trainer.Sample()
+        manual.Step(x, y) |> ignore
+    let s = interleaved 20 repeats [| (fun () -> trainer.Step() |> ignore); floorStep; (fun () -> plain.Step() |> ignore) |]
+    let w1, floor, plainLoop = s[0], s[1], s[2]
+    let verdict = if w1.Median <= 40.0 then "meets ≤ 40 ms" else "misses ≤ 40 ms"
+    let ratio = w1.Median / floor.Median
+    [ timing "W1" "iteration" w1 $"RK4 20 steps, batch 1024, MLP 2-64-64-2, autograd; {verdict}"
+      value "W1" "function evaluations" (float block.LastStatistics.FunctionEvaluations) "" "forward"
+      timing "W1 floor" "iteration" floor "same kernels by hand: no autograd graph, no solver, no modules (Floor.fs)"
+      value "W1 floor" "hand-written gradients vs autograd" check "relative" "largest difference over the parameters"
+      value "W1" "ratio to floor (median)" ratio "×" (if ratio <= 1.3 then "meets ≤ 1.3×" else "misses ≤ 1.3×")
+      value "W1" "ratio to floor (min)" (w1.Min / floor.Min) "×" "best run over best run"
+      timing "W1 plain loop" "iteration" plainLoop "reference: hand-written TorchSharp RK4 with autograd, operators on floats" ]
+
+/// W2: Dopri5, rtol = atol = 1e-5, the adjoint; with function evaluations and the forward error.
+let w2 (repeats: int) =
+    let block, trainer = Workloads.w2 2
+    let s = Measure.time 5 repeats (fun () -> trainer.Step() |> ignore)
+    let forward, backward = block.LastStatistics, block.LastBackwardStatistics
+    let error =
+        use _ = torch.NewDisposeScope()
+        use _ = torch.no_grad()
+        let x, _ = trainer.Sample()
+        let z = block.forward x
+        // The reference: a float64 copy of the field, solved by Dopri8 at 1e-11.
+        use field64 = Workloads.mlp 64
+        Seq.iter2 (fun (target: Modules.Parameter) (source: Modules.Parameter) -> target.copy_(source) |> ignore) (field64.parameters()) (block.VectorField.parameters())
+        field64.``to``(torch.float64) |> ignore
+        let problem = OdeProblem.create (fun _ v -> field64.forward v) (x.to_type torch.float64) [| 0.0; 1.0 |]
+        use reference = Ode.solve problem Solvers.dopri8 (StepControl.adaptive 1e-11 1e-11)
+        use d = (z.to_type(torch.float64) - reference.Final).abs().max()
+        use m = reference.Final.abs().max()
+        d.ToDouble() / m.ToDouble()
+    let verdict = if s.Median <= 80.0 then "meets ≤ 80 ms" else "misses ≤ 80 ms"
+    [ timing "W2" "iteration" s $"Dopri5 rtol = atol = 1e-5, adjoint, batch 1024; {verdict}"
+      value "W2" "forward function evaluations" (float forward.FunctionEvaluations) "" $"{forward.AcceptedSteps} accepted, {forward.RejectedSteps} rejected steps (last iteration)"
+      value "W2" "backward function evaluations" (float backward.FunctionEvaluations) "" $"{backward.AcceptedSteps} accepted, {backward.RejectedSteps} rejected steps (last iteration)"
+      value "W2" "forward error" error "relative" "max |z(1) − reference| / max |reference|; reference: float64 Dopri8 at 1e-11" ]
+
+/// W3: W1's iteration at batch 256 … 16384 (width 64) and width 64 … 1024 (batch 1024).
+let w3 () =
+    let configurations = [ for b in [ 256; 1024; 4096; 16384 ] -> b, 64 ] @ [ 1024, 256; 1024, 1024 ]
+    [ for batch, width in configurations do
+        let _, trainer = Workloads.w1 batch width 3
+        let s = Measure.timeWithin 3 5 100 8000.0 (fun () -> trainer.Step() |> ignore)
+        printfn "  W3 batch %d width %d: %.1f ms" batch width s.Median
+        yield timing "W3" $"batch {batch}, width {width}" s "RK4 20 steps, autograd" ]
+
+/// W5: W1 with a Galerkin middle layer (Fourier basis, 5 harmonics).
+let w5 (repeats: int) =
+    let block, trainer = Workloads.w5 5
+    let s = Measure.time 10 repeats (fun () -> trainer.Step() |> ignore)
+    [ timing "W5" "iteration" s "W1 with GalLinear(64, 64) over a Fourier basis (11 terms) as the middle layer"
+      value "W5" "function evaluations" (float block.LastStatistics.FunctionEvaluations) "" "forward" ]
+
+/// W6: solve-only throughput of the 10,000-dimensional linear ODE with Dopri5 (rtol = atol = 1e-6, t ∈ [0, 10]);
+/// the evaluation of f timed alone gives the solver's own cost per step.
+let w6 (repeats: int) =
+    use problem = new LinearOde.Problem(10000, torch.float32, 6)
+    let ode = OdeProblem.create problem.Field problem.X0 [| 0.0; 10.0 |]
+    let control = StepControl.adaptive 1e-6 1e-6
+    let mutable stats = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let solveTime = Measure.time 3 repeats (fun () ->
+        use _ = torch.no_grad()
+        use solution = Ode.solve ode Solvers.dopri5 control
+        stats <- solution.Statistics)
+    let evalTime = Measure.time 100 2000 (fun () ->
+        use _ = torch.no_grad()
+        use dx = problem.Field 0.0 problem.X0
+        ())
+
+    let error =
+        use solution = Ode.solve ode Solvers.dopri5 control
+        use exact = problem.Exact 10.0
+        use d = (solution.Final.to_type(torch.float64) - exact).abs().max()
+        use m = exact.abs().max()
+        d.ToDouble() / m.ToDouble()
+    let perStep = solveTime.Median / float stats.AcceptedSteps
+    let fieldShare = float stats.FunctionEvaluations * evalTime.Median / solveTime.Median
+    [ timing "W6" "solve" solveTime "10,000-dim linear ODE, Dopri5 rtol = atol = 1e-6, t ∈ [0, 10], float32, no gradient"
+      value "W6" "accepted steps" (float stats.AcceptedSteps) "" $"{stats.RejectedSteps} rejected, {stats.FunctionEvaluations} evaluations"
+      value "W6" "throughput" (1000.0 / perStep) "steps/s" $"{perStep * 1000.0:F1} µs per step"
+      value "W6" "state updates" (10000.0 * 1000.0 / perStep / 1e6) "M elements·steps/s" ""
+      timing "W6" "one evaluation of f" evalTime "3 element-wise kernels"
+      value "W6" "share of time in f" fieldShare "" "evaluations × time of f alone / solve time; the rest is the solver"
+      value "W6" "error at t = 10" error "relative" "max |x − exact| / max |exact|" ]
