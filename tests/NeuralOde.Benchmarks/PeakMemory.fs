@@ -5,7 +5,8 @@
 ///   RSS        peak resident set (VmHWM): what the operating system sees;
 ///   native     peak bytes malloc'd and in use (glibc mallinfo2: uordblks + hblkhd), sampled before and after every
 ///              vector-field evaluation: libtorch's tensors, autograd graphs and TorchSharp's handles;
-///   GC         peak committed bytes of the .NET heap (GCMemoryInfo), and the number of gen-0 collections.
+///   GC         peak size of the .NET heap including garbage not yet collected (GC.GetTotalMemory), sampled like
+///              the native heap, the managed bytes allocated during the pass, and the number of gen-0 collections.
 /// A process that has trained before starts a pass with its GC heap already grown to its allocation budget; a fresh
 /// process grows it during the pass, once (every tensor op leaves a small managed wrapper to collect). So each pass
 /// is measured twice: "cold" in a fresh process, and "warm" after one identical warm-up pass (the same for every
@@ -39,9 +40,9 @@ let nativeInUseMiB () =
     float (uint64 info.Uordblks + uint64 info.Hblkhd) / (1024.0 * 1024.0)
 
 /// What one pass used above the state before it, in MiB (gen-0 collections as a count).
-type Pass = { Rss: float; Native: float; GcCommitted: float; Gen0Collections: int }
+type Pass = { PeakRss: float; Rss: float; Native: float; GcHeap: float; GcAllocated: float; Gen0Collections: int }
 
-let private committedMiB () = float (GC.GetGCMemoryInfo().TotalCommittedBytes) / (1024.0 * 1024.0)
+let private managedMiB () = float (GC.GetTotalMemory false) / (1024.0 * 1024.0)
 
 /// One pass; `warm` first runs the warm-up pass (adjoint, 1000 steps) in this process.
 let pass (methodName: string) (steps: int) (warm: bool) =
@@ -65,17 +66,21 @@ let pass (methodName: string) (steps: int) (warm: bool) =
     // VmHWM is the process's high-water mark; reset it so the peak is this pass's (Linux ≥ 4.0).
     IO.File.WriteAllText("/proc/self/clear_refs", "5")
     let nativeBefore = nativeInUseMiB ()
-    let committedBefore = committedMiB ()
+    let managedBefore = managedMiB ()
+    let allocatedBefore = GC.GetTotalAllocatedBytes false
     let gen0Before = GC.CollectionCount 0
     let mutable nativePeak = nativeBefore
-    let mutable committedPeak = committedBefore
+    let mutable managedPeak = managedBefore
     let sample () =
         nativePeak <- max nativePeak (nativeInUseMiB ())
-        committedPeak <- max committedPeak (committedMiB ())
+        managedPeak <- max managedPeak (managedMiB ())
     run sensitivity steps sample
-    { Rss = Measure.peakResidentMiB () - rssBefore
+    let peak = Measure.peakResidentMiB ()
+    { PeakRss = peak
+      Rss = peak - rssBefore
       Native = nativePeak - nativeBefore
-      GcCommitted = committedPeak - committedBefore
+      GcHeap = managedPeak - managedBefore
+      GcAllocated = float (GC.GetTotalAllocatedBytes false - allocatedBefore) / (1024.0 * 1024.0)
       Gen0Collections = GC.CollectionCount 0 - gen0Before }
 
 /// Runs every configuration in a child process (`peak --method M --steps N [--warm]`) and tabulates.
@@ -90,7 +95,7 @@ let w4 () : Report.Row list =
         p.WaitForExit()
         let line = output.Split('\n') |> Array.find (fun l -> l.StartsWith "pass ")
         let v = line.Split(' ') |> Array.skip 1 |> Array.map float
-        { Rss = v[0]; Native = v[1]; GcCommitted = v[2]; Gen0Collections = int v[3] }
+        { PeakRss = v[0]; Rss = v[1]; Native = v[2]; GcHeap = v[3]; GcAllocated = v[4]; Gen0Collections = int v[5] }
     let measured = Collections.Generic.Dictionary<string * int, float>()
     [ for warm in [ false; true ] do
         let state = if warm then "warm" else "cold"
@@ -108,7 +113,8 @@ let w4 () : Report.Row list =
                 | _ ->
                     let r = child methodName steps warm
                     measured[(methodName, steps)] <- r.Rss
-                    printfn "  W4 %s: RSS +%.0f MiB, native +%.0f MiB, GC committed +%.0f MiB, %d gen-0 GCs" name r.Rss r.Native r.GcCommitted r.Gen0Collections
+                    printfn "  W4 %s: peak RSS %.0f MiB, RSS +%.0f MiB, native +%.0f MiB, GC heap +%.0f MiB (%.0f MiB allocated, %d gen-0 GCs)" name r.PeakRss r.Rss r.Native r.GcHeap r.GcAllocated r.Gen0Collections
+                    yield Report.value "W4" $"{name}: peak process RSS" (r.PeakRss / 1024.0) "GiB" "VmHWM of the process during the pass"
                     yield Report.value "W4" $"{name}: RSS" (r.Rss / 1024.0) "GiB above the pre-pass RSS" "batch 4096, MLP 2-256-256-2, RK4, float32"
                     yield Report.value "W4" $"{name}: native heap" (r.Native / 1024.0) "GiB above the pre-pass heap" "mallinfo2 in use, sampled at every evaluation"
-                    yield Report.value "W4" $"{name}: GC heap" (r.GcCommitted / 1024.0) "GiB above the pre-pass commit" $"{r.Gen0Collections} gen-0 collections during the pass" ]
+                    yield Report.value "W4" $"{name}: GC heap" (r.GcHeap / 1024.0) "GiB above the pre-pass heap" $"with uncollected garbage; {r.GcAllocated:F0} MiB allocated, {r.Gen0Collections} gen-0 collections during the pass" ]

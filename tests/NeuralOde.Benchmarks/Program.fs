@@ -41,7 +41,7 @@ let main argv =
     match command with
     | "peak" ->
         let p = PeakMemory.pass (option args "--method" "adjoint") (int (option args "--steps" "10")) (List.contains "--warm" args)
-        printfn "pass %f %f %f %d" p.Rss p.Native p.GcCommitted p.Gen0Collections
+        printfn "pass %f %f %f %f %f %d" p.PeakRss p.Rss p.Native p.GcHeap p.GcAllocated p.Gen0Collections
         0
     | "all" ->
         let results = benchmarks |> List.map (fun (_, run) -> run ())

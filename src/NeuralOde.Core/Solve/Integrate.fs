@@ -73,22 +73,32 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     let mutable rejected = 0
     let mutable previousError = 1.0
     let mutable lastErrorNonFinite = false
-    // Fixed steps: (step start, step end, 0-dim "all finite" flag on the device) since the last output.
-    let pendingChecks = ResizeArray<float * float * Tensor>()
-    let clearPending () =
-        for _, _, flag in pendingChecks do flag.Dispose()
-        pendingChecks.Clear()
+    // Fixed steps: a finiteness flag per step, written on the device into one preallocated buffer and read once
+    // per output or per `checkEvery` steps (never a host sync per step). The buffer is made once: small tensors
+    // kept alive across steps would interleave with the steps' large transient ones and fragment the native heap
+    // (measured: +1.2 MB of resident memory per step of W4's adjoint while malloc's bytes in use stayed flat).
+    let checkEvery = 64
+    let mutable flags: Tensor = null
+    let pendingSteps = Array.zeroCreate<float * float> checkEvery
+    let mutable pending = 0
     let checkPending () =
-        if pendingChecks.Count > 0 then
-            use flags = torch.stack(pendingChecks |> Seq.map (fun (_, _, flag) -> flag))
-            use allFinite = flags.all()
+        if pending > 0 then
+            use written = flags.narrow(0L, 0L, int64 pending)
+            use allFinite = written.all()
             if not (allFinite.item<bool>()) then
-                use bad = flags.logical_not()
-                use asInt = bad.to_type(torch.int32)
-                use first = asInt.argmax()
-                let tBad, tBadEnd, _ = pendingChecks[int (first.item<int64>())]
+                use asInt = written.to_type(torch.int32)
+                use first = asInt.argmin()
+                let tBad, tBadEnd = pendingSteps[int (first.item<int64>())]
                 raise (nonFinite tBad $"The state became NaN or Inf in the step from t = {tBad} to {tBadEnd}")
-            clearPending ()
+            pending <- 0
+    let flagStep (tStart: float) (tEnd: float) (y1: Tensor) =
+        if isNull flags then flags <- torch.ones([| int64 checkEvery |], dtype = torch.ScalarType.Bool, device = y1.device).MoveToOuterDisposeScope()
+        use isFinite = torch.isfinite y1
+        use all = isFinite.all()
+        use slot = flags.select(0L, int64 pending)
+        slot.copy_(all) |> ignore
+        pendingSteps[pending] <- (tStart, tEnd)
+        pending <- pending + 1
     try
         fy <- f t0 x0
         let mutable h =
@@ -129,9 +139,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                 | _ ->
                     // Fixed steps never wait for the device: each step leaves a finiteness flag there, and the flags
                     // are read once per output (one host sync per output, not per step).
-                    let finite = (use isFinite = torch.isfinite r.Y1 in isFinite.all())
-                    pendingChecks.Add((t, tNew, finite.MoveToOuterDisposeScope()))
-                    if next < times.Length && (times[next] - tNew) * direction <= 0.0 then checkPending ()
+                    flagStep t tNew r.Y1
+                    if pending = checkEvery || next < times.Length && (times[next] - tNew) * direction <= 0.0 then checkPending ()
                     true, 0.0
             if accept then
                 let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
@@ -176,7 +185,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         records.Clear()
         solution, trajectory
     finally
-        clearPending ()
+        if not (isNull flags) then flags.Dispose()
         for i in 1 .. outputs.Length - 1 do
             if not (isNull outputs[i]) && not (obj.ReferenceEquals(outputs[i], x0)) then outputs[i].Dispose()
         if owned y then y.Dispose()

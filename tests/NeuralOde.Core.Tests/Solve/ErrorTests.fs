@@ -67,6 +67,18 @@ let tests =
             Expect.floatClose Accuracy.high e.Time 0.6 "the start of the step in which f went bad"
             Expect.stringContains e.Message "from t = 0.6" "the step in the message"
         }
+        test "NaN late in a long fixed-step solve is located in its step (flags read in blocks)" {
+            // 100 steps: the flags buffer is read after 64 steps and again at the output.
+            let f: VectorField = fun t x -> if t > 0.705 then x.mul(Scalar.op_Implicit nan) else x.neg()
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 100) |> ignore))
+            Expect.equal e.Failure OdeFailure.NonFiniteValue "kind"
+            Expect.isLessThan (abs (e.Time - 0.70)) 1e-9 $"the step from 0.70 (got {e.Time})"
+        }
+        test "NaN early in a long fixed-step solve is reported in the first block" {
+            let f: VectorField = fun t x -> if t > 0.105 then x.mul(Scalar.op_Implicit nan) else x.neg()
+            let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 100) |> ignore))
+            Expect.isLessThan (abs (e.Time - 0.10)) 1e-9 $"the step from 0.10 (got {e.Time})"
+        }
         test "NaN from the vector field at the start stops an adaptive solve at once" {
             let f: VectorField = fun _ x -> x.mul(Scalar.op_Implicit nan)
             let e = raises<OdeSolveException> (fun () -> (use x = x0 () in Ode.odeint f x [| 0.0; 1.0 |] Solvers.dopri5 (StepControl.Adaptive { StepControl.defaults with InitialStep = Some 0.1 }) |> ignore))
