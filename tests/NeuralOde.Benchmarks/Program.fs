@@ -9,6 +9,8 @@
 ///   memory [--iterations N]  W1 for N iterations (default 10,000): RSS flat after warm-up (growth < 5%)
 ///   all                      all of the above
 ///   peak --method M --steps N [--warm]   (internal) one W4 pass
+/// `--device cuda` (or cuda:N) runs W1, W2, W3 and W5 on that GPU (a CUDA libtorch backend must be present); W4, W6
+/// and memory stay on the CPU. Every iteration ends by reading the loss on the host, so times include the GPU's work.
 module NeuralOde.Benchmarks.Program
 
 open TorchSharp
@@ -24,6 +26,12 @@ let main argv =
     let args = List.ofArray argv
     let out = option args "--out" "out/bench"
     torch.set_num_threads 2
+    let deviceName = option args "--device" "cpu"
+    if deviceName <> "cpu" then
+        if deviceName.StartsWith "cuda" && not (torch.cuda.is_available ()) then
+            eprintfn "--device %s: CUDA is not available (torch.cuda.is_available() is false: no GPU, or a CPU-only libtorch backend)." deviceName
+            exit 2
+        Workloads.device <- torch.device deviceName
     let repeats fallback = int (option args "--repeats" (string fallback))
     let command = match args with c :: _ when not (c.StartsWith "--") -> c | _ -> "all"
     let memory () =

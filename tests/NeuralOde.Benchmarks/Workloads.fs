@@ -13,6 +13,9 @@ open NeuralOde.Core.Datasets
 
 type Tensor = torch.Tensor
 
+/// The device the trainers run on (`--device`; CPU by default). Data are drawn on the CPU and moved there.
+let mutable device = torch.CPU
+
 /// The MLP vector field 2 → width → width → 2 with tanh.
 let mlp (width: int) =
     Sequential(Linear(2L, int64 width), Tanh(), Linear(int64 width, int64 width), Tanh(), Linear(int64 width, 2L))
@@ -50,6 +53,9 @@ type GalerkinBlock(width: int, harmonics: int) as this =
 type Trainer(batch: int, block: Module<Tensor, Tensor>, seed: int) =
     let generator = new torch.Generator(uint64 seed)
     let readout = Linear(2L, 2L)
+    do
+        block.``to``(device) |> ignore
+        readout.``to``(device) |> ignore
     let optimizer = torch.optim.Adam(Seq.append (block.parameters()) (readout.parameters()), 1e-3)
 
     member _.Block = block
@@ -57,7 +63,9 @@ type Trainer(batch: int, block: Module<Tensor, Tensor>, seed: int) =
     member _.Optimizer = optimizer
 
     /// A fresh batch drawn from the trainer's generator.
-    member _.Sample() = Annuli.sample batch 0.1 torch.float32 generator
+    member _.Sample() =
+        let x, y = Annuli.sample batch 0.1 torch.float32 generator
+        if device.``type`` = DeviceType.CPU then x, y else x.``to``(device), y.``to``(device)
 
     member t.Step() =
         use _ = torch.NewDisposeScope()
