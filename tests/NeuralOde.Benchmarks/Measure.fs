@@ -22,14 +22,20 @@ let summarize (xs: float[]) =
     let median = if s.Length % 2 = 1 then s[s.Length / 2] else 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2])
     { Median = median; Min = s[0]; Max = s[s.Length - 1]; Count = s.Length }
 
+/// Milliseconds of `repeats` calls of each action, after `warmup` untimed rounds; the actions are interleaved run
+/// by run (so they share the machine's noise) and each is summarised.
+let interleaved (warmup: int) (repeats: int) (actions: (unit -> unit)[]) =
+    for _ in 1 .. warmup do for a in actions do a ()
+    let samples = actions |> Array.map (fun _ -> Array.zeroCreate<float> repeats)
+    for r in 0 .. repeats - 1 do
+        actions |> Array.iteri (fun i a ->
+            let clock = Stopwatch.StartNew()
+            a ()
+            samples[i][r] <- clock.Elapsed.TotalMilliseconds)
+    samples |> Array.map summarize
+
 /// Milliseconds of each of `repeats` calls of `action`, after `warmup` untimed calls.
-let time (warmup: int) (repeats: int) (action: unit -> unit) =
-    for _ in 1 .. warmup do action ()
-    Array.init repeats (fun _ ->
-        let clock = Stopwatch.StartNew()
-        action ()
-        clock.Elapsed.TotalMilliseconds)
-    |> summarize
+let time (warmup: int) (repeats: int) (action: unit -> unit) = (interleaved warmup repeats [| action |])[0]
 
 /// Like `time`, but the number of runs adapts to the cost: after `warmup` calls, as many as fit in `budgetMs`
 /// (at least `least`, at most `most`).

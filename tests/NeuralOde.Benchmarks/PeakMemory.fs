@@ -48,7 +48,7 @@ let private managedMiB () = float (GC.GetTotalMemory false) / (1024.0 * 1024.0)
 let pass (methodName: string) (steps: int) (warm: bool) =
     let run (sensitivity: Sensitivity) (steps: int) (sample: unit -> unit) =
         torch.manual_seed(0L) |> ignore
-        let field = torch.nn.Sequential(torch.nn.Linear(2L, 256L), torch.nn.Tanh(), torch.nn.Linear(256L, 256L), torch.nn.Tanh(), torch.nn.Linear(256L, 2L))
+        let field = Workloads.mlp 256
         let sampled = { new torch.nn.Module<torch.Tensor, torch.Tensor>("sampled") with
                           override _.forward(x) =
                               sample ()

@@ -6,24 +6,15 @@ open TorchSharp
 open NeuralOde.Core
 open NeuralOde.Benchmarks.Report
 
-/// Largest relative difference between two lists of tensors (max |a − b| / max |b|, per tensor).
-let private relativeDifference (a: torch.Tensor[]) (b: torch.Tensor[]) =
-    Array.map2 (fun (x: torch.Tensor) (y: torch.Tensor) ->
-        use d = (x - y).abs().max()
-        use m = y.abs().max()
-        d.ToDouble() / max (m.ToDouble()) 1e-30) a b
-    |> Array.max
+/// max |x − y| / max |y| (float64 on the host's side; y is the reference).
+let private relativeError (x: torch.Tensor) (y: torch.Tensor) =
+    use _ = torch.NewDisposeScope()
+    let d = (x.cpu().to_type(torch.float64) - y.cpu().to_type(torch.float64)).abs().max()
+    let m = y.abs().max()
+    d.ToDouble() / max (m.ToDouble()) 1e-30
 
-/// Interleaves the actions run by run (so they share the machine's noise) and summarises each.
-let private interleaved (warmup: int) (repeats: int) (actions: (unit -> unit)[]) =
-    for _ in 1 .. warmup do for a in actions do a ()
-    let samples = actions |> Array.map (fun _ -> ResizeArray<float>())
-    for _ in 1 .. repeats do
-        actions |> Array.iteri (fun i a ->
-            let clock = Diagnostics.Stopwatch.StartNew()
-            a ()
-            samples[i].Add clock.Elapsed.TotalMilliseconds)
-    samples |> Array.map (fun s -> Measure.summarize (s.ToArray()))
+/// Largest relative error over two lists of tensors, pair by pair.
+let private relativeDifference (a: torch.Tensor[]) (b: torch.Tensor[]) = Array.map2 relativeError a b |> Array.max
 
 /// W1, its measured floor (the same kernels without autograd, solver or modules; Floor.fs) and, for reference, W1
 /// as a plain hand-written TorchSharp RK4 loop. Runs are interleaved; the ratio is median over median.
@@ -47,7 +38,7 @@ let w1 (repeats: int) =
         use _ = torch.NewDisposeScope()
         let x, y = trainer.Sample()
         manual.Step(x, y) |> ignore
-    let s = interleaved 20 repeats [| (fun () -> trainer.Step() |> ignore); floorStep; (fun () -> plain.Step() |> ignore) |]
+    let s = Measure.interleaved 20 repeats [| (fun () -> trainer.Step() |> ignore); floorStep; (fun () -> plain.Step() |> ignore) |]
     let w1, floor, plainLoop = s[0], s[1], s[2]
     let verdict = if w1.Median <= 40.0 then "meets ≤ 40 ms" else "misses ≤ 40 ms"
     let ratio = w1.Median / floor.Median
@@ -75,9 +66,7 @@ let w2 (repeats: int) =
         field64.``to``(torch.float64) |> ignore
         let problem = OdeProblem.create (fun _ v -> field64.forward v) (x.cpu().to_type torch.float64) [| 0.0; 1.0 |]
         use reference = Ode.solve problem Solvers.dopri8 (StepControl.adaptive 1e-11 1e-11)
-        use d = (z.cpu().to_type(torch.float64) - reference.Final).abs().max()
-        use m = reference.Final.abs().max()
-        d.ToDouble() / m.ToDouble()
+        relativeError z reference.Final
     let verdict = if s.Median <= 80.0 then "meets ≤ 80 ms" else "misses ≤ 80 ms"
     [ timing "W2" "iteration" s $"Dopri5 rtol = atol = 1e-5, adjoint, batch 1024; {verdict}"
       value "W2" "forward function evaluations" (float forward.FunctionEvaluations) "" $"{forward.AcceptedSteps} accepted, {forward.RejectedSteps} rejected steps (last iteration)"
@@ -119,9 +108,7 @@ let w6 (repeats: int) =
     let error =
         use solution = Ode.solve ode Solvers.dopri5 control
         use exact = problem.Exact 10.0
-        use d = (solution.Final.to_type(torch.float64) - exact).abs().max()
-        use m = exact.abs().max()
-        d.ToDouble() / m.ToDouble()
+        relativeError solution.Final exact
     let perStep = solveTime.Median / float stats.AcceptedSteps
     let fieldShare = float stats.FunctionEvaluations * evalTime.Median / solveTime.Median
     [ timing "W6" "solve" solveTime "10,000-dim linear ODE, Dopri5 rtol = atol = 1e-6, t ∈ [0, 10], float32, no gradient"

@@ -78,6 +78,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     // kept alive across steps would interleave with the steps' large transient ones and fragment the native heap
     // (measured: +1.2 MB of resident memory per step of W4's adjoint while malloc's bytes in use stayed flat).
     let checkEvery = 64
+    /// True when the next output time lies at or before time t (in the direction of integration).
+    let outputDueBy (t: float) = next < times.Length && (times[next] - t) * direction <= 0.0
     let mutable flags: Tensor = null
     let pendingSteps = Array.zeroCreate<float * float> checkEvery
     let mutable pending = 0
@@ -138,14 +140,14 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                         e <= 1.0, e
                 | _ ->
                     // Fixed steps never wait for the device: each step leaves a finiteness flag there, and the flags
-                    // are read once per output (one host sync per output, not per step).
+                    // are read when an output is due or the buffer is full.
                     flagStep t tNew r.Y1
-                    if pending = checkEvery || next < times.Length && (times[next] - tNew) * direction <= 0.0 then checkPending ()
+                    if pending = checkEvery || outputDueBy tNew then checkPending ()
                     true, 0.0
             if accept then
                 let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
                 if settings.Record && isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
-                while next < times.Length && (times[next] - tNew) * direction <= 0.0 do
+                while outputDueBy tNew do
                     let out =
                         if times[next] = tNew || next = times.Length - 1 && landsOnEnd then r.Y1.alias()
                         else
