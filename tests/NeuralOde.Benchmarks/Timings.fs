@@ -16,11 +16,32 @@ let private relativeError (x: torch.Tensor) (y: torch.Tensor) =
 /// Largest relative error over two lists of tensors, pair by pair.
 let private relativeDifference (a: torch.Tensor[]) (b: torch.Tensor[]) = Array.map2 relativeError a b |> Array.max
 
+/// W1's three variants (the iteration, its floor, the plain loop), each as an action on its own state.
+let private w1Variants () =
+    let block, trainer = Workloads.w1 1024 64 1
+    let manual = new Floor.ManualW1(block.VectorField, trainer.Readout, 20, trainer.Optimizer)
+    let plain = Workloads.PlainRk4(64, 20, 1)
+    let floorStep () =
+        use _ = torch.NewDisposeScope()
+        let x, y = trainer.Sample()
+        manual.Step(x, y) |> ignore
+    block, trainer, manual, [| (fun () -> trainer.Step() |> ignore); floorStep; (fun () -> plain.Step() |> ignore) |]
+
+/// One of W1's variants ("w1", "floor" or "plain") run alone, for an external profiler.
+let alone (variant: string) (iterations: int) =
+    let _, _, manual, steps = w1Variants ()
+    use _ = manual
+    match variant with
+    | "w1" -> Measure.time 20 iterations steps[0]
+    | "floor" -> Measure.time 20 iterations steps[1]
+    | "plain" -> Measure.time 20 iterations steps[2]
+    | other -> failwith $"--workload {other}: expected w1, floor or plain."
+
 /// W1, its measured floor (the same kernels without autograd, solver or modules; Floor.fs) and, for reference, W1
 /// as a plain hand-written TorchSharp RK4 loop. Runs are interleaved; the ratio is median over median.
 let w1 (repeats: int) =
-    let block, trainer = Workloads.w1 1024 64 1
-    use manual = new Floor.ManualW1(block.VectorField, trainer.Readout, 20, trainer.Optimizer)
+    let block, trainer, manual, steps = w1Variants ()
+    use _ = manual
     // The floor computes W1's gradients: check it against autograd on one batch before timing it.
     let check =
         use _ = torch.NewDisposeScope()
@@ -33,12 +54,7 @@ let w1 (repeats: int) =
         let _, byHand = manual.Gradients(x, y)
         relativeDifference byHand autograd
     if check > 1e-4 then failwith $"The floor's hand-written gradients differ from autograd's by {check:G3} (relative): the floor is wrong."
-    let plain = Workloads.PlainRk4(64, 20, 1)
-    let floorStep () =
-        use _ = torch.NewDisposeScope()
-        let x, y = trainer.Sample()
-        manual.Step(x, y) |> ignore
-    let s = Measure.interleaved 20 repeats [| (fun () -> trainer.Step() |> ignore); floorStep; (fun () -> plain.Step() |> ignore) |]
+    let s = Measure.interleaved 20 repeats steps
     let w1, floor, plainLoop = s[0], s[1], s[2]
     let verdict = if w1.Median <= 40.0 then "meets ≤ 40 ms" else "misses ≤ 40 ms"
     let ratio = w1.Median / floor.Median
