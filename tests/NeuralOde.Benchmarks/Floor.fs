@@ -3,6 +3,9 @@
 /// with every stage's activations kept; the backward is written out by hand (the chain rule through the MLP and
 /// through RK4's stage combinations), then the same Adam step as W1. Its gradients are checked against autograd's,
 /// so the floor computes what W1 computes. W1's time divided by this one is the overhead the library adds.
+/// One difference in W1's favour: tanh′ takes two kernels here (mul, addcmul; TorchSharp does not expose libtorch's
+/// fused tanh_backward, which autograd uses), ~16 µs per call alone (Kernels.fs), 2 per stage: the floor is up to
+/// ~1 ms per iteration slower than the true kernel floor, and the ratio flatters W1 by up to ~3%.
 module NeuralOde.Benchmarks.Floor
 
 open TorchSharp

@@ -1,6 +1,7 @@
 /// Benchmarks (run by `dotnet fsi build.fsx bench [command] [options]`, never by the tests). Float32, 2 threads,
 /// fixed seeds; each writes out/bench/<command>.md and .json.
 ///   w1     [--repeats N]     W1 iteration, its measured floor (Floor.fs) and the ratio; a plain RK4 loop for reference
+///   kernels                  W1's kernels one by one (2 threads and 1), their sum per iteration, the floor's ratio to it
 ///   w2     [--repeats N]     Dopri5 + adjoint iteration, forward/backward evaluations, forward error
 ///   w3                       W1 at batch 256 … 16384 and width 64 … 1024
 ///   w4                       peak memory vs steps, autograd vs adjoint (PeakMemory.fs; one process per pass)
@@ -43,6 +44,7 @@ let main argv =
         ok
     let benchmarks =
         [ "w1", (fun () -> write out "w1" (Timings.w1 (repeats 100)); true)
+          "kernels", (fun () -> write out "kernels" (Kernels.table ()); true)
           "w2", (fun () -> write out "w2" (Timings.w2 (repeats 40)); true)
           "w3", (fun () -> write out "w3" (Timings.w3 ()); true)
           "w4", (fun () -> write out "w4" (PeakMemory.w4 ()); true)
