@@ -6,18 +6,20 @@ open TorchSharp
 
 /// The scaled RMS error as a 0-dim tensor.
 let scaled (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y1: torch.Tensor) : torch.Tensor =
-    // Only a number for the step controller: no graph. Temporaries this function made are updated in place.
+    // Only a number for the step controller: no graph. Written as ‖err / (atol/rtol + max(|y0|, |y1|))‖₂ / (rtol·√n)
+    // (rtol > 0 is checked where the control is made): six kernels and a scalar multiply. The literal form
+    // (scale·rtol + atol, square, mean, sqrt) took nine and measured 20–50 µs against 16–24 µs for this one on a
+    // 10,000-element state, run for run (2 threads).
     use _ = torch.no_grad()
     use a0 = y0.abs()
     use a1 = y1.abs()
     use scale = torch.maximum(a0, a1)
-    use r = Scalar.op_Implicit rtol
-    use a = Scalar.op_Implicit atol
-    scale.mul_(r).add_(a) |> ignore
-    use ratio = err.div(scale)
-    ratio.mul_(ratio) |> ignore
-    let mean = ratio.mean()
-    mean.sqrt_()
+    use shift = Scalar.op_Implicit(atol / rtol)
+    use denominator = scale.add(shift)
+    use ratio = err.div(denominator)
+    let norm = torch.linalg.vector_norm(ratio, 2.0)
+    use factor = Scalar.op_Implicit(1.0 / (rtol * sqrt (float err.NumberOfElements)))
+    norm.mul_(factor)
 
 /// RMS of x / scale, as a host number (used by the first-step heuristic).
 let rmsScaled (x: torch.Tensor) (scale: torch.Tensor) : float =

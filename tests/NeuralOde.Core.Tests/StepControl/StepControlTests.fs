@@ -25,6 +25,32 @@ let tests =
             Expect.equal (PIController.factor options 4 1e-12 1.0) options.MaxFactor "growth bound"
             Expect.equal (PIController.factor options 4 0.0 1.0) options.MaxFactor "zero error"
         }
+        // The norm is computed in a rearranged form (fewer kernels): check it against eq. (4.11) written literally,
+        // on the host in float64, over tolerances whose ratio atol/rtol spans 1e-6 … 1e6 and states of mixed scale.
+        for dtype, accuracy in [ torch.float64, 1e-12; torch.float32, 1e-5 ] do
+            for rtol, atol in [ 1e-6, 1e-9; 1e-3, 1e-3; 1e-8, 1e-2; 0.5, 1e-12 ] do
+                test $"the scaled error norm is eq. (4.11): RMS of err / (atol + rtol·max(|y0|, |y1|)) ({dtype}, rtol {rtol}, atol {atol})" {
+                    use generator = new torch.Generator(11UL)
+                    let draw () =
+                        use z = torch.randn([| 3L; 7L |], dtype = torch.float64, generator = generator)
+                        use magnitudes = torch.logspace(-4.0, 3.0, 7L, dtype = torch.float64)
+                        z.mul(magnitudes)
+                    use err64 = draw ()
+                    use y064 = draw ()
+                    use y164 = draw ()
+                    let e, a, b = Tensors.toArray err64, Tensors.toArray y064, Tensors.toArray y164
+                    let expected =
+                        Array.init e.Length (fun i -> e[i] / (atol + rtol * max (abs a[i]) (abs b[i])))
+                        |> Array.averageBy (fun r -> r * r)
+                        |> sqrt
+                    use err = err64.to_type dtype
+                    use y0 = y064.to_type dtype
+                    use y1 = y164.to_type dtype
+                    use norm = ErrorNorm.scaled rtol atol err y0 y1
+                    Expect.equal norm.dtype dtype "the state's dtype"
+                    Expect.equal norm.shape.Length 0 "a 0-dim tensor"
+                    Expect.floatClose { absolute = 0.0; relative = accuracy } (norm.ToDouble()) expected "eq. (4.11)"
+                }
         test "a PI-controlled solve meets the tolerance too" {
             use x0 = Tensors.f64 [| 1.0; -0.5 |]
             let control = StepControl.Adaptive { options with RTol = 1e-8; ATol = 1e-10; PCoeff = 0.4; ICoeff = 0.3 }
