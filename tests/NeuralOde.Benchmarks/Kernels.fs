@@ -61,8 +61,8 @@ let table () =
     [ for k, a, b in List.zip3 list many one do
         value "W1 kernels" k.Name a "µs" $"{b:F1} µs at 1 thread; {k.PerStage} per stage"
       let sum = perIteration many
-      let floor = Timings.alone "floor" 60
+      let floor = (Timings.w1Interleaved 60)[1]
       value "W1 kernels" "sum per iteration (80 stages)" sum "ms" $"{threads} threads; each kernel alone, hot inputs; Adam and the readout not included"
       value "W1 kernels" "sum per iteration, 1 thread" (perIteration one) "ms" "the same kernels at one thread"
-      timing "W1 floor" "iteration" floor "the same kernels in the iteration's order (Floor.fs), run alone after the kernels"
+      timing "W1 floor" "iteration" floor "the same kernels in the iteration's order (Floor.fs), interleaved with W1 as in `w1`"
       value "W1 floor" "floor / kernel sum" (floor.Median / sum) "×" "what running in sequence costs over running alone: memory traffic, fresh allocations, thread hand-offs" ]
