@@ -37,13 +37,15 @@ let w1Interleaved (repeats: int) =
 /// than interleaved with W1 (44–54 against 37–43 ms here: it page-faults ~1,500 times per iteration when it has the
 /// heap to itself, W1 hardly at all), so compare variants only as `w1` runs them.
 let alone (variant: string) (iterations: int) =
+    let index =
+        match variant with
+        | "w1" -> 0
+        | "floor" -> 1
+        | "plain" -> 2
+        | other -> invalidArg "workload" $"--workload {other}: expected w1, floor or plain."
     let _, _, manual, steps = w1Variants ()
     use _ = manual
-    match variant with
-    | "w1" -> Measure.time 20 iterations steps[0]
-    | "floor" -> Measure.time 20 iterations steps[1]
-    | "plain" -> Measure.time 20 iterations steps[2]
-    | other -> failwith $"--workload {other}: expected w1, floor or plain."
+    Measure.time 20 iterations steps[index]
 
 /// W1, its measured floor (the same kernels without autograd, solver or modules; Floor.fs) and, for reference, W1
 /// as a plain hand-written TorchSharp RK4 loop. Runs are interleaved; the ratio is median over median.
