@@ -29,17 +29,19 @@ let private kernels () =
     let randn (shape: int64[]) = torch.randn(shape, generator = generator)
     let x, h, g, g2 = randn [| 1024L; 2L |], (randn [| 1024L; 64L |]).tanh(), randn [| 1024L; 64L |], randn [| 1024L; 2L |]
     let w1, w2, w3 = randn [| 64L; 2L |], randn [| 64L; 64L |], randn [| 2L; 64L |]
+    // Transposed views made once (a view per call would be a tensor left to the finaliser in the timed loop).
+    let w1t, w2t, w3t, gt, g2t = w1.t(), w2.t(), w3.t(), g.t(), g2.t()
     let b64, b2 = randn [| 64L |], randn [| 2L |]
     let minusOne, half = Scalar.op_Implicit -1.0, Scalar.op_Implicit 0.5
     let run (f: unit -> Tensor) = fun () -> (f ()).Dispose()
     let product (a: Tensor) (b: Tensor) = run (fun () -> a.mm(b))
-    [ { Name = "forward: addmm 1024×2 · 2×64 + bias (layer 1)"; PerStage = 1; Call = run (fun () -> torch.addmm(b64, x, w1.t(), 1.0f, 1.0f)) }
-      { Name = "forward: addmm 1024×64 · 64×64 + bias (layer 2)"; PerStage = 1; Call = run (fun () -> torch.addmm(b64, h, w2.t(), 1.0f, 1.0f)) }
-      { Name = "forward: addmm 1024×64 · 64×2 + bias (layer 3)"; PerStage = 1; Call = run (fun () -> torch.addmm(b2, h, w3.t(), 1.0f, 1.0f)) }
+    [ { Name = "forward: addmm 1024×2 · 2×64 + bias (layer 1)"; PerStage = 1; Call = run (fun () -> torch.addmm(b64, x, w1t, 1.0f, 1.0f)) }
+      { Name = "forward: addmm 1024×64 · 64×64 + bias (layer 2)"; PerStage = 1; Call = run (fun () -> torch.addmm(b64, h, w2t, 1.0f, 1.0f)) }
+      { Name = "forward: addmm 1024×64 · 64×2 + bias (layer 3)"; PerStage = 1; Call = run (fun () -> torch.addmm(b2, h, w3t, 1.0f, 1.0f)) }
       { Name = "forward: tanh 1024×64"; PerStage = 2; Call = run (fun () -> h.tanh()) }
-      { Name = "backward: gᵀ·h 64×1024 · 1024×2 (layer 3 weight)"; PerStage = 1; Call = product (g2.t()) h }
-      { Name = "backward: gᵀ·h 64×1024 · 1024×64 (layer 2 weight)"; PerStage = 1; Call = product (g.t()) h }
-      { Name = "backward: gᵀ·x 64×1024 · 1024×2 (layer 1 weight)"; PerStage = 1; Call = product (g.t()) x }
+      { Name = "backward: gᵀ·h 2×1024 · 1024×64 (layer 3 weight)"; PerStage = 1; Call = product g2t h }
+      { Name = "backward: gᵀ·h 64×1024 · 1024×64 (layer 2 weight)"; PerStage = 1; Call = product gt h }
+      { Name = "backward: gᵀ·x 64×1024 · 1024×2 (layer 1 weight)"; PerStage = 1; Call = product gt x }
       { Name = "backward: g·W 1024×2 · 2×64 (layer 3 input)"; PerStage = 1; Call = product g2 w3 }
       { Name = "backward: g·W 1024×64 · 64×64 (layer 2 input)"; PerStage = 1; Call = product g w2 }
       { Name = "backward: g·W 1024×64 · 64×2 (layer 1 input)"; PerStage = 1; Call = product g w1 }
@@ -49,6 +51,8 @@ let private kernels () =
 
 /// The table: each kernel at the benchmark's thread count and at one thread, and the per-iteration sums.
 let table () =
+    // Every tensor made here (the kernels' inputs, the W1 variants) is freed when the table is done.
+    use _ = torch.NewDisposeScope()
     let threads = torch.get_num_threads ()
     let list = kernels ()
     let timeAll n =

@@ -8,7 +8,7 @@ type Tensor = torch.Tensor
 
 /// Each tensor flattened, cast to `dtype`, concatenated.
 let pack (dtype: torch.ScalarType) (parts: Tensor[]) : Tensor =
-    let flats = parts |> Array.map (fun p -> p.reshape(-1L).to_type(dtype))
+    let flats = parts |> Array.map (fun p -> (use flat = p.reshape(-1L) in flat.to_type(dtype)))
     let result = torch.cat(flats, 0L)
     for f in flats do f.Dispose()
     result
@@ -18,7 +18,7 @@ let unpack (flat: Tensor) (shapes: int64[][]) : Tensor[] =
     let mutable offset = 0L
     [| for shape in shapes do
            let n = Array.fold (*) 1L shape
-           let part = flat.narrow(0L, offset, n).view(shape)
+           let part = (use piece = flat.narrow(0L, offset, n) in piece.view(shape))
            offset <- offset + n
            yield part |]
 

@@ -31,7 +31,10 @@ type Config =
       Statistics: BackwardStatistics
       /// The output times as a tensor when their gradient is wanted, else null.
       TimeTensor: Tensor
-      mutable ForwardStatistics: SolveStatistics }
+      mutable ForwardStatistics: SolveStatistics
+      /// The tensors the forward pass made and handed to TorchSharp, which wraps its outputs anew and keeps its own
+      /// reference to what is saved for the backward: the caller of `apply` frees these when it returns.
+      Handed: List<Tensor> }
 
 let private shapes (cfg: Config) = Array.append [| cfg.Shape; cfg.Shape |] (cfg.Parameters |> Array.map (fun p -> p.shape))
 
@@ -115,17 +118,20 @@ type OdeAdjoint() =
         let outputs = gridStates.index_select(0L, index)
         ctx.save_for_backward(List<Tensor>([ gridStates ]))
         ctx.save_data("config", cfg)
+        cfg.Handed.AddRange [ outputs; integral; gridStates ]
         List<Tensor>([ outputs; integral ])
 
     override _.backward(ctx, grads) =
         let cfg = ctx.get_data("config") :?> Config
-        let gridStates = ctx.get_saved_variables()[0]
-        let gStates, gIntegral = grads[0], grads[1]
+        // TorchSharp makes a wrapper for each incoming gradient and each unpacked saved tensor and leaves them to us.
+        use gridStates = ctx.get_saved_variables()[0]
+        use gStates = grads[0]
+        use gIntegral = grads[1]
         let weight = if cfg.Loss.IsSome then gIntegral.ToDouble() else 0.0
         let last = cfg.Times.Length - 1
         let gTimes = Array.zeroCreate<float> cfg.Times.Length
         let stateAt (m: int) = gridStates[int64 m]
-        let mutable a = gStates[int64 last].clone()
+        let mutable a = (use atLast = gStates[int64 last] in atLast.clone())
         let mutable mu = cfg.Parameters |> Array.map (fun p -> torch.zeros(p.shape, dtype = gridStates.dtype, device = gridStates.device))
         (use xEnd = stateAt cfg.OutputIndex[last]
          gTimes[last] <- AdjointSystem.endTimeDerivative cfg.Field cfg.Loss weight cfg.Times[last] xEnd a)
@@ -154,11 +160,13 @@ type OdeAdjoint() =
         let gx0 = a.add(g0)
         a.Dispose()
         cfg.Statistics.BackwardPasses <- cfg.Statistics.BackwardPasses + 1
-        let gParams = Array.map2 (fun (g: Tensor) (p: Tensor) -> g.to_type(p.dtype).``to``(p.device)) mu cfg.Parameters
+        // Each gradient in its parameter's dtype and on its device; the wrappers converted from are freed here (a
+        // conversion that changes nothing still makes a new wrapper).
+        let gParams = Array.map2 (fun (g: Tensor) (p: Tensor) -> (use g = g in g.``to``(p.dtype, p.device))) mu cfg.Parameters
         let timeTensor = cfg.TimeTensor
         let gTime =
             if isNull timeTensor then null
-            else torch.tensor(gTimes, dtype = torch.float64).to_type(timeTensor.dtype).``to``(timeTensor.device)
+            else (use host = torch.tensor(gTimes, dtype = torch.float64) in host.``to``(timeTensor.dtype, timeTensor.device))
         List<Tensor>(Seq.append [ null; gx0; gTime ] gParams)
 
 /// Builds the checkpoint grid: `extra` equally spaced points inside each interval between output times.

@@ -40,6 +40,8 @@ let derivatives (f: VectorField) (loss: IntegralLoss option) (weight: float) (pa
 
 /// aᵀ f(t, x) + w·l(t, x) as a host number: the derivative of the loss with respect to an end time.
 let endTimeDerivative (f: VectorField) (loss: IntegralLoss option) (weight: float) (t: float) (x: Tensor) (a: Tensor) =
+    // Only a number comes out: whatever f and l leave undisposed is freed with this scope.
+    use _ = torch.NewDisposeScope()
     use _ = torch.no_grad()
     use fx = f t x
     use dot = (a * fx).sum()

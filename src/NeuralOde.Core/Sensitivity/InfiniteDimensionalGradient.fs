@@ -49,13 +49,17 @@ let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Te
             adjoints[k] <- solution.States[1L]
         let rows =
             depths |> Array.map (fun s ->
+                // One scope per depth: the evaluation's intermediates (θ(s) itself among them: `weights ()` is
+                // valid until its scope ends) are freed here, the row is kept.
+                use scope = torch.NewDisposeScope()
                 let i = Array.findIndex ((=) s) grid
                 use _ = torch.enable_grad()
                 use xr = states[i].detach().requires_grad_(true)
                 use fx = field s xr
                 let theta = weights ()
                 let g = torch.autograd.grad([| fx |], [| theta |], [| adjoints[i] |], false, false, true)
-                if isNull g[0] || g[0].IsInvalid then torch.zeros_like(theta) else g[0].detach())
+                let row = if isNull g[0] || g[0].IsInvalid then torch.zeros_like(theta) else g[0].detach()
+                row.MoveToOuterDisposeScope())
         let result = torch.stack(rows, 0L)
         for r in rows do r.Dispose()
         result, adjoints[0].clone()
@@ -77,7 +81,8 @@ let converged (tolerance: float) (what: string) (integrand: int -> Tensor) : Ten
     Guard.positiveFinite "tolerance" tolerance
     let rec refine (nodes: int) (previous: Tensor) =
         let next = integrand (2 * nodes)
-        use diff = (next - previous).norm()
+        use difference = next - previous
+        use diff = difference.norm()
         use scale = next.norm()
         let change = diff.ToDouble() / max (scale.ToDouble()) 1e-300
         previous.Dispose()
@@ -88,16 +93,22 @@ let converged (tolerance: float) (what: string) (integrand: int -> Tensor) : Ten
         else refine (2 * nodes) next
     refine 32 (integrand 32)
 
+/// Host values (quadrature weights, basis values) as a tensor of `shape` with the dtype and device of `like`.
+let private onDeviceOf (like: Tensor) (values: float[]) (shape: int64[]) : Tensor =
+    use flat = torch.tensor(values, dtype = like.dtype, device = like.device)
+    flat.reshape(shape)
+
 /// dℓ/dα for θ(s) = α ψ(s) (α of shape [n_θ, m]) by Gauss–Legendre quadrature with `nodes` points of the
 /// Theorem 1 gradient: Σ_i w_i δℓ/δθ(s_i) ψ(s_i)ᵀ.
 let spectral (basis: Basis) (nodes: int) (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor)
              (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
     let rule = GaussLegendreRule(0.0, basis.Domain, nodes)
     use g = along field weights x0 (0.0, basis.Domain) terminalGradient loss rule.Abscissas solver control
-    use psi = torch.tensor(Array.concat [| for s in rule.Abscissas -> basis.Values s |], dtype = g.dtype).reshape(int64 nodes, int64 basis.Terms)
-    use w = torch.tensor(rule.Weights, dtype = g.dtype).reshape(int64 nodes, 1L)
+    use psi = onDeviceOf g (Array.concat [| for s in rule.Abscissas -> basis.Values s |]) [| int64 nodes; int64 basis.Terms |]
+    use w = onDeviceOf g rule.Weights [| int64 nodes; 1L |]
     use weighted = g * w
-    weighted.t().matmul(psi)
+    use transposed = weighted.t()
+    transposed.matmul(psi)
 
 /// dℓ/dα by `spectral`, doubling the number of Gauss–Legendre nodes from 32 until two successive results agree to
 /// `tolerance` (relative, Euclidean); fails with the last change if 1024 nodes do not get there. The integrand can
@@ -124,8 +135,9 @@ let stacked (fieldFor: int -> VectorField) (weights: unit -> Tensor) (partition:
             let integrate (nodes: int) =
                 let rule = GaussLegendreRule(partition[i], partition[i + 1], nodes)
                 use g = along (fieldFor i) weights zi span a loss rule.Abscissas solver control
-                use w = torch.tensor(rule.Weights, dtype = g.dtype).reshape(int64 nodes, 1L)
-                (g * w).sum(0L)
+                use w = onDeviceOf g rule.Weights [| int64 nodes; 1L |]
+                use weighted = g * w
+                weighted.sum(0L)
             rows[i] <- converged tolerance $"the stacked gradient of interval {i}" integrate
             let midpoint = 0.5 * (partition[i] + partition[i + 1])
             let g, aStart = alongWithStartAdjoint (fieldFor i) weights zi span a loss [| midpoint |] solver control

@@ -11,13 +11,15 @@ type Tensor = torch.Tensor
 let augmentedField (f: VectorField) (loss: IntegralLoss) (shape: int64[]) : VectorField =
     let n = FlatState.numel shape
     fun t y ->
-        use x = y.narrow(0L, 0L, n).view(shape)
+        use head = y.narrow(0L, 0L, n)
+        use x = head.view(shape)
         use fx = f t x
         use lx = loss t x
         if lx.numel() <> 1L then
             raise (System.ArgumentException($"The integral loss must return a single number (a 0-dim tensor summed over the batch) at t = {t}; it returned shape {TensorOps.shapeText lx}."))
         use flat = fx.reshape(-1L)
-        use l1 = lx.reshape(1L).to_type(y.dtype)
+        use one = lx.reshape(1L)
+        use l1 = one.to_type(y.dtype)
         torch.cat([| flat; l1 |], 0L)
 
 /// The augmented initial state [x0.flatten(); 0].
@@ -29,6 +31,6 @@ let initial (x0: Tensor) =
 let split (shape: int64[]) (states: Tensor) =
     let n = FlatState.numel shape
     let count = states.shape[0]
-    let xs = states.narrow(1L, 0L, n).reshape(Array.append [| count |] shape)
+    let xs = (use head = states.narrow(1L, 0L, n) in head.reshape(Array.append [| count |] shape))
     let integral = states[count - 1L, n]
     xs, integral

@@ -102,7 +102,9 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         pendingSteps[pending] <- (tStart, tEnd)
         pending <- pending + 1
     try
-        fy <- f t0 x0
+        // In a scope of its own, as every later evaluation is in its step's: what the field leaves undisposed
+        // (its intermediates) is freed here, not left to the caller's scope or the finaliser.
+        fy <- (use _ = torch.NewDisposeScope() in (f t0 x0).MoveToOuterDisposeScope())
         let mutable h =
             match control with
             | StepControl.Fixed dt -> direction * dt

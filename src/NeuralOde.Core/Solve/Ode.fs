@@ -19,11 +19,16 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
           Forward = (solver, control); Backward = (backwardSolver, backwardControl); Seminorm = o.Seminorm
           Interpolated = interpolated; Statistics = statistics
           TimeTensor = (match problem.TimeTensor with Some t -> t | None -> null)
-          ForwardStatistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 } }
+          ForwardStatistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+          Handed = Collections.Generic.List<torch.Tensor>() }
     let vars: obj[] =
         Array.append [| box config; box problem.X0; (match problem.TimeTensor with Some t -> box t | None -> null) |]
                      (problem.Parameters |> Array.map box)
-    let outputs = AdjointFunction.OdeAdjoint.apply(vars)
+    let outputs =
+        try AdjointFunction.OdeAdjoint.apply(vars)
+        finally
+            for t in config.Handed do t.Dispose()
+            config.Handed.Clear()
     let integral = if problem.IntegralLoss.IsSome then Some outputs[1] else (outputs[1].Dispose(); None)
     { Times = Array.copy problem.Times; States = outputs[0]; Integral = integral
       Statistics = config.ForwardStatistics; Backward = statistics }
