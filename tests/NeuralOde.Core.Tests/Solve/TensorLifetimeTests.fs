@@ -99,4 +99,43 @@ let tests =
             gradient.Dispose()
             Expect.equal (after - before) 1L "live tensors after the gradient: the gradient"
         }
+        test "the stacked gradient (Corollary 2) leaves alive only its result" {
+            let partition = [| 0.0; 0.4; 1.0 |]
+            use layer = new StackedLinear(2L, 2L, partition, torch.float64)
+            use generator = new torch.Generator(9UL)
+            let initialise () =
+                use _ = torch.no_grad()
+                use init = torch.randn(layer.Weights.shape, dtype = torch.float64, generator = generator)
+                layer.Weights.copy_(init) |> ignore
+            initialise ()
+            use x0 = torch.randn([| 3L; 2L |], dtype = torch.float64, generator = generator)
+            use terminal = torch.ones([| 3L; 2L |], dtype = torch.float64)
+            let fieldFor (i: int) : VectorField = fun _ x -> (use z = layer.forward(x, i) in z.tanh())
+            let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+            let gradient =
+                InfiniteDimensionalGradient.stacked fieldFor (fun () -> layer.LastWeights) partition x0 terminal
+                    (Some Sensitivities.runningLoss) 1e-8 Solvers.dopri5 (StepControl.adaptive 1e-9 1e-9)
+            let after = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+            Expect.equal gradient.shape.[0] 2L "one row per interval"
+            gradient.Dispose()
+            Expect.equal (after - before) 1L "live tensors after the gradient: the gradient"
+        }
+        test "a NeuralOdeModel training step (MLP field, adjoint and autograd) leaves nothing alive but gradients" {
+            for sensitivity in [ Sensitivity.Autograd; Sensitivity.adjoint ] do
+                use field = torch.nn.Sequential(torch.nn.Linear(2L, 8L), torch.nn.Tanh(), torch.nn.Linear(8L, 2L))
+                use model = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 10, sensitivity, [| 0.0; 1.0 |])
+                use x = torch.ones([| 5L; 2L |])
+                let step () =
+                    use z = model.forward x
+                    use squares = z.square()
+                    use loss = squares.sum()
+                    loss.backward()
+                step ()
+                let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                step ()
+                let after = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                // The adjoint: TorchSharp's wrappers of the 4 parameter gradients and of x's, returned by its backward.
+                let expected = if Sensitivities.isAutograd sensitivity then 0L else 5L
+                Expect.equal (after - before) expected $"{sensitivity}: live tensors left by a second training step"
+        }
     ]
