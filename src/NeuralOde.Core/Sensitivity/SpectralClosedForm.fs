@@ -18,6 +18,9 @@ let diagonalLinearSolution (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tenso
 /// dL/dα for the diagonal linear Galerkin field, given ∂L/∂z(S).
 let diagonalLinearGradient (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tensor) (terminalGradient: torch.Tensor) : torch.Tensor =
     use zS = diagonalLinearSolution basis alpha z0
-    use weighted = (terminalGradient * zS).sum(0L)
+    use product = terminalGradient * zS
+    use weighted = product.sum(0L)
     use integrals = torch.tensor(basis.Integrals basis.Domain, dtype = alpha.dtype, device = alpha.device)
-    weighted.unsqueeze(1L).matmul(integrals.unsqueeze(0L))
+    use column = weighted.unsqueeze(1L)
+    use row = integrals.unsqueeze(0L)
+    column.matmul(row)

@@ -34,6 +34,7 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
     override m.forward(x: torch.Tensor, s: float) =
         let w = m.WeightsAt s
         lastWeights <- w
-        use kernel = w.narrow(0L, 0L, kernelCount).view(outChannels, inChannels, kernelSize, kernelSize)
+        use flatKernel = w.narrow(0L, 0L, kernelCount)
+        use kernel = flatKernel.view(outChannels, inChannels, kernelSize, kernelSize)
         use bias = w.narrow(0L, kernelCount, outChannels)
         functional.conv2d(x, kernel, bias, strides = [| stride; stride |], padding = [| padding; padding |])

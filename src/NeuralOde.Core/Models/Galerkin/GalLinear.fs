@@ -36,6 +36,7 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
     override m.forward(x: torch.Tensor, s: float) =
         let w = m.WeightsAt s
         lastWeights <- w
-        use weight = w.narrow(0L, 0L, inFeatures * outFeatures).view(outFeatures, inFeatures)
+        use flatWeight = w.narrow(0L, 0L, inFeatures * outFeatures)
+        use weight = flatWeight.view(outFeatures, inFeatures)
         use bias = w.narrow(0L, inFeatures * outFeatures, outFeatures)
         functional.linear(x, weight, bias)

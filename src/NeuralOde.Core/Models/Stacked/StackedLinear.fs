@@ -28,7 +28,8 @@ type StackedLinear(inFeatures: int64, outFeatures: int64, partition: float[], dt
             raise (System.ArgumentOutOfRangeException("interval", interval, $"interval must be in 0..{pieces - 1}; got {interval}."))
         let w = weights[int64 interval]
         lastWeights <- w
-        use weight = w.narrow(0L, 0L, inFeatures * outFeatures).view(outFeatures, inFeatures)
+        use flatWeight = w.narrow(0L, 0L, inFeatures * outFeatures)
+        use weight = flatWeight.view(outFeatures, inFeatures)
         use bias = w.narrow(0L, inFeatures * outFeatures, outFeatures)
         functional.linear(x, weight, bias)
 
