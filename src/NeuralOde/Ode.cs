@@ -38,7 +38,7 @@ public static class Ode
         ArgumentNullException.ThrowIfNull(vectorField);
         if (times is null && timeTensor is null) throw new ArgumentNullException(nameof(times), "Give the output times, as an array or as a time tensor.");
         var f = FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField);
-        var grid = times ?? timeTensor!.detach().cpu().to_type(torch.float64).data<double>().ToArray();
+        var grid = times ?? TimesOf(timeTensor!);
         var problem = OdeProblemModule.create(f, x0, grid);
         if (parameters is not null) problem = OdeProblemModule.withParameters(parameters, problem);
         if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
@@ -47,5 +47,14 @@ public static class Ode
         var control = (stepSize ?? StepSize.Adaptive()).Control;
         var how = (sensitivity ?? Sensitivities.Autograd()).Value;
         return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
+    }
+
+    /// <summary>The values of a time tensor on the host; the intermediate tensors are freed here.</summary>
+    private static double[] TimesOf(torch.Tensor timeTensor)
+    {
+        using var detached = timeTensor.detach();
+        using var onHost = detached.cpu();
+        using var asDouble = onHost.to_type(torch.float64);
+        return asDouble.data<double>().ToArray();
     }
 }
