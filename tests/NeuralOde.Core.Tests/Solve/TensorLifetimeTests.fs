@@ -46,6 +46,22 @@ let tests =
             Expect.isGreaterThan counts.Length 300 "enough steps to see growth"
             Expect.isLessThanOrEqual (spread counts) 12L "the live count varies only with the stages of one step"
         }
+        for solver, control in [ Solvers.dopri5, StepControl.adaptive 1e-8 1e-8; Solvers.tsit5, StepControl.adaptive 1e-6 1e-6
+                                 Solvers.rk4, StepControl.Fixed 0.03 ] do
+            test $"a {solver.Name} solve with 40 interpolated outputs leaves nothing alive once its solution is disposed" {
+                use w = Tensors.f64 [| 0.0; -1.0; 1.0; -0.1 |]
+                use m = w.view(2L, 2L)
+                use x0 = Tensors.f64 [| 1.0; 0.0 |]
+                // A field that leaves an intermediate undisposed at every evaluation.
+                let f: VectorField = fun _ x -> x.matmul(m).tanh()
+                let times = Array.init 41 (fun i -> float i * 0.05)
+                let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                let solve () =
+                    use solution = Ode.odeint f x0 times solver control
+                    Expect.equal solution.States.shape [| 41L; 2L |] "every output"
+                solve ()
+                Expect.equal (DisposeScopeManager.Statistics.ThreadTotalLiveCount - before) 0L "live tensors after the solution is disposed"
+            }
         // Sensitivities and gradients run outside the step loop too: what they make must not be left to the
         // finaliser (on the GPU that is device memory the garbage collector cannot see).
         for name, sensitivity in Sensitivities.all do
