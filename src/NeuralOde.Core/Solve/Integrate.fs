@@ -23,7 +23,10 @@ let private checkedField (f: VectorField) (count: int ref) : float -> Tensor -> 
         if dx.shape <> x.shape then raise (mismatch "shape" t x dx)
         if dx.dtype <> x.dtype then raise (mismatch "dtype" t x dx)
         if dx.device_type <> x.device_type || dx.device_index <> x.device_index then raise (mismatch "device" t x dx)
-        dx
+        // f may return the very tensor it was given (dx/dt = x as `fun _ x -> x`). The loop disposes the
+        // derivatives it is done with, which would then dispose its own stage input or the caller's x0: hand it
+        // a wrapper of its own instead (same data, no copy).
+        if obj.ReferenceEquals(dx, x) then dx.alias() else dx
 
 let private nonFinite (t: float) (what: string) =
     OdeSolveException(OdeFailure.NonFiniteValue, t, $"{what} at t = {t}. Check the vector field for divisions by zero, logarithms of non-positive values or blow-up of the solution before t.")
