@@ -15,7 +15,12 @@ let private mismatch (what: string) (t: float) (x: Tensor) (dx: Tensor) =
         $"The vector field returned a tensor whose {what} differs from the state's at t = {t}: state {TensorOps.shapeText x} {x.dtype} on {x.device}, f(t, x) {TensorOps.shapeText dx} {dx.dtype} on {dx.device}. f must return dx/dt with the state's shape, dtype and device.")
 
 /// Wraps f to count evaluations and to check that each output matches the state (metadata only: no host sync).
-let private checkedField (f: VectorField) (count: int ref) : float -> Tensor -> Tensor =
+/// f with its output checked against x (shape, dtype, device). `scope ()` is the dispose scope the evaluation runs
+/// in: the loop disposes the derivatives it is done with, so f's result must be a tensor made in that scope. When
+/// it is not — f returned its input (dx/dt = x as `fun _ x -> x`) or a tensor someone else owns (a constant field
+/// returning a captured tensor) — the loop gets a wrapper of its own (alias: same data, no copy), and disposing it
+/// leaves the original alone.
+let private checkedField (f: VectorField) (count: int ref) (scope: unit -> DisposeScope) : float -> Tensor -> Tensor =
     fun t x ->
         count.Value <- count.Value + 1
         let dx = f t x
@@ -23,10 +28,9 @@ let private checkedField (f: VectorField) (count: int ref) : float -> Tensor -> 
         if dx.shape <> x.shape then raise (mismatch "shape" t x dx)
         if dx.dtype <> x.dtype then raise (mismatch "dtype" t x dx)
         if dx.device_type <> x.device_type || dx.device_index <> x.device_index then raise (mismatch "device" t x dx)
-        // f may return the very tensor it was given (dx/dt = x as `fun _ x -> x`). The loop disposes the
-        // derivatives it is done with, which would then dispose its own stage input or the caller's x0: hand it
-        // a wrapper of its own instead (same data, no copy).
-        if obj.ReferenceEquals(dx, x) then dx.alias() else dx
+        let current = scope ()
+        let madeHere = not (obj.ReferenceEquals(dx, x)) && not (isNull current) && current.Contains dx
+        if madeHere then dx else dx.alias()
 
 let private nonFinite (t: float) (what: string) =
     OdeSolveException(OdeFailure.NonFiniteValue, t, $"{what} at t = {t}. Check the vector field for divisions by zero, logarithms of non-positive values or blow-up of the solution before t.")
@@ -61,7 +65,9 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         raise (ArgumentException($"x0 contains NaN or Inf (shape {TensorOps.shapeText x0}); the initial state must be finite.", "x0"))
 
     let nfe = ref 0
-    let f = checkedField problem.VectorField nfe
+    // The dispose scope evaluations of f run in (the first evaluation's, then each step's).
+    let mutable evaluationScope: DisposeScope = null
+    let f = checkedField problem.VectorField nfe (fun () -> evaluationScope)
     let outputs = Array.zeroCreate<Tensor> times.Length
     outputs[0] <- x0
     let records = ResizeArray<StepRecord>()
@@ -107,7 +113,10 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     try
         // In a scope of its own, as every later evaluation is in its step's: what the field leaves undisposed
         // (its intermediates) is freed here, not left to the caller's scope or the finaliser.
-        fy <- (use _ = torch.NewDisposeScope() in (f t0 x0).MoveToOuterDisposeScope())
+        fy <-
+            (use first = torch.NewDisposeScope()
+             evaluationScope <- first
+             (f t0 x0).MoveToOuterDisposeScope())
         let mutable h =
             match control with
             | StepControl.Fixed dt -> direction * dt
@@ -130,6 +139,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
             let hStep = if landsOnEnd then remaining else h
             let tNew = if landsOnEnd then tEnd else t + hStep
             use scope = torch.NewDisposeScope()
+            evaluationScope <- scope
             let r = RungeKuttaStep.step tableau f t y hStep fy
             let accept, error =
                 match control, r.Error with
