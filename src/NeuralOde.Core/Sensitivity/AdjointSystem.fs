@@ -13,8 +13,11 @@ type Tensor = torch.Tensor
 /// tensors the gradients are for; those that do not require grad, or that f and l do not use, get zeros.
 let derivatives (f: VectorField) (loss: IntegralLoss option) (weight: float) (parameters: Tensor[])
                 (t: float) (x: Tensor) (a: Tensor) : Tensor * Tensor * Tensor[] =
+    // Everything made here is freed with this scope but the three results. What f or l return may be a tensor they
+    // do not own (a constant field returning a captured tensor): that is never disposed here.
+    use scope = torch.NewDisposeScope()
     use _ = torch.enable_grad()
-    use xr = x.detach().requires_grad_(true)
+    let xr = x.detach().requires_grad_(true)
     let fx = f t xr
     let tracked = parameters |> Array.filter (fun p -> p.requires_grad)
     let outputs, seeds =
@@ -24,7 +27,12 @@ let derivatives (f: VectorField) (loss: IntegralLoss option) (weight: float) (pa
             use w = TorchSharp.Scalar.op_Implicit (-weight)
             [| fx; lx |], [| a.neg(); torch.full_like(lx, w) |]
         | _ -> [| fx |], [| a.neg() |]
-    let grads = torch.autograd.grad(outputs, Array.append [| xr |] tracked, seeds, false, false, true)
+    // Outputs that do not depend on anything differentiable (a constant field) have no gradient to take.
+    let differentiable = Array.zip outputs seeds |> Array.filter (fun (o, _) -> o.requires_grad)
+    let wrt = Array.append [| xr |] tracked
+    let grads =
+        if differentiable.Length = 0 then Array.create wrt.Length null
+        else torch.autograd.grad(Array.map fst differentiable, wrt, Array.map snd differentiable, false, false, true) |> Array.ofSeq
     let valid (g: Tensor) = not (isNull g) && not g.IsInvalid
     let da = if valid grads[0] then grads[0] else torch.zeros_like(x)
     let byTracked = Array.zip tracked [| for i in 1 .. tracked.Length -> grads[i] |]
@@ -34,19 +42,18 @@ let derivatives (f: VectorField) (loss: IntegralLoss option) (weight: float) (pa
             | Some(_, g) when valid g -> g
             | _ -> torch.zeros_like(p))
     let dx = fx.detach()
-    for o in outputs do o.Dispose()
-    for s in seeds do s.Dispose()
-    dx, da, dTheta
+    dx.MoveToOuterDisposeScope(), da.MoveToOuterDisposeScope(), dTheta |> Array.map (fun g -> g.MoveToOuterDisposeScope())
 
 /// aᵀ f(t, x) + w·l(t, x) as a host number: the derivative of the loss with respect to an end time.
 let endTimeDerivative (f: VectorField) (loss: IntegralLoss option) (weight: float) (t: float) (x: Tensor) (a: Tensor) =
-    // Only a number comes out: whatever f and l leave undisposed is freed with this scope.
+    // Only a number comes out: what f and l make is freed with this scope (and what they return but do not own,
+    // a captured tensor, is left alone).
     use _ = torch.NewDisposeScope()
     use _ = torch.no_grad()
-    use fx = f t x
+    let fx = f t x
     use dot = (a * fx).sum()
     let running =
         match loss with
-        | Some l when weight <> 0.0 -> (use lx = l t x in weight * lx.ToDouble())
+        | Some l when weight <> 0.0 -> weight * (l t x).ToDouble()
         | _ -> 0.0
     dot.ToDouble() + running

@@ -11,16 +11,17 @@ type Tensor = torch.Tensor
 let augmentedField (f: VectorField) (loss: IntegralLoss) (shape: int64[]) : VectorField =
     let n = FlatState.numel shape
     fun t y ->
-        use head = y.narrow(0L, 0L, n)
-        use x = head.view(shape)
-        use fx = f t x
-        use lx = loss t x
+        // What is made here is freed with this scope, the result kept; what f and l return but do not own (a
+        // captured tensor) is left alone.
+        use scope = torch.NewDisposeScope()
+        let x = (use head = y.narrow(0L, 0L, n) in head.view(shape))
+        let fx = f t x
+        let lx = loss t x
         if lx.numel() <> 1L then
             raise (System.ArgumentException($"The integral loss must return a single number (a 0-dim tensor summed over the batch) at t = {t}; it returned shape {TensorOps.shapeText lx}."))
-        use flat = fx.reshape(-1L)
-        use one = lx.reshape(1L)
-        use l1 = one.to_type(y.dtype)
-        torch.cat([| flat; l1 |], 0L)
+        let flat = fx.reshape(-1L)
+        let l1 = (use one = lx.reshape(1L) in one.to_type(y.dtype))
+        torch.cat([| flat; l1 |], 0L).MoveToOuterDisposeScope()
 
 /// The augmented initial state [x0.flatten(); 0].
 let initial (x0: Tensor) =

@@ -79,20 +79,28 @@ let tests =
                     Expect.isFalse x0.IsInvalid "x0 is not disposed"
                     Expect.sequenceEqual (Tensors.toArray x0) [| 1.0; -2.0 |] "x0 unchanged"
                 }
-        for solver, control in [ Solvers.dopri5, StepControl.adaptive 1e-10 1e-10; Solvers.rk4, StepControl.steps 10 ] do
-            test $"a constant field that returns a tensor the caller owns ({solver.Name}) solves x(t) = x0 + t·c and leaves c alive" {
-                use x0 = Tensors.f64 [| 1.0; -2.0 |]
-                use c = Tensors.f64 [| 0.5; 3.0 |]
-                let f: VectorField = fun _ _ -> c
-                let check () =
-                    use solution = Ode.odeint f x0 [| 0.0; 1.0; 2.0 |] solver control
-                    let final = Tensors.toArray solution.Final
-                    Expect.floatClose Accuracy.high final[0] 2.0 "x(2) = x0 + 2c"
-                    Expect.floatClose Accuracy.high final[1] 4.0 "x(2) = x0 + 2c"
-                check ()
-                Expect.isFalse c.IsInvalid "c is not disposed"
-                Expect.sequenceEqual (Tensors.toArray c) [| 0.5; 3.0 |] "c unchanged"
-            }
+        for name, sensitivity in Sensitivities.all do
+            for solver, control in [ Solvers.dopri5, StepControl.adaptive 1e-10 1e-10; Solvers.rk4, StepControl.steps 10 ] do
+                test $"a constant field and loss returning tensors the caller owns ({solver.Name}, {name}) solve, differentiate and leave them alive" {
+                    use x0 = Tensors.f64 [| 1.0; -2.0 |]
+                    x0.requires_grad_(true) |> ignore
+                    use c = Tensors.f64 [| 0.5; 3.0 |]
+                    use q = torch.tensor(0.25, dtype = torch.float64)
+                    let f: VectorField = fun _ _ -> c
+                    let problem = OdeProblem.create f x0 [| 0.0; 1.0; 2.0 |] |> OdeProblem.withIntegralLoss (fun _ _ -> q)
+                    let check () =
+                        use solution = Ode.solveWith sensitivity problem solver control
+                        let final = Tensors.toArray solution.Final
+                        Expect.floatClose Accuracy.high final[0] 2.0 "x(2) = x0 + 2c"
+                        Expect.floatClose Accuracy.high final[1] 4.0 "x(2) = x0 + 2c"
+                        Expect.floatClose Accuracy.high (solution.Integral.Value.ToDouble()) 0.5 "∫ q dt = 2q"
+                        use total = solution.Final.sum()
+                        total.backward()
+                        Expect.sequenceEqual (Tensors.toArray x0.grad) [| 1.0; 1.0 |] "d Σx(2) / dx0 = 1"
+                    check ()
+                    Expect.isFalse (c.IsInvalid || q.IsInvalid) "c and q are not disposed"
+                    Expect.sequenceEqual (Tensors.toArray c) [| 0.5; 3.0 |] "c unchanged"
+                }
         // Sensitivities and gradients run outside the step loop too: what they make must not be left to the
         // finaliser (on the GPU that is device memory the garbage collector cannot see).
         for name, sensitivity in Sensitivities.all do
