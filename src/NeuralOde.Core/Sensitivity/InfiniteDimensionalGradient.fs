@@ -55,7 +55,7 @@ let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Te
                 let i = Array.findIndex ((=) s) grid
                 use _ = torch.enable_grad()
                 use xr = states[i].detach().requires_grad_(true)
-                use fx = field s xr
+                let fx = field s xr
                 let theta = weights ()
                 let g = torch.autograd.grad([| fx |], [| theta |], [| adjoints[i] |], false, false, true)
                 let row = if isNull g[0] || g[0].IsInvalid then torch.zeros_like(theta) else g[0].detach()
