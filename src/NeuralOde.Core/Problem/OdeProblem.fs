@@ -42,7 +42,7 @@ module OdeProblem =
         if isNull x0 then raise (System.ArgumentNullException("x0"))
         Guard.timeGrid "times" times |> ignore
         if not (torch.is_floating_point x0) then
-            raise (System.ArgumentException($"x0 must be a floating-point tensor (float32 or float64); got dtype {x0.dtype}.", "x0"))
+            raise (System.ArgumentException($"x0 must be a real floating-point tensor (float32 or float64; float16 and bfloat16 work with fixed steps and loose tolerances); got dtype {x0.dtype}.", "x0"))
         { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None }
 
     /// A problem on the span [t0, t1] with outputs at its two ends.

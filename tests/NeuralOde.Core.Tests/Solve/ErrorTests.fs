@@ -16,6 +16,16 @@ let private adaptiveWith (edit: AdaptiveOptions -> AdaptiveOptions) = StepContro
 [<Tests>]
 let tests =
     testList "Solve/errors" [
+        // A batch of none (an empty last batch, say) is not an error: there is nothing to integrate. The RMS error
+        // norm of nothing was 0/0, which rejected every step until the step budget ran out.
+        for solver in Solvers.all do
+            let control = if solver.E.IsSome then StepControl.adaptive 1e-6 1e-8 else StepControl.steps 4
+            test $"an empty state (batch of none) solves to empty states ({solver.Name})" {
+                use x = torch.zeros([| 0L; 2L |], dtype = torch.float64)
+                use solution = Ode.odeint decay x [| 0.0; 0.5; 1.0 |] solver control
+                Expect.equal solution.States.shape [| 3L; 0L; 2L |] "one empty state per output time"
+                Expect.isLessThan (solution.Statistics.AcceptedSteps + solution.Statistics.RejectedSteps) 40 "a few steps, not the budget"
+            }
         test "a non-monotonic time grid names the offending points" {
             let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 0.0; 1.0; 0.5; 2.0 |])
             Expect.equal e.ParamName "times" "names the argument"
