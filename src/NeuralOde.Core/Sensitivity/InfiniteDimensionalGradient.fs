@@ -108,7 +108,7 @@ let spectral (basis: Basis) (nodes: int) (field: VectorField) (weights: unit -> 
     use w = onDeviceOf g rule.Weights [| int64 nodes; 1L |]
     use weighted = g * w
     use transposed = weighted.t()
-    transposed.matmul(psi)
+    transposed.mm(psi)
 
 /// dℓ/dα by `spectral`, doubling the number of Gauss–Legendre nodes from 32 until two successive results agree to
 /// `tolerance` (relative, Euclidean); fails with the last change if 1024 nodes do not get there. The integrand can

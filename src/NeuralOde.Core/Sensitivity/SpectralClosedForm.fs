@@ -11,7 +11,7 @@ open TorchSharp
 /// z(S) for the diagonal linear Galerkin field.
 let diagonalLinearSolution (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tensor) : torch.Tensor =
     use integrals = torch.tensor(basis.Integrals basis.Domain, dtype = alpha.dtype, device = alpha.device)
-    use exponent = alpha.matmul(integrals)
+    use exponent = alpha.mv(integrals)
     use growth = exponent.exp()
     z0 * growth
 
@@ -23,4 +23,4 @@ let diagonalLinearGradient (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tenso
     use integrals = torch.tensor(basis.Integrals basis.Domain, dtype = alpha.dtype, device = alpha.device)
     use column = weighted.unsqueeze(1L)
     use row = integrals.unsqueeze(0L)
-    column.matmul(row)
+    column.mm(row)

@@ -129,6 +129,15 @@ let closedFormTests =
                     loss.backward()
                     Expect.isLessThan (Tensors.relativeError (Tensors.toArray alpha.grad) (Tensors.toArray exact)) 1e-8 $"{name}: dL/dα"
             }
+        // With TorchSharp's matmul a mismatch here aborted the whole process (its native matmul lets libtorch's
+        // error escape); mm and mv raise. A runner that dies fails this test too.
+        test "coefficients with the wrong number of basis terms raise an exception, not a process abort" {
+            let basis = Basis.legendre 4 1.0
+            use alpha = torch.zeros([| 3L; 5L |], dtype = torch.float64)
+            use z0 = torch.ones([| 2L; 3L |], dtype = torch.float64)
+            let e = Expect.throwsC (fun () -> (SpectralClosedForm.diagonalLinearSolution basis alpha z0).Dispose()) id
+            Expect.stringContains e.Message "size mismatch" "libtorch's message"
+        }
     ]
 
 /// GalConv2d: the layer computes conv2d with its depth's kernel, and an image Galerkin Neural ODE's spectral

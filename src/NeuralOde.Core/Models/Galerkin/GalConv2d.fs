@@ -29,7 +29,7 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
     /// θ(s) = α ψ(s), the flat kernel and bias at depth s.
     member _.WeightsAt(s: float) : torch.Tensor =
         use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
-        coefficients.matmul(psi)
+        coefficients.mv(psi)
 
     override m.forward(x: torch.Tensor, s: float) =
         let w = m.WeightsAt s

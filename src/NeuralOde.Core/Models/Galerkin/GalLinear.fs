@@ -27,7 +27,9 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
     /// θ(s) = α ψ(s), the flat weights at depth s (differentiable in α).
     member _.WeightsAt(s: float) : torch.Tensor =
         use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
-        coefficients.matmul(psi)
+        // mv, not matmul: TorchSharp 0.107's matmul does not catch libtorch's errors, so a mismatch there aborts
+        // the process instead of raising (see the README's Troubleshooting); mm and mv raise.
+        coefficients.mv(psi)
 
     /// θ(s) as computed by the most recent forward: an intermediate of that forward's graph, so the gradient of
     /// its output with respect to θ(s) itself (Theorem 1) can be taken. Valid until the tensor's scope ends.
