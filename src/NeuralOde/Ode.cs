@@ -49,6 +49,22 @@ public static class Ode
         return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
     }
 
+    /// <summary>
+    /// <c>loss.backward()</c>, raising an adjoint's failure as itself. When a backward solve of an adjoint
+    /// sensitivity fails (step budget, step-size underflow, NaN or Inf, an exception from the vector field), the
+    /// failure cannot travel through libtorch's engine, and <c>loss.backward()</c> raises an
+    /// <see cref="System.Runtime.InteropServices.ExternalException"/> about an invalid gradient instead. This method
+    /// raises the backward solve's own exception, with libtorch's as its inner exception.
+    /// </summary>
+    /// <param name="loss">The scalar to differentiate.</param>
+    /// <exception cref="OdeSolveException">A backward solve failed; <see cref="OdeSolveException.Time"/> says where.</exception>
+    /// <exception cref="InvalidOperationException">The backward pass failed otherwise (the inner exception says how).</exception>
+    public static void Backward(torch.Tensor loss)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        Core.Ode.backward(loss);
+    }
+
     /// <summary>The values of a time tensor on the host; the intermediate tensors are freed here.</summary>
     private static double[] TimesOf(torch.Tensor timeTensor)
     {

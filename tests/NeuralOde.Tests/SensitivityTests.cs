@@ -32,6 +32,27 @@ public class SensitivityTests
         Assert.Equal(1, solution.BackwardStatistics.BackwardPasses);
     }
 
+    /// <summary>A backward solve that meets Inf: loss.backward() raises (it used to end the process) and
+    /// Ode.Backward raises the solve's own exception.</summary>
+    [Fact]
+    public void AFailedBackwardSolveRaises()
+    {
+        using var x0 = torch.ones(new long[] { 3, 2 }, dtype: torch.float64, requires_grad: true);
+        using var one = torch.ones(new long[] { 3, 2 }, dtype: torch.float64);
+        // x stays at 1, where sqrt|x - 1| has an infinite derivative: the forward solve is fine, the adjoint is not.
+        torch.Tensor Field(double t, torch.Tensor x) => (x - one).abs().sqrt();
+        void Attempt(Action<torch.Tensor> backward)
+        {
+            using var solution = Ode.Solve(Field, x0, new[] { 0.0, 1.0 }, sensitivity: Sensitivities.Adjoint());
+            using var loss = solution.Final.sum();
+            backward(loss);
+        }
+        var plain = Assert.Throws<System.Runtime.InteropServices.ExternalException>(() => Attempt(l => l.backward()));
+        Assert.Contains("invalid gradient", plain.Message);
+        var e = Assert.Throws<NeuralOde.Core.OdeSolveException>(() => Attempt(Ode.Backward));
+        Assert.Equal(NeuralOde.Core.OdeFailure.NonFiniteValue, e.Failure);
+    }
+
     [Fact]
     public void NeuralOdeBlockWithAdjointTrainsLikeAnyModule()
     {

@@ -121,7 +121,23 @@ type OdeAdjoint() =
         cfg.Handed.AddRange [ outputs; integral; gridStates ]
         List<Tensor>([ outputs; integral ])
 
-    override _.backward(ctx, grads) =
+    override this.backward(ctx, grads) =
+        // A .NET exception must not leave this callback (see BackwardFailure): record it and make libtorch fail.
+        // Nothing below may throw: the dtype and device are read first, while the incoming gradients are alive.
+        let cfg = ctx.get_data("config") :?> Config
+        let dtype, device = grads[0].dtype, grads[0].device
+        try this.Backward(ctx, grads)
+        with e ->
+            BackwardFailure.record e
+            let inputs = 3 + cfg.Parameters.Length
+            try
+                // Every tensor input gets a gradient libtorch rejects: whichever it checks first stops the pass.
+                let rejected (shape: int64[]) = BackwardFailure.rejectedGradient shape dtype device
+                let time = if isNull cfg.TimeTensor then null else rejected cfg.TimeTensor.shape
+                List<Tensor>(Seq.append [ null; rejected cfg.Shape; time ] (cfg.Parameters |> Array.map (fun p -> rejected p.shape)))
+            with _ -> List<Tensor>(Array.create inputs (null: Tensor))
+
+    member private _.Backward(ctx: torch.autograd.AutogradContext, grads: List<Tensor>) : List<Tensor> =
         let cfg = ctx.get_data("config") :?> Config
         // TorchSharp makes a wrapper for each incoming gradient and each unpacked saved tensor and leaves them to us.
         use gridStates = ctx.get_saved_variables()[0]

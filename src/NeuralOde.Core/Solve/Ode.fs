@@ -66,3 +66,23 @@ let solve (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) 
 /// Shorthand: solve dx/dt = f(t, x) from x0 at times[0] with outputs at `times`, by autograd.
 let odeint (f: VectorField) (x0: torch.Tensor) (times: float[]) (solver: ButcherTableau) (control: StepControl) =
     solve (OdeProblem.create f x0 times) solver control
+
+/// `loss.backward()`, with the adjoint's failures raised as themselves. A backward solve of an adjoint sensitivity
+/// that fails (step budget, step-size underflow, NaN, an exception from the vector field) cannot raise through
+/// libtorch's engine; `loss.backward()` then raises an ExternalException about an invalid gradient (see
+/// BackwardFailure). This raises the backward solve's own exception (e.g. an OdeSolveException with the time), with
+/// libtorch's as its inner exception.
+let backward (loss: torch.Tensor) =
+    BackwardFailure.clear ()
+    let raiseRecorded (inner: exn) =
+        match BackwardFailure.take () with
+        | Some (:? OdeSolveException as e) ->
+            raise (OdeSolveException(e.Failure, e.Time, $"The adjoint's backward solve failed: {e.Message}", inner))
+        | Some e -> raise (InvalidOperationException($"The adjoint's backward pass failed: {e.Message}", e))
+        | None -> ()
+    try loss.backward()
+    with :? Runtime.InteropServices.ExternalException as e ->
+        raiseRecorded e
+        reraise ()
+    // A failure libtorch could not be made to reject (0-dim inputs only) is raised here.
+    raiseRecorded null

@@ -14,8 +14,10 @@ type OdeFailure =
     | VectorFieldMismatch = 4
 
 /// Raised when a solve fails part-way. `Time` is where it happened.
-type OdeSolveException(failure: OdeFailure, time: float, message: string) =
-    inherit Exception(message)
+type OdeSolveException(failure: OdeFailure, time: float, message: string, inner: exn) =
+    inherit Exception(message, inner)
+    /// An exception with no inner exception.
+    new(failure, time, message) = OdeSolveException(failure, time, message, null)
     /// What went wrong.
     member _.Failure = failure
     /// The time at which it went wrong.

@@ -16,6 +16,43 @@ let private adaptiveWith (edit: AdaptiveOptions -> AdaptiveOptions) = StepContro
 [<Tests>]
 let tests =
     testList "Solve/errors" [
+        // A .NET exception thrown inside the adjoint's backward (a TorchSharp callback from libtorch's engine) used to
+        // end the process ("Unhandled exception" from the native callback). The failure must reach the caller.
+        for name, sensitivity in Sensitivities.adjointMethods do
+            for stateRequiresGrad in [ true; false ] do
+                let which = if stateRequiresGrad then "x0" else "a parameter only"
+                test $"{name}: a backward solve that meets Inf raises (gradients wanted for {which})" {
+                    use x0 = torch.ones([| 3L; 2L |], dtype = torch.float64)
+                    if stateRequiresGrad then x0.requires_grad_(true) |> ignore
+                    use w = torch.ones([| 2L |], dtype = torch.float64).requires_grad_(true)
+                    use one = torch.ones([| 3L; 2L |], dtype = torch.float64)
+                    // x stays at 1, where √|x − 1| has an infinite derivative: the forward is fine, the adjoint is not.
+                    let f: VectorField = fun _ x -> (x - one).abs().sqrt() * w
+                    let problem = OdeProblem.create f x0 [| 0.0; 1.0 |] |> OdeProblem.withParameters [ w ]
+                    let attempt (backward: torch.Tensor -> unit) =
+                        use solution = Ode.solveWith sensitivity problem Solvers.dopri5 (StepControl.adaptive 1e-6 1e-6)
+                        use loss = solution.Final.sum()
+                        backward loss
+                    // loss.backward() raises libtorch's complaint instead of ending the process ...
+                    let plain = raises<System.Runtime.InteropServices.ExternalException> (fun () -> attempt (fun l -> l.backward()))
+                    Expect.stringContains plain.Message "invalid gradient" "libtorch rejects the gradient it was handed"
+                    // ... and Ode.backward raises the backward solve's own exception, with the time.
+                    let e = raises<OdeSolveException> (fun () -> attempt Ode.backward)
+                    Expect.equal e.Failure OdeFailure.NonFiniteValue "the failure"
+                    Expect.stringContains e.Message "backward solve failed" "says it was the backward solve"
+                    Expect.isNotNull e.InnerException "libtorch's exception inside"
+                }
+        test "an exception from the vector field during the adjoint's backward reaches Ode.backward" {
+            use x0 = torch.ones([| 2L |], dtype = torch.float64).requires_grad_(true)
+            let mutable backwardPhase = false
+            let f: VectorField = fun _ x -> if backwardPhase then failwith "field failed" else x.neg()
+            let problem = OdeProblem.create f x0 [| 0.0; 1.0 |]
+            use solution = Ode.solveWith Sensitivity.adjoint problem Solvers.dopri5 (StepControl.adaptive 1e-6 1e-6)
+            use loss = solution.Final.sum()
+            backwardPhase <- true
+            let e = raises<InvalidOperationException> (fun () -> Ode.backward loss)
+            Expect.equal e.InnerException.Message "field failed" "the field's own exception inside"
+        }
         // A batch of none (an empty last batch, say) is not an error: there is nothing to integrate. The RMS error
         // norm of nothing was 0/0, which rejected every step until the step budget ran out.
         for solver in Solvers.all do
