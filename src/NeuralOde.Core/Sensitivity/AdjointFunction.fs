@@ -123,19 +123,24 @@ type OdeAdjoint() =
 
     override this.backward(ctx, grads) =
         // A .NET exception must not leave this callback (see BackwardFailure): record it and make libtorch fail.
-        // Nothing below may throw: the dtype and device are read first, while the incoming gradients are alive.
+        // The config and the incoming gradients' dtype and device are read first, while those gradients are alive.
         let cfg = ctx.get_data("config") :?> Config
-        let dtype, device = grads[0].dtype, grads[0].device
-        try this.Backward(ctx, grads)
+        let mutable like = None
+        try
+            like <- Some(grads[0].dtype, grads[0].device)
+            this.Backward(ctx, grads)
         with e ->
             BackwardFailure.record e
-            let inputs = 3 + cfg.Parameters.Length
-            try
-                // Every tensor input gets a gradient libtorch rejects: whichever it checks first stops the pass.
-                let rejected (shape: int64[]) = BackwardFailure.rejectedGradient shape dtype device
-                let time = if isNull cfg.TimeTensor then null else rejected cfg.TimeTensor.shape
-                List<Tensor>(Seq.append [ null; rejected cfg.Shape; time ] (cfg.Parameters |> Array.map (fun p -> rejected p.shape)))
-            with _ -> List<Tensor>(Array.create inputs (null: Tensor))
+            let nulls () = List<Tensor>(Array.create (3 + cfg.Parameters.Length) (null: Tensor))
+            match like with
+            | None -> nulls ()
+            | Some(dtype, device) ->
+                try
+                    // Every tensor input gets a gradient libtorch rejects: whichever it checks first stops the pass.
+                    let rejected (shape: int64[]) = BackwardFailure.rejectedGradient shape dtype device
+                    let time = if isNull cfg.TimeTensor then null else rejected cfg.TimeTensor.shape
+                    List<Tensor>(Seq.append [ null; rejected cfg.Shape; time ] (cfg.Parameters |> Array.map (fun p -> rejected p.shape)))
+                with _ -> nulls ()
 
     member private _.Backward(ctx: torch.autograd.AutogradContext, grads: List<Tensor>) : List<Tensor> =
         let cfg = ctx.get_data("config") :?> Config
