@@ -117,6 +117,9 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
             (use first = torch.NewDisposeScope()
              evaluationScope <- first
              (f t0 x0).MoveToOuterDisposeScope())
+        // Until the first step's scope: the first-step heuristic evaluates f in a scope of its own, so its results
+        // count as not made here and are aliased.
+        evaluationScope <- null
         let mutable h =
             match control with
             | StepControl.Fixed dt -> direction * dt

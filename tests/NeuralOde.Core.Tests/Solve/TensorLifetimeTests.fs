@@ -18,6 +18,12 @@ let private liveCounts (run: VectorField -> unit) =
     run f
     counts.ToArray()
 
+/// Runs `action` and returns how many more tensors are alive on this thread afterwards, with its result.
+let private leftAlive (action: unit -> 'a) : int64 * 'a =
+    let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+    let result = action ()
+    DisposeScopeManager.Statistics.ThreadTotalLiveCount - before, result
+
 /// Largest minus smallest count over the middle of the solve (the first and last evaluations set up and collect).
 let private spread (counts: int64[]) =
     let middle = counts[counts.Length / 10 .. counts.Length - counts.Length / 10]
@@ -55,12 +61,10 @@ let tests =
                 // A field that leaves an intermediate undisposed at every evaluation.
                 let f: VectorField = fun _ x -> x.matmul(m).tanh()
                 let times = Array.init 41 (fun i -> float i * 0.05)
-                let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
-                let solve () =
+                let left, () = leftAlive (fun () ->
                     use solution = Ode.odeint f x0 times solver control
-                    Expect.equal solution.States.shape [| 41L; 2L |] "every output"
-                solve ()
-                Expect.equal (DisposeScopeManager.Statistics.ThreadTotalLiveCount - before) 0L "live tensors after the solution is disposed"
+                    Expect.equal solution.States.shape [| 41L; 2L |] "every output")
+                Expect.equal left 0L "live tensors after the solution is disposed"
             }
         // dx/dt = x written as `fun _ x -> x`: f returns the very tensor it was given. The solver disposes what f
         // returns when it is done with it; that must not dispose its own stage inputs, nor the caller's x0.
@@ -114,15 +118,12 @@ let tests =
                     let f: VectorField = fun _ x -> x.matmul(w).tanh()
                     let problem = OdeProblem.create f x0 [| 0.0; 0.5; 1.0 |] |> OdeProblem.withParameters [ w ]
                     let problem = if withLoss then problem |> OdeProblem.withIntegralLoss Sensitivities.runningLoss else problem
-                    let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
-                    let forwardAndBackward () =
+                    let left, () = leftAlive (fun () ->
                         use solution = Ode.solveWith sensitivity problem Solvers.dopri5 (StepControl.adaptive 1e-8 1e-8)
                         use squares = solution.States.square()
                         use terminal = squares.sum()
                         use total = match solution.Integral with Some i -> terminal + i | None -> terminal.alias()
-                        total.backward()
-                    forwardAndBackward ()
-                    let after = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                        total.backward())
                     Expect.isNotNull w.grad "the parameter has its gradient"
                     Expect.isNotNull x0.grad "the initial state has its gradient"
                     // (.grad makes its wrapper when read, after the count.) Nothing is left alive by autograd. The
@@ -131,53 +132,42 @@ let tests =
                     // enclosing dispose scope or the finaliser. Before this test, with this leaky field, autograd
                     // with a running loss left 3 tensors alive and the adjoints 6 to 19.
                     let expected = if Sensitivities.isAutograd sensitivity then 0L else 2L
-                    Expect.equal (after - before) expected "live tensors after the backward (the adjoints: TorchSharp's wrappers of the returned gradients)"
+                    Expect.equal left expected "live tensors after the backward (the adjoints: TorchSharp's wrappers of the returned gradients)"
                 }
         test "the spectral gradient (Theorem 1 by quadrature) leaves alive only its result" {
             let basis = Basis.fourier 1 1.0
             use layer = new GalLinear(2L, 2L, basis, torch.float64)
+            Tensors.initialize 5 1.0 layer
             use generator = new torch.Generator(5UL)
-            let initialise () =
-                use _ = torch.no_grad()
-                use init = torch.randn(layer.Coefficients.shape, dtype = torch.float64, generator = generator)
-                layer.Coefficients.copy_(init) |> ignore
-            initialise ()
             use x0 = torch.randn([| 3L; 2L |], dtype = torch.float64, generator = generator)
             use terminal = torch.ones([| 3L; 2L |], dtype = torch.float64)
             let f: VectorField = fun s x -> (use z = layer.forward(x, s) in z.tanh())
-            let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
-            let gradient =
+            let left, gradient = leftAlive (fun () ->
                 InfiniteDimensionalGradient.spectralConverged basis 1e-8 f (fun () -> layer.LastWeights) x0 terminal None
-                    Solvers.dopri5 (StepControl.adaptive 1e-9 1e-9)
-            let after = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                    Solvers.dopri5 (StepControl.adaptive 1e-9 1e-9))
             Expect.equal gradient.shape [| 6L; 3L |] "one row per weight, one column per basis function"
             gradient.Dispose()
-            Expect.equal (after - before) 1L "live tensors after the gradient: the gradient"
+            Expect.equal left 1L "live tensors after the gradient: the gradient"
         }
         test "the stacked gradient (Corollary 2) leaves alive only its result" {
             let partition = [| 0.0; 0.4; 1.0 |]
             use layer = new StackedLinear(2L, 2L, partition, torch.float64)
+            Tensors.initialize 9 1.0 layer
             use generator = new torch.Generator(9UL)
-            let initialise () =
-                use _ = torch.no_grad()
-                use init = torch.randn(layer.Weights.shape, dtype = torch.float64, generator = generator)
-                layer.Weights.copy_(init) |> ignore
-            initialise ()
             use x0 = torch.randn([| 3L; 2L |], dtype = torch.float64, generator = generator)
             use terminal = torch.ones([| 3L; 2L |], dtype = torch.float64)
             let fieldFor (i: int) : VectorField = fun _ x -> (use z = layer.forward(x, i) in z.tanh())
-            let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
-            let gradient =
+            let left, gradient = leftAlive (fun () ->
                 InfiniteDimensionalGradient.stacked fieldFor (fun () -> layer.LastWeights) partition x0 terminal
-                    (Some Sensitivities.runningLoss) 1e-8 Solvers.dopri5 (StepControl.adaptive 1e-9 1e-9)
-            let after = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                    (Some Sensitivities.runningLoss) 1e-8 Solvers.dopri5 (StepControl.adaptive 1e-9 1e-9))
             Expect.equal gradient.shape.[0] 2L "one row per interval"
             gradient.Dispose()
-            Expect.equal (after - before) 1L "live tensors after the gradient: the gradient"
+            Expect.equal left 1L "live tensors after the gradient: the gradient"
         }
         test "a NeuralOdeModel training step (MLP field, adjoint and autograd) leaves nothing alive but gradients" {
             for sensitivity in [ Sensitivity.Autograd; Sensitivity.adjoint ] do
                 use field = torch.nn.Sequential(torch.nn.Linear(2L, 8L), torch.nn.Tanh(), torch.nn.Linear(8L, 2L))
+                Tensors.initialize 1 0.5 field
                 use model = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 10, sensitivity, [| 0.0; 1.0 |])
                 use x = torch.ones([| 5L; 2L |])
                 let step () =
@@ -186,11 +176,9 @@ let tests =
                     use loss = squares.sum()
                     loss.backward()
                 step ()
-                let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
-                step ()
-                let after = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                let left, () = leftAlive step
                 // The adjoint: TorchSharp's wrappers of the 4 parameter gradients and of x's, returned by its backward.
                 let expected = if Sensitivities.isAutograd sensitivity then 0L else 5L
-                Expect.equal (after - before) expected $"{sensitivity}: live tensors left by a second training step"
+                Expect.equal left expected $"{sensitivity}: live tensors left by a second training step"
         }
     ]
