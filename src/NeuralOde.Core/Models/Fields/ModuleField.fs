@@ -1,0 +1,35 @@
+/// A module as a vector field f(s, z): before each evaluation, every depth-aware module inside it (itself included)
+/// is told the depth, and every data-controlled one the data. Autonomous modules are evaluated unchanged.
+module NeuralOde.Core.ModuleField
+
+open System.Collections.Generic
+open TorchSharp
+open type TorchSharp.torch.nn
+
+/// The module and its descendants, each once, in the order TorchSharp lists them.
+let private tree (m: Module) : Module list =
+    let seen = HashSet<Module>(HashIdentity.Reference)
+    [ for child in Seq.append [ m ] (m.modules()) do
+        if seen.Add child then yield child ]
+
+/// The depth-aware modules inside `m` (itself included).
+let depthAware (m: Module) : IDepthAware list =
+    tree m |> List.choose (fun c -> match box c with :? IDepthAware as d -> Some d | _ -> None)
+
+/// The data-controlled modules inside `m` (itself included).
+let dataControlled (m: Module) : IDataControlled list =
+    tree m |> List.choose (fun c -> match box c with :? IDataControlled as d -> Some d | _ -> None)
+
+/// f(s, z) = m(z) with every depth-aware module inside m told s and, when `data` is not null, every data-controlled
+/// one told `data`, before each evaluation (so an adjoint's backward solve, which evaluates f at other depths after
+/// other forwards may have run, still sees this solve's depth and data).
+let create (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : VectorField =
+    if isNull m then raise (System.ArgumentNullException("vectorField"))
+    let depth = depthAware m |> Array.ofList
+    let controlled = dataControlled m |> Array.ofList
+    if controlled.Length > 0 && isNull data then
+        raise (System.ArgumentException("The vector field holds a data-controlled module (e.g. DataControl) but no data was given: solve it through a block, which passes its input, or give the data.", "data"))
+    fun s z ->
+        for d in depth do d.SetDepth s
+        for c in controlled do c.SetData data
+        m.forward z
