@@ -1,3 +1,4 @@
+using System;
 using TorchSharp;
 using static TorchSharp.torch.nn;
 
@@ -5,9 +6,11 @@ namespace NeuralOde;
 
 /// <summary>
 /// A linear layer whose weights depend on depth through a basis (Galerkin Neural ODEs, Corollary 1 of Dissecting
-/// Neural ODEs): y = x W(s)ᵀ + b(s), θ(s) = α ψ(s). Coefficients start at zero. Call <c>forward(x, s)</c>.
+/// Neural ODEs): y = x W(s)ᵀ + b(s), θ(s) = α ψ(s). Coefficients start at zero. Inside a <see cref="NeuralOdeBlock"/>'s
+/// field (e.g. in a <c>Sequential</c> with ordinary layers) the block tells it the depth, so <c>forward(x)</c> uses it;
+/// <c>forward(x, s)</c> passes s explicitly.
 /// </summary>
-public sealed class GalerkinLinear : Module<torch.Tensor, double, torch.Tensor>
+public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>
 {
     readonly Core.GalLinear _layer;
 
@@ -15,6 +18,7 @@ public sealed class GalerkinLinear : Module<torch.Tensor, double, torch.Tensor>
     public GalerkinLinear(long inFeatures, long outFeatures, Basis basis, torch.ScalarType dtype = torch.ScalarType.Float32)
         : base("galerkin_linear")
     {
+        ArgumentNullException.ThrowIfNull(basis);
         _layer = new Core.GalLinear(inFeatures, outFeatures, basis.Value, dtype);
         register_module("layer", _layer);
     }
@@ -25,12 +29,16 @@ public sealed class GalerkinLinear : Module<torch.Tensor, double, torch.Tensor>
     /// <summary>θ(s) as computed by the most recent forward (for <see cref="DepthGradients.Theorem1"/>).</summary>
     public torch.Tensor LastWeights => _layer.LastWeights;
 
-    /// <inheritdoc />
-    public override torch.Tensor forward(torch.Tensor x, double s) => _layer.forward(x, s);
+    /// <summary>The layer at the depth its block told it last.</summary>
+    public override torch.Tensor forward(torch.Tensor x) => _layer.forward(x);
+
+    /// <summary>The layer at depth <paramref name="s"/>.</summary>
+    public torch.Tensor forward(torch.Tensor x, double s) => _layer.forward(x, s);
 }
 
-/// <summary>A 2-D convolution whose kernel and bias depend on depth through a basis (image Galerkin Neural ODEs).</summary>
-public sealed class GalerkinConv2d : Module<torch.Tensor, double, torch.Tensor>
+/// <summary>A 2-D convolution whose kernel and bias depend on depth through a basis (image Galerkin Neural ODEs).
+/// Depth-aware like <see cref="GalerkinLinear"/>.</summary>
+public sealed class GalerkinConv2d : Module<torch.Tensor, torch.Tensor>
 {
     readonly Core.GalConv2d _layer;
 
@@ -38,6 +46,7 @@ public sealed class GalerkinConv2d : Module<torch.Tensor, double, torch.Tensor>
     public GalerkinConv2d(long inChannels, long outChannels, long kernelSize, Basis basis, long stride = 1, long? padding = null,
                           torch.ScalarType dtype = torch.ScalarType.Float32) : base("galerkin_conv2d")
     {
+        ArgumentNullException.ThrowIfNull(basis);
         _layer = new Core.GalConv2d(inChannels, outChannels, kernelSize, basis.Value, stride, padding ?? kernelSize / 2, dtype);
         register_module("layer", _layer);
     }
@@ -48,6 +57,75 @@ public sealed class GalerkinConv2d : Module<torch.Tensor, double, torch.Tensor>
     /// <summary>θ(s) as computed by the most recent forward.</summary>
     public torch.Tensor LastWeights => _layer.LastWeights;
 
-    /// <inheritdoc />
-    public override torch.Tensor forward(torch.Tensor x, double s) => _layer.forward(x, s);
+    /// <summary>The convolution at the depth its block told it last.</summary>
+    public override torch.Tensor forward(torch.Tensor x) => _layer.forward(x);
+
+    /// <summary>The convolution at depth <paramref name="s"/>.</summary>
+    public torch.Tensor forward(torch.Tensor x, double s) => _layer.forward(x, s);
+}
+
+/// <summary>
+/// A linear layer with piecewise-constant depth-variant weights (stacked Neural ODEs, Corollary 2): interval i of the
+/// partition s_0 &lt; … &lt; s_p uses its own weights. Inside a block's field it uses the interval holding the depth.
+/// Zero-initialised.
+/// </summary>
+public sealed class StackedLinear : Module<torch.Tensor, torch.Tensor>
+{
+    readonly Core.StackedLinear _layer;
+
+    /// <summary>Creates the layer over <paramref name="partition"/> (strictly increasing depths).</summary>
+    public StackedLinear(long inFeatures, long outFeatures, double[] partition, torch.ScalarType dtype = torch.ScalarType.Float32)
+        : base("stacked_linear")
+    {
+        _layer = new Core.StackedLinear(inFeatures, outFeatures, partition, dtype);
+        register_module("layer", _layer);
+    }
+
+    /// <summary>The weights of every interval, [p, (in+1)·out].</summary>
+    public TorchSharp.Modules.Parameter Weights => _layer.Weights;
+
+    /// <summary>The weights the most recent forward used (for <see cref="DepthGradients"/>).</summary>
+    public torch.Tensor LastWeights => _layer.LastWeights;
+
+    /// <summary>The interval i with s_i ≤ s &lt; s_{i+1}.</summary>
+    public int IntervalOf(double s) => _layer.IntervalOf(s);
+
+    /// <summary>The layer with the weights of the interval holding the depth its block told it last.</summary>
+    public override torch.Tensor forward(torch.Tensor x) => _layer.forward(x);
+
+    /// <summary>The layer with the weights of interval <paramref name="interval"/>.</summary>
+    public torch.Tensor forward(torch.Tensor x, int interval) => _layer.forward(x, interval);
+}
+
+/// <summary>
+/// Depth as an input feature (torchdyn's DepthCat): appends a column (for images a channel) filled with the depth s.
+/// Inside a block's field the block tells it s; in an <see cref="AdaptiveDepthBlock"/> each sample gets its own depth.
+/// </summary>
+public sealed class DepthCat : Module<torch.Tensor, torch.Tensor>
+{
+    readonly Core.DepthCat _layer = new();
+
+    /// <summary>Creates the layer.</summary>
+    public DepthCat() : base("depth_cat") => register_module("layer", _layer);
+
+    /// <summary>x with a column of the depth its block told it last.</summary>
+    public override torch.Tensor forward(torch.Tensor x) => _layer.forward(x);
+
+    /// <summary>x with a column filled with <paramref name="s"/>.</summary>
+    public torch.Tensor forward(torch.Tensor x, double s) => _layer.forward(x, s);
+}
+
+/// <summary>
+/// The base of a C# layer whose output depends on depth: a <see cref="NeuralOdeBlock"/> sets <see cref="Depth"/>
+/// before every evaluation of its field, so the layer composes with others inside a <c>Sequential</c>.
+/// </summary>
+public abstract class DepthAwareModule : Module<torch.Tensor, torch.Tensor>, Core.IDepthAware
+{
+    /// <summary>Creates the module.</summary>
+    protected DepthAwareModule(string name) : base(name) { }
+
+    /// <summary>The depth s of the current evaluation.</summary>
+    protected double Depth { get; private set; }
+
+    void Core.IDepthAware.SetDepth(double depth) => Depth = depth;
 }

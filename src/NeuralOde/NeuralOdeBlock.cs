@@ -1,13 +1,17 @@
 using System;
+using Microsoft.FSharp.Core;
 using TorchSharp;
 using static TorchSharp.torch.nn;
 
 namespace NeuralOde;
 
 /// <summary>
-/// A Neural ODE block: maps x to z(S), the solution at the last of <c>times</c> of dz/ds = f_θ(z), z(times[0]) = x,
-/// where f_θ is a TorchSharp module. Use it like any module: gradients reach f_θ's parameters and x by autograd
-/// through the solver, and any TorchSharp optimizer trains it.
+/// A Neural ODE block: maps x to z(S), the solution at the last of <c>times</c> of dz/ds = f_θ(s, x, z),
+/// z(times[0]) = x, where f_θ is a TorchSharp module. Compose the field like any module: depth-aware layers
+/// (<see cref="GalerkinLinear"/>, <see cref="GalerkinConv2d"/>, <see cref="StackedLinear"/>, <see cref="DepthCat"/>,
+/// your own <see cref="DepthAwareModule"/>) are told the depth, and <see cref="DataControl"/> the block's input, before
+/// every evaluation. Use it like any module: gradients reach f_θ's parameters and x by the chosen sensitivity (the
+/// adjoints find the field's parameters themselves), and any TorchSharp optimizer trains it.
 /// </summary>
 public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
 {
@@ -19,14 +23,20 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
     /// <param name="stepSize">Step control; adaptive with rtol = atol = 1e-4 by default, torchdyn's default.</param>
     /// <param name="sensitivity">How gradients are computed; autograd through the solver by default.</param>
+    /// <param name="integralLoss">A running loss l(s, z) (a 0-dim tensor) integrated over the depth; its value comes
+    /// with <see cref="ForwardWithIntegral"/> and <see cref="Trajectory(torch.Tensor, double[])"/>.</param>
     /// <param name="name">Module name.</param>
     public NeuralOdeBlock(Module<torch.Tensor, torch.Tensor> vectorField, double[]? times = null, Solver? solver = null,
-                          StepSize? stepSize = null, Sensitivity? sensitivity = null, string name = "neural_ode") : base(name)
+                          StepSize? stepSize = null, Sensitivity? sensitivity = null,
+                          Func<double, torch.Tensor, torch.Tensor>? integralLoss = null, string name = "neural_ode") : base(name)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
+        var loss = integralLoss is null
+            ? FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.None
+            : FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.Some(FuncConvert.FromFunc(integralLoss));
         _block = new Core.NeuralOdeModel(name + "_core", vectorField, (solver ?? Solvers.Dopri5()).Tableau,
             (stepSize ?? StepSize.Adaptive(1e-4, 1e-4)).Control, (sensitivity ?? Sensitivities.Autograd()).Value,
-            times ?? new[] { 0.0, 1.0 });
+            times ?? new[] { 0.0, 1.0 }, loss);
         register_module("block", _block);
     }
 
@@ -39,10 +49,25 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <summary>The depth grid.</summary>
     public double[] Times => _block.Times;
 
+    /// <summary>Whether the field reads the block's input (it holds a <see cref="DataControl"/>).</summary>
+    public bool IsDataControlled => _block.IsDataControlled;
+
     /// <summary>z(S), the state at the last time of the grid.</summary>
     public override torch.Tensor forward(torch.Tensor x) => _block.forward(x);
 
-    /// <summary>The states at every time of <paramref name="outputTimes"/> (the block's grid when null).</summary>
+    /// <summary>z(S) and ∫ l(s, z(s)) ds; needs a block made with an <c>integralLoss</c>.</summary>
+    public (torch.Tensor Output, torch.Tensor Integral) ForwardWithIntegral(torch.Tensor x)
+    {
+        var result = _block.ForwardWithIntegral(x);
+        return (result.Item1, result.Item2);
+    }
+
+    /// <summary>The states at every time of <paramref name="outputTimes"/> (the block's grid when null), and the
+    /// running loss's integral when the block has one.</summary>
     public OdeSolution Trajectory(torch.Tensor x, double[]? outputTimes = null) =>
         new(outputTimes is null ? _block.Trajectory(x) : _block.Trajectory(x, outputTimes));
+
+    /// <summary>The states at the times of the 1-D tensor <paramref name="timeTensor"/>; with an adjoint sensitivity,
+    /// backward() fills its gradient dL/dtimes.</summary>
+    public OdeSolution Trajectory(torch.Tensor x, torch.Tensor timeTensor) => new(_block.Trajectory(x, timeTensor));
 }

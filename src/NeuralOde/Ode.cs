@@ -50,6 +50,33 @@ public static class Ode
     }
 
     /// <summary>
+    /// Solves every sample of a batch over its own span [t0_i, t1_i] in one solve (time rescaled per sample to
+    /// τ ∈ [0, 1]), and returns the states at the <paramref name="fractions"/> of each span, shape
+    /// [fractions.Length, ...x0.shape]. The field gets one time per sample, a tensor [N]. Gradients reach x0,
+    /// <paramref name="t0"/>, <paramref name="t1"/> (the end-time gradient) and the field's tensors by the sensitivity.
+    /// </summary>
+    /// <param name="vectorField">f(t, x) with t of shape [N]: returns dx/dt with x's shape.</param>
+    /// <param name="x0">Initial states [N, ...].</param>
+    /// <param name="t0">Start times [N].</param>
+    /// <param name="t1">End times [N] (t1_i = t0_i leaves sample i at x0_i; t1_i &lt; t0_i integrates it backward).</param>
+    /// <param name="fractions">Output fractions of every span, from 0 to 1; {0, 1} when null.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control in τ; <see cref="StepSize.Adaptive"/> by default.</param>
+    /// <param name="sensitivity">How gradients are computed; autograd by default.</param>
+    /// <param name="parameters">The tensors f depends on, for adjoint sensitivities.</param>
+    public static OdeSolution SolveSpans(Func<torch.Tensor, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0,
+                                         torch.Tensor t0, torch.Tensor t1, double[]? fractions = null,
+                                         Solver? solver = null, StepSize? stepSize = null, Sensitivity? sensitivity = null,
+                                         IEnumerable<torch.Tensor>? parameters = null)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        var f = FuncConvert.FromFunc<torch.Tensor, torch.Tensor, torch.Tensor>(vectorField);
+        return new OdeSolution(Core.Spans.solve(f, x0, t0, t1, fractions ?? new[] { 0.0, 1.0 },
+            parameters ?? Enumerable.Empty<torch.Tensor>(), (sensitivity ?? Sensitivities.Autograd()).Value,
+            (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control));
+    }
+
+    /// <summary>
     /// <c>loss.backward()</c>, raising an adjoint's failure as itself. When a backward solve of an adjoint
     /// sensitivity fails (step budget, step-size underflow, NaN or Inf, an exception from the vector field), the
     /// failure cannot travel through libtorch's engine, and <c>loss.backward()</c> raises an

@@ -4,27 +4,38 @@ open TorchSharp
 open type TorchSharp.torch.nn
 
 /// A Neural ODE block (Chen et al. 2018; Massaroli et al. 2020, system (1) with h_x = identity): maps x to z(S),
-/// the solution at the last of `times` of dz/ds = f_θ(z), z(times[0]) = x, where f_θ is a TorchSharp module.
+/// the solution at the last of `times` of dz/ds = f_θ(s, x, z), z(times[0]) = x, where f_θ is a TorchSharp module.
+/// The field composes like torchdyn's: before each evaluation the block tells every depth-aware module inside it
+/// (GalLinear, GalConv2d, StackedLinear, DepthCat, any IDepthAware) the depth s, and every data-controlled one
+/// (DataControl, any IDataControlled) the block's input x; autonomous modules are evaluated unchanged.
 /// Gradients flow to the module's parameters and to x by the chosen sensitivity (autograd through the solver by
-/// default; an adjoint method computes them for the module's parameters).
+/// default); adjoint methods get the module's parameters (and x, when the field reads it and it requires grad)
+/// without the user listing them. An optional running loss l(s, z) is integrated with the solve (Proposition 1);
+/// its value comes with the output (ForwardWithIntegral, Trajectory).
 type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor>, solver: ButcherTableau,
-                    control: StepControl, sensitivity: Sensitivity, times: float[]) as this =
+                    control: StepControl, sensitivity: Sensitivity, times: float[], integralLoss: IntegralLoss option) as this =
     inherit Module<torch.Tensor, torch.Tensor>(name)
     do
+        if isNull vectorField then raise (System.ArgumentNullException("vectorField"))
         StepControl.validate control
         Internal.Guard.timeGrid "times" times |> ignore
         this.register_module("vector_field", vectorField)
     let times = Array.copy times
+    let dataControlled = not (ModuleField.dataControlled vectorField).IsEmpty
     let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
     let mutable lastBackward = BackwardStatistics()
 
-    /// A block with the default name "neural_ode" and gradients by autograd through the solver.
+    /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
     new(vectorField, solver, control, times) =
-        new NeuralOdeModel("neural_ode", vectorField, solver, control, Sensitivity.Autograd, times)
+        new NeuralOdeModel("neural_ode", vectorField, solver, control, Sensitivity.Autograd, times, None)
 
-    /// A block with the default name "neural_ode".
+    /// A block with the default name "neural_ode" and no running loss.
     new(vectorField, solver, control, sensitivity, times) =
-        new NeuralOdeModel("neural_ode", vectorField, solver, control, sensitivity, times)
+        new NeuralOdeModel("neural_ode", vectorField, solver, control, sensitivity, times, None)
+
+    /// A block with no running loss.
+    new(name, vectorField, solver, control, sensitivity, times) =
+        new NeuralOdeModel(name, vectorField, solver, control, sensitivity, times, None)
 
     /// The vector field module.
     member _.VectorField = vectorField
@@ -36,24 +47,55 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     member _.Sensitivity = sensitivity
     /// The depth (time) grid; the block's output is the state at its last point.
     member _.Times = Array.copy times
+    /// The running loss integrated with every solve, if any.
+    member _.IntegralLoss = integralLoss
+    /// Whether the field reads the block's input (it holds a data-controlled module).
+    member _.IsDataControlled = dataControlled
     /// Statistics of the most recent forward solve.
     member _.LastStatistics = last
     /// Statistics of the backward solve of the most recent forward solve, once backward() has run through it
     /// (adjoint sensitivities only; zero for autograd).
     member _.LastBackwardStatistics = lastBackward
 
-    /// Solves from x and returns the state at every time of `outputTimes`.
-    member _.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution =
-        let problem =
-            OdeProblem.create (fun _ z -> vectorField.forward z) x outputTimes
-            |> OdeProblem.withParameters (vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor))
+    /// The problem the block solves from x: the field told the depth and x, the module's parameters (and x when the
+    /// field reads it and it requires grad) declared for adjoints, the running loss attached.
+    member _.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
+        if isNull x then raise (System.ArgumentNullException("x"))
+        let field = ModuleField.create vectorField (if dataControlled then x else null)
+        let parameters =
+            [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
+               if dataControlled && x.requires_grad then yield x |]
+        let problem = OdeProblem.create field x outputTimes |> OdeProblem.withParameters parameters
+        match integralLoss with
+        | Some l -> OdeProblem.withIntegralLoss l problem
+        | None -> problem
+
+    member private _.Solve(problem: OdeProblem) =
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
         solution
 
+    /// Solves from x and returns the state at every time of `outputTimes` (and the running loss's integral).
+    member m.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution = m.Solve(m.Problem(x, outputTimes))
+
+    /// Solves from x with the output times given as a 1-D tensor, so adjoint sensitivities return dL/dtimes into it.
+    member m.Trajectory(x: torch.Tensor, timeTensor: torch.Tensor) : OdeSolution =
+        if isNull timeTensor then raise (System.ArgumentNullException("timeTensor"))
+        let problem = m.Problem(x, times) |> OdeProblem.withTimeTensor timeTensor
+        m.Solve problem
+
     /// Solves from x and returns the state at every time of the block's grid.
     member m.Trajectory(x: torch.Tensor) : OdeSolution = m.Trajectory(x, times)
+
+    /// z(S) and ∫ l(s, z(s)) ds (a 0-dim tensor). Fails when the block was made without a running loss.
+    member m.ForwardWithIntegral(x: torch.Tensor) : torch.Tensor * torch.Tensor =
+        if integralLoss.IsNone then
+            raise (System.InvalidOperationException("ForwardWithIntegral needs a block made with a running loss (integralLoss)."))
+        let solution = m.Trajectory(x)
+        let final = solution.Final
+        solution.States.Dispose()
+        final, solution.Integral.Value
 
     /// z(S): the state at the last time of the grid.
     override m.forward(x: torch.Tensor) =

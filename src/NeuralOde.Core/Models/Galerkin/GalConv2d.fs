@@ -5,14 +5,16 @@ open type TorchSharp.torch.nn
 
 /// A 2-D convolution whose kernel and bias depend on depth through a basis (torchdyn's GalConv2d, for image
 /// Galerkin Neural ODEs): the flat weights θ(s) = [vec(K(s)); b(s)] ∈ R^{out·in·k² + out}, each entry
-/// θ_p(s) = Σ_j α_{p,j} ψ_j(s); y = conv2d(x, K(s), b(s)). Coefficients zero-initialised; depth passed explicitly.
+/// θ_p(s) = Σ_j α_{p,j} ψ_j(s); y = conv2d(x, K(s), b(s)). Coefficients zero-initialised; the depth is passed
+/// explicitly, `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`.
 type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: Basis, stride: int64, padding: int64,
                dtype: torch.ScalarType) as this =
-    inherit Module<torch.Tensor, float, torch.Tensor>("gal_conv2d")
+    inherit Module<torch.Tensor, torch.Tensor>("gal_conv2d")
     let kernelCount = outChannels * inChannels * kernelSize * kernelSize
     let coefficients =
         new Modules.Parameter(torch.zeros([| kernelCount + outChannels; int64 basis.Terms |], dtype = dtype))
     let mutable lastWeights: torch.Tensor = null
+    let mutable depth = 0.0
     do this.register_parameter("coefficients", coefficients)
 
     /// A float32 layer with stride 1 and "same" padding for odd kernels.
@@ -31,7 +33,17 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
         use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
         coefficients.mv(psi)
 
-    override m.forward(x: torch.Tensor, s: float) =
+    /// The depth `forward(x)` uses: the last one the block told it (0 before any).
+    member _.Depth = depth
+
+    interface IDepthAware with
+        member _.SetDepth(s) = depth <- s
+
+    /// conv2d with the kernel and bias of the depth the block told it last.
+    override m.forward(x: torch.Tensor) = m.forward(x, depth)
+
+    /// conv2d(x, K(s), b(s)).
+    member m.forward(x: torch.Tensor, s: float) =
         let w = m.WeightsAt s
         lastWeights <- w
         use flatKernel = w.narrow(0L, 0L, kernelCount)

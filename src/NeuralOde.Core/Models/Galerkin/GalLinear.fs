@@ -6,12 +6,15 @@ open type TorchSharp.torch.nn
 /// A linear layer whose weights depend on depth through a basis (Massaroli et al. 2020, Corollary 1; torchdyn's
 /// GalLinear): every entry p of the flat weights θ(s) = [vec(W(s)); b(s)] ∈ R^{(in+1)·out} is
 /// θ_p(s) = Σ_j α_{p,j} ψ_j(s), and y = x W(s)ᵀ + b(s). The coefficients α, of shape [(in+1)·out, m], are the
-/// layer's only parameter; they start at zero (the layer outputs 0), as torchdyn's. Depth is passed explicitly.
+/// layer's only parameter; they start at zero (the layer outputs 0), as torchdyn's. The depth is passed explicitly,
+/// `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`: so it composes with ordinary
+/// layers inside a `Sequential` that a NeuralOdeModel evaluates.
 type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch.ScalarType) as this =
-    inherit Module<torch.Tensor, float, torch.Tensor>("gal_linear")
+    inherit Module<torch.Tensor, torch.Tensor>("gal_linear")
     let coefficients =
         new Modules.Parameter(torch.zeros([| (inFeatures + 1L) * outFeatures; int64 basis.Terms |], dtype = dtype))
     let mutable lastWeights: torch.Tensor = null
+    let mutable depth = 0.0
     do this.register_parameter("coefficients", coefficients)
 
     /// A float32 layer.
@@ -35,7 +38,17 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
     /// its output with respect to θ(s) itself (Theorem 1) can be taken. Valid until the tensor's scope ends.
     member _.LastWeights = lastWeights
 
-    override m.forward(x: torch.Tensor, s: float) =
+    /// The depth `forward(x)` uses: the last one the block told it (0 before any).
+    member _.Depth = depth
+
+    interface IDepthAware with
+        member _.SetDepth(s) = depth <- s
+
+    /// y = x W(depth)ᵀ + b(depth) at the depth the block told it last.
+    override m.forward(x: torch.Tensor) = m.forward(x, depth)
+
+    /// y = x W(s)ᵀ + b(s).
+    member m.forward(x: torch.Tensor, s: float) =
         let w = m.WeightsAt s
         lastWeights <- w
         use flatWeight = w.narrow(0L, 0L, inFeatures * outFeatures)
