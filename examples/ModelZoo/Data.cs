@@ -1,0 +1,47 @@
+using TorchSharp;
+using static TorchSharp.torch.nn;
+
+namespace ModelZoo;
+
+/// <summary>The toy data of the examples.</summary>
+static class Data
+{
+    /// <summary>Concentric circles of radii 1 (class 1) and 2 (class 0) with noise 0.1.</summary>
+    public static (torch.Tensor X, torch.Tensor Y) Annuli(int n, int seed)
+    {
+        using var g = new torch.Generator((ulong)seed);
+        var angle = torch.rand(n, generator: g) * (2 * Math.PI);
+        var inner = torch.arange(n) < n / 2;
+        var radius = torch.where(inner, 1.0f, 2.0f);
+        var x = torch.stack(new[] { radius * angle.cos(), radius * angle.sin() }, 1) + 0.1 * torch.randn(n, 2, generator: g);
+        return (x, inner.to_type(torch.int64));
+    }
+
+    /// <summary>φ(x) = −x on 64 points of [−1, 1].</summary>
+    public static (torch.Tensor X, torch.Tensor Y) Reflection()
+    {
+        var x = torch.linspace(-1, 1, 64).reshape(64, 1);
+        return (x, -x);
+    }
+
+    /// <summary>Fits <paramref name="model"/> to the reflection by Adam on the mean squared error; returns the final loss.</summary>
+    public static double FitReflection(Module<torch.Tensor, torch.Tensor> model, int iterations, string name, TextWriter log)
+    {
+        var (x, y) = Reflection();
+        using var _x = x;
+        using var _y = y;
+        using var optimizer = torch.optim.Adam(model.parameters(), 0.02);
+        var last = double.NaN;
+        for (var i = 1; i <= iterations; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            optimizer.zero_grad();
+            var loss = (model.forward(x) - y).square().mean();
+            loss.backward();
+            optimizer.step();
+            last = loss.ToDouble();
+            if (i % (iterations / 4) == 0) log.WriteLine($"{name}: iteration {i}, loss {last:F5}");
+        }
+        return last;
+    }
+}
