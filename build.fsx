@@ -65,7 +65,11 @@ let test (extra: string list) =
     let junit = Path.Combine(results, "fsharp-junit.xml")
     printfn "== F# tests (Expecto) =="
     let fsCode =
-        run root "dotnet" ([ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"
+        // Sequenced: TorchSharp 0.107's tensor–number operators (x * 0.5, a + b) pass a temporary Scalar that a
+        // garbage collection started by another thread can free while libtorch reads it (see the README's
+        // Troubleshooting); tests in parallel made that happen a few times a run. One test at a time, no other
+        // thread allocates while one is inside libtorch.
+        run root "dotnet" ([ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"; "--sequenced"
                              "--colours"; "0"; "--junit-summary"; junit ] @ extra)
     printfn "== C# tests (xunit) =="
     let csCode =

@@ -17,7 +17,7 @@ let sample (n: int) (noise: float) (dtype: torch.ScalarType) (generator: torch.G
         torch.cat(([| torch.ones([| half |], dtype = torch.float64); TensorOps.scale (torch.ones([| half |], dtype = torch.float64)) 2.0 |]: torch.Tensor[]), 0L)
     let points: torch.Tensor = torch.stack(([| radii.mul(angles.cos()); radii.mul(angles.sin()) |]: torch.Tensor[]), 1L)
     let jitter: torch.Tensor = torch.randn([| int64 n; 2L |], dtype = torch.float64, generator = generator)
-    let noisy = points.add(TensorOps.scale jitter noise)
+    let noisy = TensorOps.plus points (TensorOps.scale jitter noise)
     let labels: torch.Tensor =
         torch.cat(([| torch.ones([| half |], dtype = torch.int64); torch.zeros([| half |], dtype = torch.int64) |]: torch.Tensor[]), 0L)
     noisy.to_type(dtype).MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope()

@@ -8,6 +8,21 @@ type Tensor = torch.Tensor
 // TorchSharp Scalars own native memory that only their finaliser frees when they are not disposed; created per step,
 // they made the process grow ~135 KB per RK4 step between garbage collections (measured: flat once disposed). So
 // every Scalar made in a loop goes through these helpers, which dispose it.
+//
+// TorchSharp's one-argument `add(Tensor)`, `add(Scalar)`, `add_(Tensor)` and the operator `+` between tensors make a
+// temporary Scalar alpha = 1 and pass its handle without keeping the Scalar alive: the finaliser thread may free it
+// while libtorch still reads it, and the add then fails ("Expected false to be true ... toDouble", Scalar.h) or reads
+// garbage. Seen in the adjoint's backward under GC pressure. So the core never calls those overloads: `plus` passes
+// an alpha that lives as long as the process.
+
+/// alpha = 1, never freed (read-only, shared by every thread).
+let private one = Scalar.op_Implicit 1.0
+
+/// a + b (a new tensor), without TorchSharp's temporary alpha.
+let plus (a: Tensor) (b: Tensor) : Tensor = a.add(b, one)
+
+/// a + c for a Scalar c the caller keeps alive (a new tensor), without TorchSharp's temporary alpha.
+let addScalar (a: Tensor) (c: Scalar) : Tensor = a.add(c, one)
 
 /// a + alpha·b (a new tensor).
 let addScaled (a: Tensor) (b: Tensor) (alpha: float) : Tensor =
@@ -28,7 +43,7 @@ let scale (a: Tensor) (c: float) : Tensor =
 /// a + c (a new tensor).
 let addConstant (a: Tensor) (c: float) : Tensor =
     use s = Scalar.op_Implicit c
-    a.add(s)
+    a.add(s, one)
 
 /// y + h * Σ_j w_j k_j, skipping zero weights; returns a new tensor (never `y` itself), so callers may dispose it.
 /// One allocation: the first term makes the accumulator, the others are added into it in place.

@@ -172,13 +172,13 @@ type OdeAdjoint() =
                     use g = gStates[int64 k]
                     use xk = stateAt (m - 1)
                     gTimes[k] <- AdjointSystem.endTimeDerivative cfg.Field None 0.0 cfg.Times[k] xk g
-                    let jumped = a.add(g)
+                    let jumped = TensorOps.plus a g
                     a.Dispose()
                     a <- jumped.MoveToOuterDisposeScope()
         (use x0 = stateAt 0
          gTimes[0] <- -(AdjointSystem.endTimeDerivative cfg.Field cfg.Loss weight cfg.Times[0] x0 a))
         use g0 = gStates[0L]
-        let gx0 = a.add(g0)
+        let gx0 = TensorOps.plus a g0
         a.Dispose()
         cfg.Statistics.BackwardPasses <- cfg.Statistics.BackwardPasses + 1
         // Each gradient in its parameter's dtype and on its device; the wrappers converted from are freed here (a

@@ -2,7 +2,8 @@
 ///   da/dt = −aᵀ ∂f/∂x − w ∂l/∂x,    dμ/dt = −aᵀ ∂f/∂θ − w ∂l/∂θ,
 /// with a(t1) = ∂L/∂x(t1), μ(t1) = 0, integrated from t1 back to t0, where l is the running loss and w the weight the
 /// backward pass gives to its integral. Then dL/dx0 = a(t0) and dL/dθ = μ(t0). The products with Jacobians are
-/// vector-Jacobian products by torch.autograd.grad, never Jacobians.
+/// vector-Jacobian products (Internal.SafeAutograd, which raises where torch.autograd.grad would abort), never
+/// Jacobians.
 module NeuralOde.Core.AdjointSystem
 
 open TorchSharp
@@ -32,7 +33,7 @@ let derivatives (f: VectorField) (loss: IntegralLoss option) (weight: float) (pa
     let wrt = Array.append [| xr |] tracked
     let grads =
         if differentiable.Length = 0 then Array.create wrt.Length null
-        else torch.autograd.grad(Array.map fst differentiable, wrt, Array.map snd differentiable, false, false, true) |> Array.ofSeq
+        else Internal.SafeAutograd.grad (Array.map fst differentiable) wrt (Array.map snd differentiable) false
     let valid (g: Tensor) = not (isNull g) && not g.IsInvalid
     let da = if valid grads[0] then grads[0] else torch.zeros_like(x)
     let byTracked = Array.zip tracked [| for i in 1 .. tracked.Length -> grads[i] |]

@@ -57,7 +57,7 @@ let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Te
                 use xr = states[i].detach().requires_grad_(true)
                 let fx = field s xr
                 let theta = weights ()
-                let g = torch.autograd.grad([| fx |], [| theta |], [| adjoints[i] |], false, false, true)
+                let g = Internal.SafeAutograd.grad [| fx |] [| theta |] [| adjoints[i] |] false
                 let row = if isNull g[0] || g[0].IsInvalid then torch.zeros_like(theta) else g[0].detach()
                 row.MoveToOuterDisposeScope())
         let result = torch.stack(rows, 0L)

@@ -17,7 +17,7 @@ let scaled (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y
     use a1 = y1.abs()
     use scale = torch.maximum(a0, a1)
     use shift = Scalar.op_Implicit(atol / rtol)
-    use denominator = scale.add(shift)
+    use denominator = Internal.TensorOps.addScalar scale shift
     use ratio = err.div(denominator)
     let norm = torch.linalg.vector_norm(ratio, 2.0)
     use factor = Scalar.op_Implicit(1.0 / (rtol * sqrt (float err.NumberOfElements)))

@@ -75,7 +75,7 @@ type private Model(c: Case) =
         let leaves = m.Leaves |> Array.map (fun l -> l.detach().clone().requires_grad_(true))
         use times = torch.tensor(c.Times, dtype = torch.float64, requires_grad = true)
         let loss, solution = m.Loss(sensitivity, leaves, times)
-        loss.backward()
+        Ode.backward loss
         let grads = leaves |> Array.map (fun l -> Tensors.toArray l.grad) |> Array.concat
         let timeGrads = if isNull times.grad then [||] else Tensors.toArray times.grad
         grads, timeGrads, solution.Backward.FunctionEvaluations
