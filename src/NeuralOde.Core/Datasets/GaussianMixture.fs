@@ -27,8 +27,9 @@ type Mixture internal (means: float[,], sigma: float) =
 /// The mixture with means the rows of `means` [k; d] (k, d ≥ 1, finite) and standard deviation `sigma` (> 0).
 let withMeans (means: float[,]) (sigma: float) =
     if isNull means then raise (ArgumentNullException("means"))
-    DatasetChecks.countAtLeast 1 "means (rows: components)" (Array2D.length1 means)
-    DatasetChecks.countAtLeast 1 "means (columns: dimension)" (Array2D.length2 means)
+    if means.Length = 0 then
+        let shape = $"[{Array2D.length1 means}, {Array2D.length2 means}]"
+        raise (ArgumentOutOfRangeException("means", shape, $"means must have at least one row (a component) and one column (a dimension); got shape {shape}."))
     means |> Array2D.iteri (fun i j m ->
         if Double.IsNaN m || Double.IsInfinity m then
             raise (ArgumentOutOfRangeException("means", m, $"means[{i}, {j}] is {m}; every mean must be finite.")))
