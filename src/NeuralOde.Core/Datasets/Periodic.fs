@@ -14,15 +14,15 @@ let sine (amplitude: float) (frequency: float) (phase: float) : float -> float[]
     DatasetChecks.finite "phase" phase
     fun s -> [| amplitude * sin (2.0 * Math.PI * frequency * s + phase) |]
 
-/// Two channels, a circle traversed `frequency` times per unit depth:
-/// s ↦ radius·(cos(2π·frequency·s + phase), sin(2π·frequency·s + phase)). `circle 1.0 1.0 0.0` is Figure 1's γ.
-let circle (radius: float) (frequency: float) (phase: float) : float -> float[] =
-    DatasetChecks.finite "radius" radius
+/// Two channels, the circle of radius `amplitude` traversed `frequency` times per unit depth:
+/// s ↦ amplitude·(cos(2π·frequency·s + phase), sin(2π·frequency·s + phase)). `circle 1.0 1.0 0.0` is Figure 1's γ.
+let circle (amplitude: float) (frequency: float) (phase: float) : float -> float[] =
+    DatasetChecks.finite "amplitude" amplitude
     DatasetChecks.finite "frequency" frequency
     DatasetChecks.finite "phase" phase
     fun s ->
         let angle = 2.0 * Math.PI * frequency * s + phase
-        [| radius * cos angle; radius * sin angle |]
+        [| amplitude * cos angle; amplitude * sin angle |]
 
 /// `points` (≥ 2) depths evenly spaced on [0, depth] (depth > 0), both ends included.
 let depthGrid (depth: float) (points: int) : float[] =
