@@ -1,0 +1,35 @@
+/// Argument checks shared by the dataset generators. Every failure is an ArgumentOutOfRangeException that names the
+/// argument and the value given.
+module internal NeuralOde.Core.Datasets.DatasetChecks
+
+open System
+open TorchSharp
+
+/// Fails unless `value` is an even number of at least 2 (half the points go to each class).
+let evenCount (argument: string) (value: int) =
+    if value < 2 || value % 2 <> 0 then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be an even number of at least 2 (half the points in each class); got {value}."))
+
+/// Fails unless `value` is at least `least`.
+let countAtLeast (least: int) (argument: string) (value: int) =
+    if value < least then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be at least {least}; got {value}."))
+
+/// Fails unless `value` is finite and non-negative (a noise level; 0 means none).
+let noise (argument: string) (value: float) =
+    if Double.IsNaN value || Double.IsInfinity value || value < 0.0 then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number of at least 0 (0 for no noise); got {value}."))
+
+/// Fails unless `value` is finite.
+let finite (argument: string) (value: float) =
+    if Double.IsNaN value || Double.IsInfinity value then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number; got {value}."))
+
+/// Fails unless the dtype is float32 or float64, the two the generators return.
+let floating (argument: string) (dtype: torch.ScalarType) =
+    if dtype <> torch.ScalarType.Float32 && dtype <> torch.ScalarType.Float64 then
+        raise (ArgumentOutOfRangeException(argument, dtype, $"{argument} must be Float32 or Float64; got {dtype}."))
+
+/// Fails if the generator is null.
+let generator (argument: string) (value: torch.Generator) =
+    if isNull value then raise (ArgumentNullException(argument, $"{argument} is null; pass a torch.Generator (e.g. new torch.Generator(seed)) so the data are reproducible."))
