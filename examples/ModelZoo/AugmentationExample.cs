@@ -31,7 +31,7 @@ public static class AugmentationExample
         for (var i = 1; i <= iterations; i++)
         {
             using var scope = torch.NewDisposeScope();
-            var (x, y) = Data.Annuli(256, seed: i);
+            var (x, y) = Datasets.Annuli(256, seed: i);
             optimizer.zero_grad();
             var loss = functional.cross_entropy(model.forward(x), y);
             loss.backward();
@@ -40,7 +40,7 @@ public static class AugmentationExample
         }
         using var test = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var (xt, yt) = Data.Annuli(2000, seed: 12345);
+        var (xt, yt) = Datasets.Annuli(2000, seed: 12345);
         var accuracy = model.forward(xt).argmax(1).eq(yt).to_type(torch.float64).mean().ToDouble();
         log.WriteLine($"{name}: test accuracy {accuracy:P1}");
         return accuracy;

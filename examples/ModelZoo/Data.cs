@@ -6,17 +6,6 @@ namespace ModelZoo;
 /// <summary>The toy data of the examples.</summary>
 static class Data
 {
-    /// <summary>Concentric circles of radii 1 (class 1) and 2 (class 0) with noise 0.1.</summary>
-    public static (torch.Tensor X, torch.Tensor Y) Annuli(int n, int seed)
-    {
-        using var g = new torch.Generator((ulong)seed);
-        var angle = torch.rand(n, generator: g) * (2 * Math.PI);
-        var inner = torch.arange(n) < n / 2;
-        var radius = torch.where(inner, 1.0f, 2.0f);
-        var x = torch.stack(new[] { radius * angle.cos(), radius * angle.sin() }, 1) + 0.1 * torch.randn(n, 2, generator: g);
-        return (x, inner.to_type(torch.int64));
-    }
-
     /// <summary>φ(x) = −x on 64 points of [−1, 1].</summary>
     public static (torch.Tensor X, torch.Tensor Y) Reflection()
     {
