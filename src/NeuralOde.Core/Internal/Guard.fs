@@ -9,6 +9,11 @@ let positiveFinite (argument: string) (value: float) =
     if Double.IsNaN value || Double.IsInfinity value || value <= 0.0 then
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number greater than zero; got {value}."))
 
+/// Fails unless `value` is finite.
+let finite (argument: string) (value: float) =
+    if Double.IsNaN value || Double.IsInfinity value then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number; got {value}."))
+
 /// Fails unless `value` is at least 1.
 let positiveCount (argument: string) (value: int) =
     if value < 1 then
@@ -27,6 +32,9 @@ let timeGrid (argument: string) (times: float[]) =
     if t0 = t1 then
         raise (ArgumentException($"{argument} spans an empty interval: {argument}[0] = {argument}[1] = {t0}. Give distinct start and end times.", argument))
     let direction = if t1 > t0 then 1.0 else -1.0
+    let last = times[times.Length - 1]
+    if Double.IsInfinity(last - t0) then
+        raise (ArgumentException($"{argument} spans {t0} to {last}, a length that overflows a double; shift or rescale the times.", argument))
     for i in 1 .. times.Length - 1 do
         if (times[i] - times[i - 1]) * direction <= 0.0 then
             let want = if direction > 0.0 then "strictly increasing" else "strictly decreasing"

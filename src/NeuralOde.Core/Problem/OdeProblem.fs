@@ -40,6 +40,7 @@ module OdeProblem =
     let create (f: VectorField) (x0: torch.Tensor) (times: float[]) : OdeProblem =
         if isNull (box f) then raise (System.ArgumentNullException("f"))
         if isNull x0 then raise (System.ArgumentNullException("x0"))
+        if x0.IsInvalid then raise (System.ObjectDisposedException("x0", "x0 has been disposed: its native memory is gone. Keep it alive until the solve (and its backward pass) is done."))
         Guard.timeGrid "times" times |> ignore
         if not (torch.is_floating_point x0) then
             raise (System.ArgumentException($"x0 must be a real floating-point tensor (float32 or float64; float16 and bfloat16 work with fixed steps and loose tolerances); got dtype {x0.dtype}.", "x0"))
@@ -48,16 +49,28 @@ module OdeProblem =
     /// A problem on the span [t0, t1] with outputs at its two ends.
     let onSpan (f: VectorField) (x0: torch.Tensor) (t0: float) (t1: float) = create f x0 [| t0; t1 |]
 
-    /// Declares the tensors f depends on (for adjoint methods).
+    /// Declares the tensors f depends on (for adjoint methods). A tensor listed twice (a module's parameters
+    /// concatenated with themselves: the same object) is kept once: each listing would otherwise receive the whole gradient, and the
+    /// optimiser would see it doubled.
     let withParameters (parameters: seq<torch.Tensor>) (problem: OdeProblem) =
-        { problem with Parameters = Array.ofSeq parameters }
+        if isNull parameters then raise (System.ArgumentNullException("parameters"))
+        let distinct = ResizeArray<torch.Tensor>()
+        parameters |> Seq.iteri (fun i p ->
+            if isNull p then raise (System.ArgumentException($"parameters[{i}] is null.", "parameters"))
+            if p.IsInvalid then raise (System.ObjectDisposedException($"parameters[{i}]", "A parameter was disposed; dispose modules and their parameters only after the solve and its backward pass."))
+            if not (distinct.Exists(fun q -> obj.ReferenceEquals(p, q))) then distinct.Add p)
+        { problem with Parameters = distinct.ToArray() }
 
     /// Adds a running loss l(t, x) whose integral over the span is computed with the solution.
-    let withIntegralLoss (loss: IntegralLoss) (problem: OdeProblem) = { problem with IntegralLoss = Some loss }
+    let withIntegralLoss (loss: IntegralLoss) (problem: OdeProblem) =
+        if isNull (box loss) then raise (System.ArgumentNullException("integralLoss"))
+        { problem with IntegralLoss = Some loss }
 
     /// Takes the output times from a 1-D tensor, so adjoint methods return dL/dtimes into it.
     let withTimeTensor (times: torch.Tensor) (problem: OdeProblem) =
-        if isNull times || times.dim() <> 1L then
+        if isNull times then raise (System.ArgumentNullException("timeTensor"))
+        if times.IsInvalid then raise (System.ObjectDisposedException("timeTensor", "The time tensor has been disposed."))
+        if times.dim() <> 1L then
             raise (System.ArgumentException("The time tensor must be 1-D.", "times"))
         let values = times.detach().to_type(torch.float64).cpu().data<float>().ToArray()
         Guard.timeGrid "times" values |> ignore

@@ -95,7 +95,7 @@ type OdeAdjoint() =
 
     override _.Name = "OdeAdjoint"
 
-    /// vars: [| Config; x0; time tensor or null; parameters... |] → [| states at the output times; ∫ l dt |].
+    /// vars: [| Config; x0; time tensor or null; parameters...; sentinel |] → [| states at the output times; ∫ l dt |].
     override _.forward(ctx, vars) =
         let cfg = vars[0] :?> Config
         let x0 = vars[1] :?> Tensor
@@ -131,7 +131,7 @@ type OdeAdjoint() =
             this.Backward(ctx, grads)
         with e ->
             BackwardFailure.record e
-            let nulls () = List<Tensor>(Array.create (3 + cfg.Parameters.Length) (null: Tensor))
+            let nulls () = List<Tensor>(Array.create (4 + cfg.Parameters.Length) (null: Tensor))
             match like with
             | None -> nulls ()
             | Some(dtype, device) ->
@@ -139,7 +139,9 @@ type OdeAdjoint() =
                     // Every tensor input gets a gradient libtorch rejects: whichever it checks first stops the pass.
                     let rejected (shape: int64[]) = BackwardFailure.rejectedGradient shape dtype device
                     let time = if isNull cfg.TimeTensor then null else rejected cfg.TimeTensor.shape
-                    List<Tensor>(Seq.append [ null; rejected cfg.Shape; time ] (cfg.Parameters |> Array.map (fun p -> rejected p.shape)))
+                    List<Tensor>(Seq.concat [ [ null; rejected cfg.Shape; time ]
+                                              List.ofArray (cfg.Parameters |> Array.map (fun p -> rejected p.shape))
+                                              [ rejected [| 1L |] ] ])
                 with _ -> nulls ()
 
     member private _.Backward(ctx: torch.autograd.AutogradContext, grads: List<Tensor>) : List<Tensor> =
@@ -188,7 +190,8 @@ type OdeAdjoint() =
         let gTime =
             if isNull timeTensor then null
             else (use host = torch.tensor(gTimes, dtype = torch.float64) in host.``to``(timeTensor.dtype, timeTensor.device))
-        List<Tensor>(Seq.append [ null; gx0; gTime ] gParams)
+        // The last input is Ode's sentinel, which gets no gradient when the pass succeeds.
+        List<Tensor>(Seq.concat [ [ null; gx0; gTime ]; List.ofArray gParams; [ null ] ])
 
 /// Builds the checkpoint grid: `extra` equally spaced points inside each interval between output times.
 let grid (times: float[]) (extra: int) =

@@ -29,12 +29,12 @@ let clear () =
     OnThisThread.Failure <- null
     lock gate (fun () -> onAnyThread <- None)
 
-/// The exception recorded on this thread, else the latest from any thread; and forgets it.
-let take () : exn option =
+/// The exception recorded on this thread, else (when `otherThreads`) the latest from any thread; and forgets it.
+let take (otherThreads: bool) : exn option =
     let mine = OnThisThread.Failure
     OnThisThread.Failure <- null
     lock gate (fun () ->
-        let found = if isNull mine then onAnyThread else Some mine
+        let found = if not (isNull mine) then Some mine elif otherThreads then onAnyThread else None
         if found.IsSome && (isNull mine || onAnyThread |> Option.exists (fun e -> obj.ReferenceEquals(e, mine))) then
             onAnyThread <- None
         found)

@@ -35,8 +35,9 @@ let private checkedField (f: VectorField) (count: int ref) (scope: unit -> Dispo
 let private nonFinite (t: float) (what: string) =
     OdeSolveException(OdeFailure.NonFiniteValue, t, $"{what} at t = {t}. Check the vector field for divisions by zero, logarithms of non-positive values or blow-up of the solution before t.")
 
-/// The smallest step allowed at time t: four ulps of t, and never below 1e-14 of the whole span.
-let private minimumStep (span: float) (t: float) = max (4.0 * (Math.BitIncrement(abs t) - abs t)) (1e-14 * abs span)
+/// The smallest step that still advances time t: four ulps of t. (Relative to the time, not to the span: a span of
+/// 1e12 may well start with steps of 1e-6 at t = 0.)
+let private minimumStep (t: float) = 4.0 * (Math.BitIncrement(abs t) - abs t)
 
 /// Knobs of the integration loop that the public API does not expose.
 type Settings =
@@ -63,6 +64,12 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     | _ -> ()
     if not (TensorOps.allFinite x0) then
         raise (ArgumentException($"x0 contains NaN or Inf (shape {TensorOps.shapeText x0}); the initial state must be finite.", "x0"))
+    match control with
+    | StepControl.Fixed(dt, budget) when abs (tEnd - t0) / dt > float budget ->
+        raise (ArgumentOutOfRangeException("dt", dt, $"Fixed steps of dt = {dt} over [{t0}, {tEnd}] would take {ceil (abs (tEnd - t0) / dt)} steps, more than the step budget maxSteps = {budget}. Use a larger dt, or raise maxSteps if that many steps are meant."))
+    | StepControl.Adaptive o when x0.dtype = torch.float32 && o.RTol < 1.2e-7 || (x0.dtype = torch.float16 || x0.dtype = torch.bfloat16) && o.RTol < 1e-3 ->
+        raise (ArgumentOutOfRangeException("rtol", o.RTol, $"rtol = {o.RTol} is below the resolution of the state's dtype {x0.dtype}: no step could meet it. Use rtol ≥ {(if x0.dtype = torch.float32 then 1.2e-7 else 1e-3)} or a float64 state."))
+    | _ -> ()
 
     let nfe = ref 0
     // The dispose scope evaluations of f run in (the first evaluation's, then each step's).
@@ -113,28 +120,47 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     try
         // In a scope of its own, as every later evaluation is in its step's: what the field leaves undisposed
         // (its intermediates) is freed here, not left to the caller's scope or the finaliser.
+        // The first evaluation also checks that f leaves its input alone: a field that modifies x in place
+        // (x.neg_()) would silently corrupt the caller's x0 and every stage after it. One copy of x0 per solve.
+        let pristine = (use _ = torch.no_grad() in (use d = x0.detach() in d.clone()))
         fy <-
             (use first = torch.NewDisposeScope()
              evaluationScope <- first
              (f t0 x0).MoveToOuterDisposeScope())
+        (use _ = pristine
+         use _ = torch.no_grad()
+         if not (x0.allclose(pristine, 0.0, 0.0)) then
+            // Give the caller back the x0 they passed.
+            (use d = x0.detach() in d.copy_(pristine) |> ignore)
+            raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t0, $"The vector field modified its input x in place at t = {t0} (an in-place operation such as x.neg_() or x.add_(...)). f must return dx/dt as a new tensor and leave x unchanged; x0 has been restored.")))
         // Until the first step's scope: the first-step heuristic evaluates f in a scope of its own, so its results
         // count as not made here and are aliased.
         evaluationScope <- null
         let mutable h =
             match control with
-            | StepControl.Fixed dt -> direction * dt
-            | StepControl.Steps n -> (tEnd - t0) / float n
+            | StepControl.Fixed(dt, _) -> direction * dt
+            | StepControl.Steps(n, _) -> (tEnd - t0) / float n
             | StepControl.Adaptive o ->
                 let h0 =
                     match o.InitialStep with
                     | Some h0 -> h0
-                    | None -> InitialStep.select f t0 x0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0))
+                    | None ->
+                        let chosen = InitialStep.select f t0 x0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0))
+                        min o.MaxStep (max o.MinStep chosen)
                 direction * h0
-        let maxSteps = match control with StepControl.Adaptive o -> o.MaxSteps | _ -> Int32.MaxValue
+        let maxSteps =
+            match control with
+            | StepControl.Adaptive o -> o.MaxSteps
+            | StepControl.Fixed(_, budget) | StepControl.Steps(_, budget) -> budget + 1
         while next < times.Length do
+            if Double.IsNaN h || Double.IsInfinity h then
+                // A NaN step mostly comes from NaN or Inf in the state or f (through the first-step heuristic): name that.
+                if not (TensorOps.allFinite y) then raise (nonFinite t "The state is NaN or Inf")
+                if not (isNull fy) && not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
+                raise (OdeSolveException(OdeFailure.InvalidStepSize, t, $"The step size became {h} at t = {t}. Check the controller's options and that the state and the vector field are finite and not overflowing; or give initialStep."))
             if accepted + rejected >= maxSteps then
                 raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
-            if abs h < minimumStep (tEnd - t0) t then
+            if abs h < minimumStep t || t + h = t then
                 let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
                 raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
             let remaining = tEnd - t
@@ -192,6 +218,9 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
             match control with
             | StepControl.Adaptive o ->
                 h <- hStep * PIController.factor o tableau.ErrorOrder error previousError
+                if abs h > o.MaxStep then h <- direction * o.MaxStep
+                if abs h < o.MinStep && not (accept && next >= times.Length) then
+                    raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs h}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))
                 if accept then previousError <- max error 1e-4
             | _ -> ()
         let states = torch.stack(outputs)

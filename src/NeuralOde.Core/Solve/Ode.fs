@@ -5,9 +5,16 @@ module NeuralOde.Core.Ode
 open System
 open TorchSharp
 
+/// The most states an adjoint's checkpoint grid may hold.
+let maxCheckpointGrid = 1_000_000
+
 let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
     if o.Checkpoints < 0 then
-        raise (ArgumentOutOfRangeException("Checkpoints", o.Checkpoints, $"Checkpoints must be zero or more; got {o.Checkpoints}."))
+        raise (ArgumentOutOfRangeException("checkpoints", o.Checkpoints, $"checkpoints must be zero or more; got {o.Checkpoints}."))
+    // The grid holds (intervals)·(checkpoints + 1) + 1 points, each a stored state: bounded, in 64-bit arithmetic.
+    let gridPoints = int64 (problem.Times.Length - 1) * (int64 o.Checkpoints + 1L) + 1L
+    if gridPoints > int64 maxCheckpointGrid then
+        raise (ArgumentOutOfRangeException("checkpoints", o.Checkpoints, $"checkpoints = {o.Checkpoints} per interval over {problem.Times.Length - 1} interval(s) makes a grid of {gridPoints} stored states, more than {maxCheckpointGrid}; use fewer checkpoints."))
     let backwardSolver = defaultArg o.Solver solver
     let backwardControl = defaultArg o.Control control
     StepControl.validate backwardControl
@@ -21,9 +28,14 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
           TimeTensor = (match problem.TimeTensor with Some t -> t | None -> null)
           ForwardStatistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
           Handed = Collections.Generic.List<torch.Tensor>() }
+    // A sentinel input of shape [1] that requires grad: a failed backward hands it a 0-dim gradient, which libtorch
+    // always rejects — also when every other input is 0-dim, whose gradients libtorch would reduce from any shape.
+    let sentinel = torch.zeros([| 1L |], dtype = problem.X0.dtype, device = problem.X0.device).requires_grad_(true)
+    config.Handed.Add sentinel
     let vars: obj[] =
-        Array.append [| box config; box problem.X0; (match problem.TimeTensor with Some t -> box t | None -> null) |]
-                     (problem.Parameters |> Array.map box)
+        Array.concat [ [| box config; box problem.X0; (match problem.TimeTensor with Some t -> box t | None -> null) |]
+                       problem.Parameters |> Array.map box
+                       [| box sentinel |] ]
     let outputs =
         try AdjointFunction.OdeAdjoint.apply(vars)
         finally
@@ -75,14 +87,17 @@ let odeint (f: VectorField) (x0: torch.Tensor) (times: float[]) (solver: Butcher
 let backward (loss: torch.Tensor) =
     BackwardFailure.clear ()
     let raiseRecorded (inner: exn) =
-        match BackwardFailure.take () with
+        // Another thread's record (a GPU pass runs on libtorch's device threads) is only taken for libtorch's
+        // rejection of our gradients, not for an unrelated error of the caller's graph.
+        let rejection = not (isNull inner) && inner.Message.Contains("invalid gradient")
+        match BackwardFailure.take rejection with
         | Some (:? OdeSolveException as e) ->
             raise (OdeSolveException(e.Failure, e.Time, $"The adjoint's backward solve failed: {e.Message}", inner))
         | Some e -> raise (InvalidOperationException($"The adjoint's backward pass failed: {e.Message}", e))
         | None -> ()
+    // Every recorded failure makes libtorch stop the pass (the sentinel input sees to it), so a pass that returns
+    // normally had none — and must not pick up another thread's.
     try loss.backward()
     with :? Runtime.InteropServices.ExternalException as e ->
         raiseRecorded e
         reraise ()
-    // A failure libtorch could not be made to reject (0-dim inputs only) is raised here.
-    raiseRecorded null

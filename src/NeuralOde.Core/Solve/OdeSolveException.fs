@@ -12,6 +12,9 @@ type OdeFailure =
     | NonFiniteValue = 3
     /// The vector field returned a tensor whose shape, dtype or device differs from the state's.
     | VectorFieldMismatch = 4
+    /// The step-size controller produced a step that is NaN or infinite (e.g. the initial-step heuristic on an
+    /// overflowing state).
+    | InvalidStepSize = 5
 
 /// Raised when a solve fails part-way. `Time` is where it happened.
 type OdeSolveException(failure: OdeFailure, time: float, message: string, inner: exn) =

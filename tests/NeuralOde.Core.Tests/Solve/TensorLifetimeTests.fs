@@ -53,7 +53,7 @@ let tests =
             Expect.isLessThanOrEqual (spread counts) 12L "the live count varies only with the stages of one step"
         }
         for solver, control in [ Solvers.dopri5, StepControl.adaptive 1e-8 1e-8; Solvers.tsit5, StepControl.adaptive 1e-6 1e-6
-                                 Solvers.rk4, StepControl.Fixed 0.03 ] do
+                                 Solvers.rk4, StepControl.fixedStep 0.03 ] do
             test $"a {solver.Name} solve with 40 interpolated outputs leaves nothing alive once its solution is disposed" {
                 use w = Tensors.f64 [| 0.0; -1.0; 1.0; -0.1 |]
                 use m = w.view(2L, 2L)
