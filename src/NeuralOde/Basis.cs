@@ -20,13 +20,16 @@ public sealed class Basis
     public double Domain => Value.Domain;
 
     /// <summary>ψ_j(s).</summary>
-    public double[] Values(double s) => Value.Values.Invoke(s);
+    /// <exception cref="System.ArgumentOutOfRangeException"><paramref name="s"/> lies outside [0, <see cref="Domain"/>].</exception>
+    public double[] Values(double s) => Core.BasisModule.valuesAt(Value, s);
 
     /// <summary>ψ_j'(s).</summary>
-    public double[] Derivatives(double s) => Value.Derivatives.Invoke(s);
+    /// <exception cref="System.ArgumentOutOfRangeException"><paramref name="s"/> lies outside [0, <see cref="Domain"/>].</exception>
+    public double[] Derivatives(double s) { Core.BasisModule.valuesAt(Value, s); return Value.Derivatives.Invoke(s); }
 
     /// <summary>∫_0^s ψ_j.</summary>
-    public double[] Integrals(double s) => Value.Integrals.Invoke(s);
+    /// <exception cref="System.ArgumentOutOfRangeException"><paramref name="s"/> lies outside [0, <see cref="Domain"/>].</exception>
+    public double[] Integrals(double s) { Core.BasisModule.valuesAt(Value, s); return Value.Integrals.Invoke(s); }
 
     /// <inheritdoc />
     public override string ToString() => Value.ToString();

@@ -36,6 +36,7 @@ public static class Ode
                                     torch.Tensor? timeTensor = null)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
+        ArgumentNullException.ThrowIfNull(x0);
         if (times is null && timeTensor is null) throw new ArgumentNullException(nameof(times), "Give the output times, as an array or as a time tensor.");
         var f = FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField);
         var grid = times ?? TimesOf(timeTensor!);
@@ -47,6 +48,25 @@ public static class Ode
         var control = (stepSize ?? StepSize.Adaptive()).Control;
         var how = (sensitivity ?? Sensitivities.Autograd()).Value;
         return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
+    }
+
+    /// <summary>
+    /// Solves like <see cref="Solve"/> (gradients by autograd), but a failure part-way — step budget, step-size
+    /// underflow, NaN or Inf, a field returning the wrong shape — does not throw (diffrax's <c>throw=False</c>): the
+    /// solution holds the outputs reached before it, and <see cref="OdeSolution.Succeeded"/>,
+    /// <see cref="OdeSolution.Failure"/> and <see cref="OdeSolution.FailureTime"/> say whether, why and where it stopped.
+    /// Bad arguments still throw.
+    /// </summary>
+    public static OdeSolution TrySolve(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times,
+                                       Solver? solver = null, StepSize? stepSize = null,
+                                       Func<double, torch.Tensor, torch.Tensor>? integralLoss = null)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        ArgumentNullException.ThrowIfNull(x0);
+        ArgumentNullException.ThrowIfNull(times);
+        var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+        if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
+        return new OdeSolution(Core.Ode.trySolve(problem, (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control));
     }
 
     /// <summary>

@@ -7,20 +7,23 @@ namespace NeuralOde;
 public sealed class OdeSolution : IDisposable
 {
     readonly Core.OdeSolution _solution;
+    bool _disposed;
 
     internal OdeSolution(Core.OdeSolution solution) => _solution = solution;
+
+    Core.OdeSolution Live => _disposed ? throw new ObjectDisposedException(nameof(OdeSolution), "The solution has been disposed: its states' native memory is gone.") : _solution;
 
     /// <summary>The requested output times.</summary>
     public double[] Times => (double[])_solution.Times.Clone();
 
     /// <summary>The states at <see cref="Times"/>, stacked: shape [Times.Length, ...x0.shape].</summary>
-    public torch.Tensor States => _solution.States;
+    public torch.Tensor States => Live.States;
 
     /// <summary>The state at the last output time (a view of <see cref="States"/>).</summary>
-    public torch.Tensor Final => _solution.Final;
+    public torch.Tensor Final => Live.Final;
 
     /// <summary>∫ l(t, x(t)) dt over the span when an integral loss was given (a 0-dim tensor), else null.</summary>
-    public torch.Tensor? Integral => _solution.Integral is { } integral ? integral.Value : null;
+    public torch.Tensor? Integral => Live.Integral is { } integral ? integral.Value : null;
 
     /// <summary>Counts of the forward solve.</summary>
     public SolveStatistics Statistics => SolveStatistics.From(_solution.Statistics);
@@ -28,6 +31,24 @@ public sealed class OdeSolution : IDisposable
     /// <summary>Counts of the backward solve (adjoint sensitivities), read after backward() has run.</summary>
     public BackwardStatistics BackwardStatistics => BackwardStatistics.From(_solution.Backward);
 
+    /// <summary>True when every output time was reached. A solve by <see cref="Ode.TrySolve"/> that stopped early is
+    /// false: <see cref="Times"/> and <see cref="States"/> then end at the last output reached.</summary>
+    public bool Succeeded => _solution.Status.IsSucceeded;
+
+    /// <summary>Why a solve by <see cref="Ode.TrySolve"/> stopped early; null when it succeeded.</summary>
+    public SolveFailure? Failure => _solution.Status is Core.SolveStatus.Failed f ? (SolveFailure)(int)f.failure : null;
+
+    /// <summary>The time at which a solve by <see cref="Ode.TrySolve"/> stopped; null when it succeeded.</summary>
+    public double? FailureTime => _solution.Status is Core.SolveStatus.Failed f ? f.time : null;
+
+    /// <summary>What happened and what to try, when a solve by <see cref="Ode.TrySolve"/> stopped early.</summary>
+    public string? FailureMessage => _solution.Status is Core.SolveStatus.Failed f ? f.message : null;
+
     /// <summary>Frees the states' native memory.</summary>
-    public void Dispose() => ((IDisposable)_solution).Dispose();
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        ((IDisposable)_solution).Dispose();
+    }
 }

@@ -26,6 +26,14 @@ type Basis =
     override b.ToString() = $"{b.Name}({b.Terms} terms on [0, {b.Domain}])"
 
 module Basis =
+    /// ψ(s), refusing depths outside the domain [0, S] (up to 1e-9·S of rounding): a basis fitted on [0, S] would
+    /// extrapolate there without a word.
+    let valuesAt (basis: Basis) (s: float) : float[] =
+        let slack = 1e-9 * basis.Domain
+        if System.Double.IsNaN s || s < -slack || s > basis.Domain + slack then
+            raise (ArgumentOutOfRangeException("depth", s, $"depth {s} lies outside the {basis.Name} basis' domain [0, {basis.Domain}]; make the basis' domain cover the block's depth span."))
+        basis.Values (min basis.Domain (max 0.0 s))
+
     let private check (terms: int) (domain: float) =
         Internal.Guard.positiveCount "terms" terms
         Internal.Guard.positiveFinite "domain" domain

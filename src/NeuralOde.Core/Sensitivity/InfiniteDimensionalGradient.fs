@@ -13,11 +13,32 @@ open NeuralOde.Core.Internal
 
 type Tensor = torch.Tensor
 
+/// Checks the arguments every gradient routine shares: nothing null or disposed, ∂L/∂x(S) shaped as x0.
+let private checkArguments (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor) =
+    if isNull (box field) then raise (System.ArgumentNullException("field"))
+    if isNull (box weights) then raise (System.ArgumentNullException("weights"))
+    if isNull x0 then raise (System.ArgumentNullException("x0"))
+    if isNull terminalGradient then raise (System.ArgumentNullException("terminalGradient"))
+    if x0.IsInvalid then raise (System.ObjectDisposedException("x0", "x0 has been disposed."))
+    if terminalGradient.IsInvalid then raise (System.ObjectDisposedException("terminalGradient", "terminalGradient has been disposed."))
+    if terminalGradient.shape <> x0.shape then
+        raise (System.ArgumentException($"terminalGradient (∂L/∂x(S)) must have x0's shape {TensorOps.shapeText x0}; got {TensorOps.shapeText terminalGradient}.", "terminalGradient"))
+    if terminalGradient.dtype <> x0.dtype || terminalGradient.device_type <> x0.device_type then
+        raise (System.ArgumentException($"terminalGradient must have x0's dtype and device ({x0.dtype} on {x0.device}); got {terminalGradient.dtype} on {terminalGradient.device}.", "terminalGradient"))
+
 /// As `along` (below), and also returns the adjoint a at the start of the span (to carry the adjoint across pieces of a
 /// piecewise-defined field, Corollary 2).
 let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (span: float * float) (terminalGradient: Tensor)
                           (loss: IntegralLoss option) (depths: float[]) (solver: ButcherTableau) (control: StepControl) : Tensor * Tensor =
     let s0, s1 = span
+    checkArguments field weights x0 terminalGradient
+    Guard.timeGrid "span" [| s0; s1 |] |> ignore
+    if isNull depths then raise (System.ArgumentNullException("depths"))
+    if depths.Length = 0 then raise (System.ArgumentException("depths is empty: give at least one depth at which to evaluate the gradient.", "depths"))
+    let lo, hi = min s0 s1, max s0 s1
+    depths |> Array.iteri (fun i s ->
+        if System.Double.IsNaN s || s < lo || s > hi then
+            raise (System.ArgumentOutOfRangeException("depths", s, $"depths[{i}] = {s} lies outside the span [{lo}, {hi}]; the gradient is only defined inside it.")))
     let direction = if s1 > s0 then 1.0 else -1.0
     use _ = torch.no_grad()
     // Every requested depth becomes a segment end of both solves, so x(s) and a(s) there are step values, not
@@ -102,6 +123,7 @@ let private onDeviceOf (like: Tensor) (values: float[]) (shape: int64[]) : Tenso
 /// Theorem 1 gradient: Σ_i w_i δℓ/δθ(s_i) ψ(s_i)ᵀ.
 let spectral (basis: Basis) (nodes: int) (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor)
              (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
+    if obj.ReferenceEquals(basis, null) then raise (System.ArgumentNullException("basis"))
     let rule = GaussLegendreRule(0.0, basis.Domain, nodes)
     use g = along field weights x0 (0.0, basis.Domain) terminalGradient loss rule.Abscissas solver control
     use psi = onDeviceOf g (Array.concat [| for s in rule.Abscissas -> basis.Values s |]) [| int64 nodes; int64 basis.Terms |]
@@ -124,6 +146,8 @@ let spectralConverged (basis: Basis) (tolerance: float) (field: VectorField) (we
 let stacked (fieldFor: int -> VectorField) (weights: unit -> Tensor) (partition: float[]) (x0: Tensor)
             (terminalGradient: Tensor) (loss: IntegralLoss option) (tolerance: float) (solver: ButcherTableau) (control: StepControl) : Tensor =
     Guard.timeGrid "partition" partition |> ignore
+    if isNull (box fieldFor) then raise (System.ArgumentNullException("fieldFor"))
+    checkArguments (fun _ x -> x) weights x0 terminalGradient
     let pieces = partition.Length - 1
     use starts = (use _ = torch.no_grad() in Stacked.solve fieldFor partition x0 [] Sensitivity.Autograd solver control)
     let mutable a = terminalGradient.clone()

@@ -25,6 +25,7 @@ let private checkedField (f: VectorField) (count: int ref) (scope: unit -> Dispo
         count.Value <- count.Value + 1
         let dx = f t x
         if isNull dx then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned null at t = {t}."))
+        if dx.IsInvalid then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned a disposed tensor at t = {t}: return a new tensor (a `using`/`use` on the result, or a dispose scope ended inside f, frees it before the solver reads it)."))
         if dx.shape <> x.shape then raise (mismatch "shape" t x dx)
         if dx.dtype <> x.dtype then raise (mismatch "dtype" t x dx)
         if dx.device_type <> x.device_type || dx.device_index <> x.device_index then raise (mismatch "device" t x dx)
@@ -45,9 +46,12 @@ type Settings =
       /// pass a seminorm here.
       ErrorNorm: (float -> float -> Tensor -> Tensor -> Tensor -> Tensor) option
       /// Keep every accepted step (for dense evaluation anywhere afterwards).
-      Record: bool }
+      Record: bool
+      /// Raise an OdeSolveException when the loop fails (true), or return the outputs reached with the failure in
+      /// the solution's Status (false: Ode.trySolve).
+      Throw: bool }
 
-let defaultSettings = { ErrorNorm = None; Record = false }
+let defaultSettings = { ErrorNorm = None; Record = false; Throw = true }
 
 /// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
 /// when recording, the trajectory of accepted steps (else None).
@@ -152,84 +156,90 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
             match control with
             | StepControl.Adaptive o -> o.MaxSteps
             | StepControl.Fixed(_, budget) | StepControl.Steps(_, budget) -> budget + 1
-        while next < times.Length do
-            if Double.IsNaN h || Double.IsInfinity h then
-                // A NaN step mostly comes from NaN or Inf in the state or f (through the first-step heuristic): name that.
-                if not (TensorOps.allFinite y) then raise (nonFinite t "The state is NaN or Inf")
-                if not (isNull fy) && not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
-                raise (OdeSolveException(OdeFailure.InvalidStepSize, t, $"The step size became {h} at t = {t}. Check the controller's options and that the state and the vector field are finite and not overflowing; or give initialStep."))
-            if accepted + rejected >= maxSteps then
-                raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
-            if abs h < minimumStep t || t + h = t then
-                let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
-                raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
-            let remaining = tEnd - t
-            let landsOnEnd = abs remaining <= abs h * (1.0 + 1e-10)
-            let hStep = if landsOnEnd then remaining else h
-            let tNew = if landsOnEnd then tEnd else t + hStep
-            use scope = torch.NewDisposeScope()
-            evaluationScope <- scope
-            let r = RungeKuttaStep.step tableau f t y hStep fy
-            let accept, error =
-                match control, r.Error with
-                | StepControl.Adaptive o, Some err ->
-                    use norm = errorNorm o.RTol o.ATol err y r.Y1
-                    let e = norm.ToDouble()
-                    if Double.IsNaN e || Double.IsInfinity e then
-                        if not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
-                        lastErrorNonFinite <- true
-                        false, Double.PositiveInfinity
-                    else
-                        lastErrorNonFinite <- false
-                        e <= 1.0, e
-                | _ ->
-                    // Fixed steps never wait for the device: each step leaves a finiteness flag there, and the flags
-                    // are read when an output is due or the buffer is full.
-                    flagStep t tNew r.Y1
-                    if pending = checkEvery || outputDueBy tNew then checkPending ()
-                    true, 0.0
-            if accept then
-                let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
-                if settings.Record && isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
-                while outputDueBy tNew do
-                    let out =
-                        if times[next] = tNew || next = times.Length - 1 && landsOnEnd then r.Y1.alias()
-                        else
-                            if isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
-                            DenseOutputEval.evaluate tableau.Dense y r.Y1 hStep r.Ks f1 ((times[next] - t) / hStep)
-                    outputs[next] <- out.MoveToOuterDisposeScope()
-                    next <- next + 1
-                let yNew = r.Y1.MoveToOuterDisposeScope()
-                let fNew = if isNull f1 then null else f1.MoveToOuterDisposeScope()
-                if settings.Record then
-                    let ks = r.Ks |> Array.map (fun k -> if obj.ReferenceEquals(k, fy) then k else k.MoveToOuterDisposeScope())
-                    let y0 = if obj.ReferenceEquals(y, x0) then x0.alias().MoveToOuterDisposeScope() else y
-                    records.Add { T = t; H = hStep; Y0 = y0; Y1 = yNew; Ks = ks; F1 = fNew }
-                if owned y then y.Dispose()
-                if not settings.Record then fy.Dispose()
-                y <- yNew
-                fy <- fNew
-                t <- tNew
-                accepted <- accepted + 1
-                if isNull fy && next < times.Length then
-                    fy <- (f t y).MoveToOuterDisposeScope()
-            else
-                rejected <- rejected + 1
-            match control with
-            | StepControl.Adaptive o ->
-                h <- hStep * PIController.factor o tableau.ErrorOrder error previousError
-                if abs h > o.MaxStep then h <- direction * o.MaxStep
-                if abs h < o.MinStep && not (accept && next >= times.Length) then
-                    raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs h}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))
-                if accept then previousError <- max error 1e-4
-            | _ -> ()
-        let states = torch.stack(outputs)
+        let mutable status = SolveStatus.Succeeded
+        try
+          while next < times.Length do
+              if Double.IsNaN h || Double.IsInfinity h then
+                  // A NaN step mostly comes from NaN or Inf in the state or f (through the first-step heuristic): name that.
+                  if not (TensorOps.allFinite y) then raise (nonFinite t "The state is NaN or Inf")
+                  if not (isNull fy) && not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
+                  raise (OdeSolveException(OdeFailure.InvalidStepSize, t, $"The step size became {h} at t = {t}. Check the controller's options and that the state and the vector field are finite and not overflowing; or give initialStep."))
+              if accepted + rejected >= maxSteps then
+                  raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
+              if abs h < minimumStep t || t + h = t then
+                  let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
+                  raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
+              let remaining = tEnd - t
+              let landsOnEnd = abs remaining <= abs h * (1.0 + 1e-10)
+              let hStep = if landsOnEnd then remaining else h
+              let tNew = if landsOnEnd then tEnd else t + hStep
+              use scope = torch.NewDisposeScope()
+              evaluationScope <- scope
+              let r = RungeKuttaStep.step tableau f t y hStep fy
+              let accept, error =
+                  match control, r.Error with
+                  | StepControl.Adaptive o, Some err ->
+                      use norm = errorNorm o.RTol o.ATol err y r.Y1
+                      let e = norm.ToDouble()
+                      if Double.IsNaN e || Double.IsInfinity e then
+                          if not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
+                          lastErrorNonFinite <- true
+                          false, Double.PositiveInfinity
+                      else
+                          lastErrorNonFinite <- false
+                          e <= 1.0, e
+                  | _ ->
+                      // Fixed steps never wait for the device: each step leaves a finiteness flag there, and the flags
+                      // are read when an output is due or the buffer is full.
+                      flagStep t tNew r.Y1
+                      if pending = checkEvery || outputDueBy tNew then checkPending ()
+                      true, 0.0
+              if accept then
+                  let mutable f1: Tensor = if tableau.Fsal then r.Ks[r.Ks.Length - 1] else null
+                  if settings.Record && isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
+                  while outputDueBy tNew do
+                      let out =
+                          if times[next] = tNew || next = times.Length - 1 && landsOnEnd then r.Y1.alias()
+                          else
+                              if isNull f1 && DenseOutputEval.needsEndDerivative tableau then f1 <- f tNew r.Y1
+                              DenseOutputEval.evaluate tableau.Dense y r.Y1 hStep r.Ks f1 ((times[next] - t) / hStep)
+                      outputs[next] <- out.MoveToOuterDisposeScope()
+                      next <- next + 1
+                  let yNew = r.Y1.MoveToOuterDisposeScope()
+                  let fNew = if isNull f1 then null else f1.MoveToOuterDisposeScope()
+                  if settings.Record then
+                      let ks = r.Ks |> Array.map (fun k -> if obj.ReferenceEquals(k, fy) then k else k.MoveToOuterDisposeScope())
+                      let y0 = if obj.ReferenceEquals(y, x0) then x0.alias().MoveToOuterDisposeScope() else y
+                      records.Add { T = t; H = hStep; Y0 = y0; Y1 = yNew; Ks = ks; F1 = fNew }
+                  if owned y then y.Dispose()
+                  if not settings.Record then fy.Dispose()
+                  y <- yNew
+                  fy <- fNew
+                  t <- tNew
+                  accepted <- accepted + 1
+                  if isNull fy && next < times.Length then
+                      fy <- (f t y).MoveToOuterDisposeScope()
+              else
+                  rejected <- rejected + 1
+              match control with
+              | StepControl.Adaptive o ->
+                  h <- hStep * PIController.factor o tableau.ErrorOrder error previousError
+                  if abs h > o.MaxStep then h <- direction * o.MaxStep
+                  if abs h < o.MinStep && not (accept && next >= times.Length) then
+                      raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs h}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))
+                  if accept then previousError <- max error 1e-4
+              | _ -> ()
+        with :? OdeSolveException as e when not settings.Throw ->
+            status <- SolveStatus.Failed(e.Failure, e.Time, e.Message)
+        // On failure (trySolve) the outputs reached so far: times[0 .. next − 1].
+        let states = torch.stack(outputs[0 .. next - 1])
         let solution =
-            { Times = Array.copy times
+            { Times = times[0 .. next - 1]
               States = states
               Integral = None
               Statistics = { FunctionEvaluations = nfe.Value; AcceptedSteps = accepted; RejectedSteps = rejected }
-              Backward = BackwardStatistics() }
+              Backward = BackwardStatistics()
+              Status = status }
         let trajectory = if settings.Record then Some(new DenseTrajectory(tableau, records.ToArray())) else None
         records.Clear()
         solution, trajectory

@@ -43,7 +43,22 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
             config.Handed.Clear()
     let integral = if problem.IntegralLoss.IsSome then Some outputs[1] else (outputs[1].Dispose(); None)
     { Times = Array.copy problem.Times; States = outputs[0]; Integral = integral
-      Statistics = config.ForwardStatistics; Backward = statistics }
+      Statistics = config.ForwardStatistics; Backward = statistics; Status = SolveStatus.Succeeded }
+
+/// Autograd through the solver's operations, with the running loss (if any) integrated alongside.
+let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
+    if problem.TimeTensor.IsSome then
+        raise (ArgumentException("Gradients with respect to the times need an adjoint sensitivity (Sensitivity.Adjoint or InterpolatedAdjoint).", "sensitivity"))
+    match problem.IntegralLoss with
+    | None -> fst (Integrate.solveWith settings problem solver control)
+    | Some loss ->
+        use y0 = RunningLoss.initial problem.X0
+        let shape = problem.X0.shape
+        let augmented = OdeProblem.create (RunningLoss.augmentedField problem.VectorField loss shape) y0 problem.Times
+        let solution = fst (Integrate.solveWith settings augmented solver control)
+        let states, integral = RunningLoss.split shape solution.States
+        solution.States.Dispose()
+        { solution with States = states; Integral = Some integral }
 
 /// Solves `problem` with `solver` under `control`; gradients of the returned states (and of the integral of the
 /// problem's running loss) flow back by `sensitivity`:
@@ -53,21 +68,23 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
 let solveWith (sensitivity: Sensitivity) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
     StepControl.validate control
     match sensitivity with
-    | Sensitivity.Autograd ->
-        if problem.TimeTensor.IsSome then
-            raise (ArgumentException("Gradients with respect to the times need an adjoint sensitivity (Sensitivity.Adjoint or InterpolatedAdjoint).", "sensitivity"))
-        match problem.IntegralLoss with
-        | None -> Integrate.solve problem solver control
-        | Some loss ->
-            use y0 = RunningLoss.initial problem.X0
-            let shape = problem.X0.shape
-            let augmented = OdeProblem.create (RunningLoss.augmentedField problem.VectorField loss shape) y0 problem.Times
-            let solution = Integrate.solve augmented solver control
-            let states, integral = RunningLoss.split shape solution.States
-            solution.States.Dispose()
-            { solution with States = states; Integral = Some integral }
+    | Sensitivity.Autograd -> throughSolver Integrate.defaultSettings problem solver control
     | Sensitivity.Adjoint o -> adjoint false o problem solver control
     | Sensitivity.InterpolatedAdjoint o -> adjoint true o problem solver control
+
+/// Solves like `solveWith`, but a failure part-way (step budget, step-size underflow, NaN or Inf, a field that
+/// returns the wrong shape) does not raise (diffrax's throw=False): the solution holds the outputs reached before it
+/// — its Times and States stop there — and Status says where and why it stopped. Gradients by autograd through
+/// the solver (adjoint sensitivities raise here: their backward pass needs the whole forward solve).
+let trySolveWith (sensitivity: Sensitivity) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
+    StepControl.validate control
+    match sensitivity with
+    | Sensitivity.Autograd -> throughSolver { Integrate.defaultSettings with Throw = false } problem solver control
+    | _ -> raise (ArgumentException("trySolve computes gradients by autograd only: an adjoint's backward pass needs the whole forward solve. Use Sensitivity.Autograd, or solveWith and catch OdeSolveException.", "sensitivity"))
+
+/// `trySolveWith` by autograd.
+let trySolve (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
+    trySolveWith Sensitivity.Autograd problem solver control
 
 /// Solves `problem` with `solver` under `control`, with gradients by autograd through the solver's operations
 /// (discretise-then-optimise): when x0 or tensors captured by the vector field require grad, the returned states

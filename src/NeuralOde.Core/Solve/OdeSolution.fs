@@ -34,6 +34,15 @@ type BackwardStatistics() =
     override s.ToString() =
         $"backward nfe={s.FunctionEvaluations} accepted={s.AcceptedSteps} rejected={s.RejectedSteps}"
 
+/// How a solve ended: it reached its end time, or (solved with Ode.trySolve, diffrax's throw=False) it stopped at
+/// `time` for `failure`, and the solution holds the outputs computed before that.
+[<RequireQualifiedAccess>]
+type SolveStatus =
+    /// Every output time was reached.
+    | Succeeded
+    /// The solve stopped at `time` for `failure`; `message` says what to try.
+    | Failed of failure: OdeFailure * time: float * message: string
+
 /// The solution at the requested times. Owns `States` (native memory): dispose it, or let a dispose scope do so.
 type OdeSolution =
     { /// The requested output times.
@@ -45,7 +54,10 @@ type OdeSolution =
       /// Counts of the forward solve.
       Statistics: SolveStatistics
       /// Counts of the backward solve, for adjoint sensitivities (filled in by backward()).
-      Backward: BackwardStatistics }
+      Backward: BackwardStatistics
+      /// Succeeded, or where and why a solve by Ode.trySolve stopped (Times and States then end at the last
+      /// output reached). Ode.solve raises instead.
+      Status: SolveStatus }
 
     /// The state at the last output time.
     member s.Final = s.States[s.Times.Length - 1]

@@ -30,7 +30,7 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
 
     /// θ(s) = α ψ(s), the flat kernel and bias at depth s.
     member _.WeightsAt(s: float) : torch.Tensor =
-        use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
+        use psi = torch.tensor(Basis.valuesAt basis s, dtype = coefficients.dtype, device = coefficients.device)
         coefficients.mv(psi)
 
     /// The depth `forward(x)` uses: the last one the block told it (0 before any).

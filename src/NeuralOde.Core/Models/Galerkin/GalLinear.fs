@@ -29,7 +29,7 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
 
     /// θ(s) = α ψ(s), the flat weights at depth s (differentiable in α).
     member _.WeightsAt(s: float) : torch.Tensor =
-        use psi = torch.tensor(basis.Values s, dtype = coefficients.dtype, device = coefficients.device)
+        use psi = torch.tensor(Basis.valuesAt basis s, dtype = coefficients.dtype, device = coefficients.device)
         // mv, not matmul: TorchSharp 0.107's matmul does not catch libtorch's errors, so a mismatch there aborts
         // the process instead of raising (see the README's Troubleshooting); mm and mv raise.
         coefficients.mv(psi)
