@@ -94,13 +94,17 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             let z = y.narrow(1L, 0L, d)
             let fz, tr = Trace.evaluate trace seed f t z
             torch.cat([| fz; tr.unsqueeze(1L) |], 1L).MoveToOuterDisposeScope()
-        use scope = torch.NewDisposeScope()
-        let zero = torch.zeros([| x.shape[0]; 1L |], dtype = x.dtype, device = x.device)
-        let y0 = torch.cat([| x; zero |], 1L)
+        // The solve runs in the caller's dispose scope, not one of ours: an adjoint's autograd function keeps
+        // tensors made during the solve (TorchSharp's cache of its outputs, and its input y0) for the backward pass,
+        // which runs after this call returns. The states are freed here; z and Δ are views that keep what they need.
+        let y0 = (use zero = torch.zeros([| x.shape[0]; 1L |], dtype = x.dtype, device = x.device)
+                  torch.cat([| x; zero |], 1L))
         let problem = OdeProblem.create augmented y0 [| t0; t1 |] |> OdeProblem.withParameters (fieldParameters ())
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
+        use states = solution.States
+        use scope = torch.NewDisposeScope()
         let final = solution.Final
         let z = final.narrow(1L, 0L, d)
         let delta = final.select(1L, d)
@@ -112,8 +116,10 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// log p(x) = log N(z(t1); 0, I) + Δ(t1) per sample [N] (Chen et al. 2018, eq. 4 integrated; Grathwohl et al.
     /// 2019, eq. 4), conditioned on `condition` [N, k] (null for none; Massaroli et al. 2020, §6.2).
     member m.LogProbability(x: torch.Tensor, condition: torch.Tensor) : torch.Tensor =
-        use scope = torch.NewDisposeScope()
         let z, delta = m.Encode(x, condition)
+        use z = z
+        use delta = delta
+        use scope = torch.NewDisposeScope()
         (m.BaseLogProbability(z) + delta).MoveToOuterDisposeScope()
 
     /// log p(x) per sample [N] of an unconditional flow.
@@ -124,12 +130,13 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     member _.Decode(z: torch.Tensor, condition: torch.Tensor) : torch.Tensor =
         checkBatch "z" z
         let f = vectorField z.shape[0] condition
-        use scope = torch.NewDisposeScope()
+        // In the caller's scope, like Encode's solve (an adjoint keeps tensors made here for the backward pass).
         let problem = OdeProblem.create f z [| t1; t0 |] |> OdeProblem.withParameters (fieldParameters ())
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
-        solution.Final.MoveToOuterDisposeScope()
+        use states = solution.States
+        solution.Final
 
     /// Samples x from base points z [N, d] of an unconditional flow (Decode without condition).
     member m.Sample(z: torch.Tensor) = m.Decode(z, null)
@@ -139,16 +146,19 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// [1, k] used for every sample, or [n, k].
     member m.Sample(n: int, condition: torch.Tensor, sampleGenerator: torch.Generator) : torch.Tensor =
         if n < 1 then raise (ArgumentOutOfRangeException("n", n, $"The number of samples must be at least 1; got {n}."))
-        use scope = torch.NewDisposeScope()
         let dtype, device =
             match field.parameters() |> Seq.tryHead with
             | Some p -> p.dtype, p.device
             | None -> torch.float32, torch.CPU
-        let z = (torch.randn([| int64 n; d |], dtype = dtype, generator = sampleGenerator)).``to``(device)
+        // z and the expanded condition stay in the caller's scope: the solve reads them, and an adjoint's backward
+        // pass may read them after this call returns.
+        let z =
+            if device.``type`` = DeviceType.CPU then torch.randn([| int64 n; d |], dtype = dtype, generator = sampleGenerator)
+            else (use host = torch.randn([| int64 n; d |], dtype = dtype, generator = sampleGenerator) in host.``to``(device))
         let condition =
             if isNull condition || condition.dim() < 1L || condition.shape[0] <> 1L || n = 1 then condition
             else condition.expand([| int64 n; -1L |])
-        m.Decode(z, condition).MoveToOuterDisposeScope()
+        m.Decode(z, condition)
 
     /// n samples of an unconditional flow from `sampleGenerator` (the global generator when null).
     member m.Sample(n: int, sampleGenerator: torch.Generator) = m.Sample(n, null, sampleGenerator)
