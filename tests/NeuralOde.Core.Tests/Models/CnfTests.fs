@@ -182,7 +182,8 @@ let private meanLogLikelihood (cnf: Cnf) (x: torch.Tensor) =
 
 [<Tests>]
 let trainingTests =
-    testList "Models/Cnf/training" [
+    // Sequenced: run alone, as training under the parallel runner's contention for two cores is many times slower.
+    testSequenced <| testList "Models/Cnf/training" [
         test "training (Hutchinson, RK4, autograd) raises the held-out log-likelihood of a four-component mixture" {
             use g = new torch.Generator(5UL)
             use field = mlp 8 0.3 2L 32L
