@@ -62,18 +62,19 @@ let tests =
                     Expect.isLessThan eX 1e-6 $"{name}: dL/dx0 relative error {eX:E2}"
             }
         for noise in [ Rademacher; Gaussian ] do
-            test $"the Jacobian-Frobenius penalty ({noise}) equals ‖∂f/∂z‖²_F in expectation (2000 draws)" {
+            test $"the Jacobian-Frobenius penalty ({noise}) equals ‖∂f/∂z‖²_F in expectation (8000 draws)" {
                 use field = CnfTests.mlp 22 0.8 3L 16L
                 use z = Tensors.f64m [| [| 0.3; -1.1; 0.7 |] |]
                 let exact = frobenius field z
                 use g = new torch.Generator(8UL)
                 let draws =
-                    [| for _ in 1 .. 2000 ->
+                    [| for _ in 1 .. 8000 ->
                         use scope = torch.NewDisposeScope()
                         use _ = torch.no_grad()
                         (Regularisers.jacobianFrobenius (asField field) noise g 0.0 z).ToDouble() |]
                 let mean, error = meanAndError draws
                 Expect.isGreaterThan error 1e-3 "the draws vary"
+                Expect.isLessThan (4.0 * error) (0.1 * exact) $"the test has power: 4 standard errors ({4.0 * error:F4}) are under 10 percent of {exact:F4}"
                 Expect.isLessThan (abs (mean - exact)) (4.0 * error) $"mean {mean:F5} ± {error:F5} against {exact:F5}"
             }
         // Sequenced: run alone, as training under the parallel runner's contention for two cores is many times slower.
