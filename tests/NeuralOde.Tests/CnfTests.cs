@@ -45,7 +45,7 @@ public class CnfTests
             optimizer.step();
         }
         double after = MeanLogLikelihood(flow, held);
-        Assert.True(after > before + 0.3, $"held-out mean log-likelihood {before:F3} -> {after:F3}");
+        Assert.True(after > before + 1.0, $"held-out mean log-likelihood {before:F3} -> {after:F3}");
         Assert.Equal(new SolveStatistics(24, 6, 0), flow.LastStatistics);
         using var samples = flow.Sample(5, generator: g);
         Assert.Equal(new long[] { 5, 2 }, samples.shape);
