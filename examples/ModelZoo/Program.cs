@@ -8,6 +8,8 @@ var families = new Dictionary<string, Func<bool, TextWriter, double>>
     ["data-control"] = DataControlExample.Run,
     ["adaptive-depth"] = AdaptiveDepthExample.Run,
     ["depth-variant"] = DepthVariantExample.Run,
+    ["cnf"] = CnfExample.Run,
+    ["regularisers"] = RegularisersExample.Run,
 };
 var quick = args.Contains("--quick");
 var chosen = args.Where(a => !a.StartsWith("--")).ToList();

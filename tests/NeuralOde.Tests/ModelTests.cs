@@ -106,6 +106,14 @@ public class ModelTests
         Assert.True(ModelZoo.AdaptiveDepthExample.Run(quick: true, TextWriter.Null) < 0.02);
 
     [Fact]
+    public void CnfExampleRaisesTheLogLikelihood() =>
+        Assert.True(ModelZoo.CnfExample.Run(quick: true, TextWriter.Null) > 0.5);
+
+    [Fact]
+    public void RegularisersExampleSavesFunctionEvaluations() =>
+        Assert.True(ModelZoo.RegularisersExample.Run(quick: true, TextWriter.Null) > 0);
+
+    [Fact]
     public void DepthVariantExampleFits() =>
         Assert.True(ModelZoo.DepthVariantExample.Run(quick: true, TextWriter.Null) < 0.02);
 }

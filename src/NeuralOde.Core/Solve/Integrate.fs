@@ -40,6 +40,15 @@ let private nonFinite (t: float) (what: string) =
 /// 1e12 may well start with steps of 1e-6 at t = 0.)
 let private minimumStep (t: float) = 4.0 * (Math.BitIncrement(abs t) - abs t)
 
+/// The unit roundoff u of a floating-point dtype (half the gap between 1 and the next number): no relative tolerance
+/// below it can be met.
+let private unitRoundoff (dtype: torch.ScalarType) =
+    match dtype with
+    | torch.ScalarType.Float32 -> 0.5 * 1.1920928955078125e-7
+    | torch.ScalarType.Float16 -> 0.5 * 9.765625e-4
+    | torch.ScalarType.BFloat16 -> 0.5 * 7.8125e-3
+    | _ -> 0.5 * 2.220446049250313e-16
+
 /// Knobs of the integration loop that the public API does not expose.
 type Settings =
     { /// The scaled error norm (rtol, atol, err, y0, y1) → 0-dim tensor; None uses ErrorNorm.scaled. Adjoint solves
@@ -71,8 +80,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     match control with
     | StepControl.Fixed(dt, budget) when abs (tEnd - t0) / dt > float budget ->
         raise (ArgumentOutOfRangeException("dt", dt, $"Fixed steps of dt = {dt} over [{t0}, {tEnd}] would take {ceil (abs (tEnd - t0) / dt)} steps, more than the step budget maxSteps = {budget}. Use a larger dt, or raise maxSteps if that many steps are meant."))
-    | StepControl.Adaptive o when x0.dtype = torch.float32 && o.RTol < 1.2e-7 || (x0.dtype = torch.float16 || x0.dtype = torch.bfloat16) && o.RTol < 1e-3 ->
-        raise (ArgumentOutOfRangeException("rtol", o.RTol, $"rtol = {o.RTol} is below the resolution of the state's dtype {x0.dtype}: no step could meet it. Use rtol ≥ {(if x0.dtype = torch.float32 then 1.2e-7 else 1e-3)} or a float64 state."))
+    | StepControl.Adaptive o when o.RTol < unitRoundoff x0.dtype ->
+        raise (ArgumentOutOfRangeException("rtol", o.RTol, $"rtol = {o.RTol} is below the unit roundoff of the state's dtype {x0.dtype} ({unitRoundoff x0.dtype:G3}): rounding alone exceeds it. Use rtol ≥ {unitRoundoff x0.dtype:G3}, or a float64 state."))
     | _ -> ()
 
     let nfe = ref 0
