@@ -5,5 +5,14 @@ open Expecto
 [<EntryPoint>]
 let main argv =
     TorchSharp.torch.set_num_threads 2
-    // Names read like paths: Solvers/dopri5/convergence order is 5.
-    Tests.runTestsInAssemblyWithCLIArgs [ CLIArguments.JoinWith "/" ] argv
+    match argv with
+    | [| "--child"; scenario |] ->
+        // A scenario in a process of its own (Support/Child): its exit code is the verdict.
+        match Map.tryFind scenario NeuralOde.Tests.Reliability.ChildScenarios.all with
+        | Some run -> run ()
+        | None ->
+            eprintfn "unknown child scenario '%s'" scenario
+            2
+    | _ ->
+        // Names read like paths: Solvers/dopri5/convergence order is 5.
+        Tests.runTestsInAssemblyWithCLIArgs [ CLIArguments.JoinWith "/" ] argv

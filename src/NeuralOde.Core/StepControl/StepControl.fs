@@ -57,8 +57,8 @@ module StepControl =
     /// Fixed steps of size dt (at most a million).
     let fixedStep dt = StepControl.Fixed(dt, defaultFixedBudget)
 
-    /// n equal steps over the span.
-    let steps n = StepControl.Steps(n, max n defaultFixedBudget)
+    /// n equal steps over the span (at most a million: StepControl.Steps(n, budget) for more).
+    let steps n = StepControl.Steps(n, defaultFixedBudget)
 
     /// Checks every option, naming the bad one.
     let validate (control: StepControl) =
