@@ -14,4 +14,6 @@ public enum SolveFailure
     VectorFieldMismatch = 4,
     /// <summary>The step-size controller produced a NaN or infinite step.</summary>
     InvalidStepSize = 5,
+    /// <summary>The vector field (or the running loss) raised an exception: the inner exception.</summary>
+    VectorFieldFailed = 6,
 }

@@ -36,6 +36,8 @@ module Basis =
 
     let private check (terms: int) (domain: float) =
         Internal.Guard.positiveCount "terms" terms
+        if terms > 100_000 then
+            raise (ArgumentOutOfRangeException("terms", terms, $"terms must be at most 100000 (each evaluation makes an array of that many values); got {terms}."))
         Internal.Guard.positiveFinite "domain" domain
 
     /// The Fourier basis on [0, S]: 1, cos(2πks/S), sin(2πks/S) for k = 1..K (m = 2K + 1 terms), orthogonal with

@@ -8,8 +8,8 @@ open NeuralOde.Core.Internal
 
 /// `n` points (n even) as (inputs [n; 2], labels [n] int64), drawn with `generator` so runs are reproducible.
 let sample (n: int) (noise: float) (dtype: torch.ScalarType) (generator: torch.Generator) =
-    if n < 2 || n % 2 <> 0 then raise (ArgumentOutOfRangeException("n", n, $"n must be an even number of at least 2; got {n}."))
-    if noise < 0.0 || Double.IsNaN noise then raise (ArgumentOutOfRangeException("noise", noise, $"noise must be non-negative; got {noise}."))
+    DatasetChecks.evenCount "n" n
+    DatasetChecks.noise "noise" noise
     use _ = torch.NewDisposeScope()
     let half = int64 (n / 2)
     let angles = TensorOps.scale (torch.rand([| int64 n |], dtype = torch.float64, generator = generator)) (2.0 * Math.PI)

@@ -5,15 +5,24 @@ module internal NeuralOde.Core.Datasets.DatasetChecks
 open System
 open TorchSharp
 
-/// Fails unless `value` is an even number of at least 2 (half the points go to each class).
+/// The most points one call draws: ten million (more would take gigabytes at once: draw in batches).
+let [<Literal>] MaxPoints = 10_000_000
+
+let private bounded (argument: string) (value: int) =
+    if value > MaxPoints then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} = {value} is more than {MaxPoints} points in one call; draw the data in batches."))
+
+/// Fails unless `value` is an even number of at least 2 (half the points go to each class), and not huge.
 let evenCount (argument: string) (value: int) =
     if value < 2 || value % 2 <> 0 then
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be an even number of at least 2 (half the points in each class); got {value}."))
+    bounded argument value
 
-/// Fails unless `value` is at least `least`.
+/// Fails unless `value` is at least `least`, and not huge.
 let countAtLeast (least: int) (argument: string) (value: int) =
     if value < least then
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be at least {least}; got {value}."))
+    bounded argument value
 
 /// Fails unless `value` is finite and non-negative (a noise level; 0 means none).
 let noise (argument: string) (value: float) =

@@ -14,6 +14,12 @@ let finite (argument: string) (value: float) =
     if Double.IsNaN value || Double.IsInfinity value then
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number; got {value}."))
 
+/// Fails unless a layer size (features, channels, kernel size) is at least 1 and at most 2^24: beyond that the
+/// weights would not fit in memory anyway, and the size arithmetic could overflow.
+let layerSize (argument: string) (value: int64) =
+    if value < 1L || value > (1L <<< 24) then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be between 1 and {1L <<< 24}; got {value}."))
+
 /// Fails unless `value` is at least 1.
 let positiveCount (argument: string) (value: int) =
     if value < 1 then

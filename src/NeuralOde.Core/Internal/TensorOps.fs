@@ -74,3 +74,16 @@ let allFinite (x: Tensor) : bool =
 
 /// Human-readable shape, e.g. [4, 2].
 let shapeText (x: Tensor) = "[" + (x.shape |> Array.map string |> String.concat ", ") + "]"
+
+/// Checks a layer's input before it reaches libtorch: not null or disposed, at least `minDim` dimensions, `features`
+/// entries along dimension `featureDim` (negative counts from the end), and the layer's dtype.
+let checkLayerInput (layer: string) (x: Tensor) (minDim: int) (featureDim: int) (features: int64) (dtype: torch.ScalarType) =
+    if isNull x then raise (System.ArgumentNullException("x", $"{layer} got a null input."))
+    if x.IsInvalid then raise (System.ObjectDisposedException("x", $"{layer} got a disposed input."))
+    if x.dim() < int64 minDim then
+        raise (System.ArgumentException($"{layer} needs an input of at least {minDim} dimension(s); got shape {shapeText x}.", "x"))
+    let axis = if featureDim < 0 then int (x.dim()) + featureDim else featureDim
+    if x.shape[axis] <> features then
+        raise (System.ArgumentException($"{layer} expects {features} features along dimension {axis}; got shape {shapeText x}.", "x"))
+    if x.dtype <> dtype then
+        raise (System.ArgumentException($"{layer} holds {dtype} weights but got a {x.dtype} input; convert one of them.", "x"))

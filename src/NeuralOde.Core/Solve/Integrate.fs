@@ -23,7 +23,12 @@ let private mismatch (what: string) (t: float) (x: Tensor) (dx: Tensor) =
 let private checkedField (f: VectorField) (count: int ref) (scope: unit -> DisposeScope) : float -> Tensor -> Tensor =
     fun t x ->
         count.Value <- count.Value + 1
-        let dx = f t x
+        // Whatever f raises comes out as an OdeSolveException with the time, f's exception inside.
+        let dx =
+            try f t x
+            with
+            | :? OdeSolveException -> reraise ()
+            | e -> raise (OdeSolveException.FieldFailed(t, e))
         if isNull dx then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned null at t = {t}."))
         if dx.IsInvalid then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned a disposed tensor at t = {t}: return a new tensor (a `using`/`use` on the result, or a dispose scope ended inside f, frees it before the solver reads it)."))
         if dx.shape <> x.shape then raise (mismatch "shape" t x dx)

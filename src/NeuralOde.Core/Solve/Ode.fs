@@ -109,7 +109,8 @@ let backward (loss: torch.Tensor) =
         let rejection = not (isNull inner) && inner.Message.Contains("invalid gradient")
         match BackwardFailure.take rejection with
         | Some (:? OdeSolveException as e) ->
-            raise (OdeSolveException(e.Failure, e.Time, $"The adjoint's backward solve failed: {e.Message}", inner))
+            // The backward solve's exception inside (and in it, for a failing field, the field's own).
+            raise (OdeSolveException(e.Failure, e.Time, $"The adjoint's backward solve failed: {e.Message}", e))
         | Some e -> raise (InvalidOperationException($"The adjoint's backward pass failed: {e.Message}", e))
         | None -> ()
     // Every recorded failure makes libtorch stop the pass (the sentinel input sees to it), so a pass that returns

@@ -15,6 +15,8 @@ type OdeFailure =
     /// The step-size controller produced a step that is NaN or infinite (e.g. the initial-step heuristic on an
     /// overflowing state).
     | InvalidStepSize = 5
+    /// The vector field (or the running loss) raised an exception; it is the inner exception.
+    | VectorFieldFailed = 6
 
 /// Raised when a solve fails part-way. `Time` is where it happened.
 type OdeSolveException(failure: OdeFailure, time: float, message: string, inner: exn) =
@@ -25,3 +27,8 @@ type OdeSolveException(failure: OdeFailure, time: float, message: string, inner:
     member _.Failure = failure
     /// The time at which it went wrong.
     member _.Time = time
+
+    /// The exception for a vector field (or running loss) that raised `inner` at time t.
+    static member internal FieldFailed(t: float, inner: exn) =
+        let first = inner.Message.Split('\n').[0]
+        OdeSolveException(OdeFailure.VectorFieldFailed, t, $"The vector field raised {inner.GetType().Name} at t = {t}: {first}", inner)

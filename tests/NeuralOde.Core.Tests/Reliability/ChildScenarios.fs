@@ -74,4 +74,5 @@ let all : Map<string, unit -> int> =
     Map [ "derived-parameter", derivedParameter
           "inplace-saved-adjoint", inPlaceSavedTensor Sensitivity.adjoint
           "inplace-saved-interpolated", inPlaceSavedTensor Sensitivity.interpolatedAdjoint
-          "theorem1-terminal-shape", theorem1WrongTerminalShape ]
+          "theorem1-terminal-shape", theorem1WrongTerminalShape
+          "malformed-inputs", MalformedInputs.run 600 ]

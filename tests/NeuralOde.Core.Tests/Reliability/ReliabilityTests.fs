@@ -36,6 +36,7 @@ let tests =
             childTest "inplace-saved-adjoint" "a field that modifies a saved tensor in place makes the adjoint raise"
             childTest "inplace-saved-interpolated" "a field that modifies a saved tensor in place makes the interpolated adjoint raise"
             childTest "theorem1-terminal-shape" "Theorem 1 with a terminal gradient of the wrong shape raises"
+            childTest "malformed-inputs" "600 random malformed calls of the public entry points: none aborts, hangs or raises an untyped exception"
         ]
         testList "unbounded runs" [
             test "fixed steps of 1e-9 over [0, 10] are refused before the solve, naming dt and the count" {

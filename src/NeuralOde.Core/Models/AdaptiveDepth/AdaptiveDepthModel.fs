@@ -50,7 +50,12 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
 
     /// S(x) = softplus(g_ω(x)) + minDepth, one depth per sample, shape [N].
     member _.Depths(x: torch.Tensor) : torch.Tensor =
-        use g = depth.forward x
+        if isNull x then raise (System.ArgumentNullException("x"))
+        if x.IsInvalid then raise (System.ObjectDisposedException("x", "The adaptive-depth model got a disposed input."))
+        if x.dim() < 1L then raise (System.ArgumentException($"The adaptive-depth model needs a batched input [N, ...]; got shape {Internal.TensorOps.shapeText x}.", "x"))
+        use g =
+            try depth.forward x
+            with e -> raise (System.InvalidOperationException($"The depth module failed on x of shape {Internal.TensorOps.shapeText x} ({x.dtype}): {e.Message.Split('\n').[0]}", e))
         if g.numel() <> x.shape[0] then
             raise (System.ArgumentException($"The depth module must return one number per sample ([N] or [N, 1]); for a batch of {x.shape[0]} it returned shape {Internal.TensorOps.shapeText g}.", "depth"))
         use flat = g.reshape(-1L)

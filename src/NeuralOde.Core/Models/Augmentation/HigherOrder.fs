@@ -20,11 +20,15 @@ type HigherOrderField(order: int, inner: Module<torch.Tensor, torch.Tensor>) as 
     member _.Inner = inner
 
     override _.forward(z: torch.Tensor) =
+        if isNull z then raise (System.ArgumentNullException("z"))
+        if z.IsInvalid then raise (System.ObjectDisposedException("z", "HigherOrderField got a disposed state."))
         if z.dim() < 2L || z.shape[1] % int64 order <> 0L then
             raise (System.ArgumentException($"A field of order {order} needs a state whose dimension 1 divides into {order} equal chunks; got shape {Internal.TensorOps.shapeText z}.", "z"))
         let chunk = z.shape[1] / int64 order
-        let g = inner.forward z
-        if g.shape[1] <> chunk then
+        let g =
+            try inner.forward z
+            with e -> raise (System.InvalidOperationException($"The inner field of a HigherOrderField failed on a state of shape {Internal.TensorOps.shapeText z} ({z.dtype}): {e.Message.Split('\n').[0]}", e))
+        if g.dim() < 2L || g.shape[1] <> chunk then
             raise (System.ArgumentException($"The inner field of a HigherOrderField of order {order} must return one chunk of {chunk} features (the n-th derivative); it returned shape {Internal.TensorOps.shapeText g}.", "inner"))
         if order = 1 then g
         else

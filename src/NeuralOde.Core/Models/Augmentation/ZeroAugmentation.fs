@@ -9,8 +9,7 @@ open type TorchSharp.torch.nn
 type ZeroAugmentation(dims: int64, prepend: bool) =
     inherit Module<torch.Tensor, torch.Tensor>("zero_augmentation")
     do
-        if dims < 1L then
-            raise (System.ArgumentOutOfRangeException("dims", dims, $"dims (the number of zero features) must be at least 1; got {dims}."))
+        Internal.Guard.layerSize "dims" dims
 
     /// Appends `dims` zero features.
     new(dims) = new ZeroAugmentation(dims, false)

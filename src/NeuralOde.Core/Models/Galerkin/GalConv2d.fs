@@ -10,6 +10,13 @@ open type TorchSharp.torch.nn
 type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: Basis, stride: int64, padding: int64,
                dtype: torch.ScalarType) as this =
     inherit Module<torch.Tensor, torch.Tensor>("gal_conv2d")
+    do
+        Internal.Guard.layerSize "inChannels" inChannels
+        Internal.Guard.layerSize "outChannels" outChannels
+        Internal.Guard.layerSize "kernelSize" kernelSize
+        Internal.Guard.layerSize "stride" stride
+        if padding < 0L then raise (System.ArgumentOutOfRangeException("padding", padding, $"padding must be ≥ 0; got {padding}."))
+        if obj.ReferenceEquals(basis, null) then raise (System.ArgumentNullException("basis"))
     let kernelCount = outChannels * inChannels * kernelSize * kernelSize
     let coefficients =
         new Modules.Parameter(torch.zeros([| kernelCount + outChannels; int64 basis.Terms |], dtype = dtype))
@@ -44,6 +51,7 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
 
     /// conv2d(x, K(s), b(s)).
     member m.forward(x: torch.Tensor, s: float) =
+        Internal.TensorOps.checkLayerInput "GalConv2d" x 4 1 inChannels coefficients.dtype
         let w = m.WeightsAt s
         lastWeights <- w
         use flatKernel = w.narrow(0L, 0L, kernelCount)

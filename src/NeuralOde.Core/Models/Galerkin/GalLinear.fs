@@ -11,6 +11,10 @@ open type TorchSharp.torch.nn
 /// layers inside a `Sequential` that a NeuralOdeModel evaluates.
 type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch.ScalarType) as this =
     inherit Module<torch.Tensor, torch.Tensor>("gal_linear")
+    do
+        Internal.Guard.layerSize "inFeatures" inFeatures
+        Internal.Guard.layerSize "outFeatures" outFeatures
+        if obj.ReferenceEquals(basis, null) then raise (System.ArgumentNullException("basis"))
     let coefficients =
         new Modules.Parameter(torch.zeros([| (inFeatures + 1L) * outFeatures; int64 basis.Terms |], dtype = dtype))
     let mutable lastWeights: torch.Tensor = null
@@ -49,6 +53,7 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
 
     /// y = x W(s)ᵀ + b(s).
     member m.forward(x: torch.Tensor, s: float) =
+        Internal.TensorOps.checkLayerInput "GalLinear" x 1 -1 inFeatures coefficients.dtype
         let w = m.WeightsAt s
         lastWeights <- w
         use flatWeight = w.narrow(0L, 0L, inFeatures * outFeatures)

@@ -12,6 +12,9 @@ open type TorchSharp.torch.nn
 /// of θ, which Stacked.solve avoids.
 type StackedLinear(inFeatures: int64, outFeatures: int64, partition: float[], dtype: torch.ScalarType) as this =
     inherit Module<torch.Tensor, torch.Tensor>("stacked_linear")
+    do
+        Internal.Guard.layerSize "inFeatures" inFeatures
+        Internal.Guard.layerSize "outFeatures" outFeatures
     let direction = Internal.Guard.timeGrid "partition" partition
     let partition = Array.copy partition
     let pieces = partition.Length - 1
@@ -44,6 +47,7 @@ type StackedLinear(inFeatures: int64, outFeatures: int64, partition: float[], dt
 
     /// The layer with the weights of interval `interval`.
     member _.forward(x: torch.Tensor, interval: int) =
+        Internal.TensorOps.checkLayerInput "StackedLinear" x 1 -1 inFeatures weights.dtype
         if interval < 0 || interval >= pieces then
             raise (System.ArgumentOutOfRangeException("interval", interval, $"interval must be in 0..{pieces - 1}; got {interval}."))
         let w = weights[int64 interval]
