@@ -40,6 +40,9 @@ public sealed class AdaptiveDepthBlock : Module<torch.Tensor, torch.Tensor>
     /// <summary>Statistics of the most recent forward solve.</summary>
     public SolveStatistics LastStatistics => SolveStatistics.From(_model.LastStatistics);
 
+    /// <summary>Statistics of the backward solve of the most recent forward solve (adjoint sensitivities).</summary>
+    public BackwardStatistics LastBackwardStatistics => BackwardStatistics.From(_model.LastBackwardStatistics);
+
     /// <summary>z(S(x)) for every sample.</summary>
     public override torch.Tensor forward(torch.Tensor x) => _model.forward(x);
 

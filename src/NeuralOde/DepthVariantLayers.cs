@@ -129,3 +129,35 @@ public abstract class DepthAwareModule : Module<torch.Tensor, torch.Tensor>, Cor
 
     void Core.IDepthAware.SetDepth(double depth) => Depth = depth;
 }
+
+/// <summary>
+/// The base of a C# layer that takes one depth per sample, so that it also works inside an
+/// <see cref="AdaptiveDepthBlock"/> (where each sample is at its own depth): <see cref="SampleDepths"/> is a tensor [N]
+/// during such an evaluation and null otherwise, when <see cref="DepthAwareModule.Depth"/> holds the depth of the
+/// whole batch.
+/// </summary>
+public abstract class SampleDepthAwareModule : DepthAwareModule, Core.ISampleDepthAware
+{
+    /// <summary>Creates the module.</summary>
+    protected SampleDepthAwareModule(string name) : base(name) { }
+
+    /// <summary>The depth of each sample [N] during an adaptive-depth evaluation; null otherwise.</summary>
+    protected torch.Tensor? SampleDepths { get; private set; }
+
+    void Core.ISampleDepthAware.SetSampleDepth(torch.Tensor depths) => SampleDepths = depths;
+}
+
+/// <summary>
+/// The base of a C# layer that reads the block's input x at every depth (data control, Dissecting Neural ODEs §4.1):
+/// <see cref="Data"/> is x during each evaluation of the block's field, and null outside one.
+/// </summary>
+public abstract class DataControlledModule : Module<torch.Tensor, torch.Tensor>, Core.IDataControlled
+{
+    /// <summary>Creates the module.</summary>
+    protected DataControlledModule(string name) : base(name) { }
+
+    /// <summary>The block's input x during an evaluation of its field; null outside one.</summary>
+    protected torch.Tensor? Data { get; private set; }
+
+    void Core.IDataControlled.SetData(torch.Tensor data) => Data = data;
+}

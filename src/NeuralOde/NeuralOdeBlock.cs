@@ -24,11 +24,16 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <param name="stepSize">Step control; adaptive with rtol = atol = 1e-4 by default, torchdyn's default.</param>
     /// <param name="sensitivity">How gradients are computed; autograd through the solver by default.</param>
     /// <param name="integralLoss">A running loss l(s, z) (a 0-dim tensor) integrated over the depth; its value comes
-    /// with <see cref="ForwardWithIntegral"/> and <see cref="Trajectory(torch.Tensor, double[])"/>.</param>
+    /// with <see cref="ForwardWithIntegral"/> and <see cref="Trajectory"/>.</param>
+    /// <param name="kineticEnergy">Weight of the kinetic-energy regulariser ∫ Σ‖f‖² ds (Finlay et al. 2020), added to
+    /// the integral; 0 for none. It sees the depth and data as the field does.</param>
+    /// <param name="jacobianFrobenius">Weight of the Jacobian regulariser ∫ Σ‖εᵀ∂f/∂z‖² ds (Hutchinson, Rademacher
+    /// probes drawn anew for each solve); 0 for none.</param>
     /// <param name="name">Module name.</param>
     public NeuralOdeBlock(Module<torch.Tensor, torch.Tensor> vectorField, double[]? times = null, Solver? solver = null,
                           StepSize? stepSize = null, Sensitivity? sensitivity = null,
-                          Func<double, torch.Tensor, torch.Tensor>? integralLoss = null, string name = "neural_ode") : base(name)
+                          Func<double, torch.Tensor, torch.Tensor>? integralLoss = null, double kineticEnergy = 0.0,
+                          double jacobianFrobenius = 0.0, string name = "neural_ode") : base(name)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
         var loss = integralLoss is null
@@ -37,6 +42,9 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
         _block = new Core.NeuralOdeModel(name + "_core", vectorField, (solver ?? Solvers.Dopri5()).Tableau,
             (stepSize ?? StepSize.Adaptive(1e-4, 1e-4)).Control, (sensitivity ?? Sensitivities.Autograd()).Value,
             times ?? new[] { 0.0, 1.0 }, loss);
+        if (kineticEnergy != 0.0 || jacobianFrobenius != 0.0)
+            _block.Regulariser = FSharpOption<FSharpFunc<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>, FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>>.Some(
+                Core.Regularisers.weighted(kineticEnergy, jacobianFrobenius));
         register_module("block", _block);
     }
 
@@ -55,7 +63,8 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <summary>z(S), the state at the last time of the grid.</summary>
     public override torch.Tensor forward(torch.Tensor x) => _block.forward(x);
 
-    /// <summary>z(S) and ∫ l(s, z(s)) ds; needs a block made with an <c>integralLoss</c>.</summary>
+    /// <summary>z(S) and ∫ l(s, z(s)) ds (the running loss plus the weighted regularisers); needs a block made with an
+    /// <c>integralLoss</c> or a regulariser weight.</summary>
     public (torch.Tensor Output, torch.Tensor Integral) ForwardWithIntegral(torch.Tensor x)
     {
         var result = _block.ForwardWithIntegral(x);
@@ -69,5 +78,5 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
 
     /// <summary>The states at the times of the 1-D tensor <paramref name="timeTensor"/>; with an adjoint sensitivity,
     /// backward() fills its gradient dL/dtimes.</summary>
-    public OdeSolution Trajectory(torch.Tensor x, torch.Tensor timeTensor) => new(_block.Trajectory(x, timeTensor));
+    public OdeSolution TrajectoryAt(torch.Tensor x, torch.Tensor timeTensor) => new(_block.Trajectory(x, timeTensor));
 }

@@ -111,7 +111,7 @@ public class ModelTests
 
     [Fact]
     public void RegularisersExampleSavesFunctionEvaluations() =>
-        Assert.True(ModelZoo.RegularisersExample.Run(quick: true, TextWriter.Null) > 0);
+        Assert.True(ModelZoo.RegularisersExample.Run(quick: true, TextWriter.Null) < 0.75);
 
     [Fact]
     public void DepthVariantExampleFits() =>

@@ -51,6 +51,9 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     member _.IntegralLoss = integralLoss
     /// Whether the field reads the block's input (it holds a data-controlled module).
     member _.IsDataControlled = dataControlled
+    /// A regulariser built from the block's own field for each solve (e.g. Regularisers.weighted): its running loss is
+    /// added to the integral (ForwardWithIntegral), and it sees the depth and data as the field does.
+    member val Regulariser: (VectorField -> IntegralLoss) option = None with get, set
     /// Statistics of the most recent forward solve.
     member _.LastStatistics = last
     /// Statistics of the backward solve of the most recent forward solve, once backward() has run through it
@@ -59,14 +62,19 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
 
     /// The problem the block solves from x: the field told the depth and x, the module's parameters (and x when the
     /// field reads it and it requires grad) declared for adjoints, the running loss attached.
-    member _.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
+    member m.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
         if isNull x then raise (System.ArgumentNullException("x"))
         let field = ModuleField.create vectorField (if dataControlled then x else null)
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
                if dataControlled && x.requires_grad then yield x |]
         let problem = OdeProblem.create field x outputTimes |> OdeProblem.withParameters parameters
-        match integralLoss with
+        let loss =
+            match integralLoss, m.Regulariser |> Option.map (fun r -> r field) with
+            | Some l, Some r -> Some(fun t z -> Internal.TensorOps.plus (l t z) (r t z))
+            | Some l, None | None, Some l -> Some l
+            | None, None -> None
+        match loss with
         | Some l -> OdeProblem.withIntegralLoss l problem
         | None -> problem
 
@@ -90,8 +98,8 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
 
     /// z(S) and ∫ l(s, z(s)) ds (a 0-dim tensor). Fails when the block was made without a running loss.
     member m.ForwardWithIntegral(x: torch.Tensor) : torch.Tensor * torch.Tensor =
-        if integralLoss.IsNone then
-            raise (System.InvalidOperationException("ForwardWithIntegral needs a block made with a running loss (integralLoss)."))
+        if integralLoss.IsNone && m.Regulariser.IsNone then
+            raise (System.InvalidOperationException("ForwardWithIntegral needs a block with a running loss (integralLoss) or a regulariser."))
         let solution = m.Trajectory(x)
         let final = solution.Final
         solution.States.Dispose()

@@ -19,8 +19,12 @@ let private hostValues (t: torch.Tensor) =
     use f = c.to_type(torch.float64)
     f.data<float>().ToArray()
 
-let private checkSpanTensor (argument: string) (t: torch.Tensor) (batch: int64) =
+let private checkSpanTensor (argument: string) (t: torch.Tensor) (x0: torch.Tensor) =
+    let batch = x0.shape[0]
     if isNull t then raise (ArgumentNullException(argument))
+    if t.IsInvalid then raise (ObjectDisposedException(argument, $"{argument} has been disposed."))
+    if t.device_type <> x0.device_type || t.device_index <> x0.device_index then
+        raise (ArgumentException($"{argument} must be on x0's device {x0.device}; got {t.device}.", argument))
     if t.dim() <> 1L || t.shape[0] <> batch then
         raise (ArgumentException($"{argument} must hold one time per sample, shape [{batch}]; got shape {TensorOps.shapeText t}.", argument))
     if not (torch.is_floating_point t) then
@@ -37,10 +41,11 @@ let problem (f: SampleVectorField) (x0: torch.Tensor) (t0: torch.Tensor) (t1: to
             (parameters: seq<torch.Tensor>) : OdeProblem =
     if isNull (box f) then raise (ArgumentNullException("f"))
     if isNull x0 then raise (ArgumentNullException("x0"))
+    if x0.IsInvalid then raise (ObjectDisposedException("x0", "x0 has been disposed."))
     if x0.dim() < 1L then raise (ArgumentException($"x0 must be batched, shape [N, ...]; got shape {TensorOps.shapeText x0}.", "x0"))
     let batch = x0.shape[0]
-    checkSpanTensor "t0" t0 batch
-    checkSpanTensor "t1" t1 batch
+    checkSpanTensor "t0" t0 x0
+    checkSpanTensor "t1" t1 x0
     Guard.timeGrid "fractions" fractions |> ignore
     if fractions[0] <> 0.0 || fractions[fractions.Length - 1] <> 1.0 then
         raise (ArgumentException($"fractions must run from 0 to 1 (the start and end of every sample's span); got {fractions[0]} to {fractions[fractions.Length - 1]}.", "fractions"))

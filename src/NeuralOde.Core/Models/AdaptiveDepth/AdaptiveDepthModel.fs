@@ -74,7 +74,9 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
                 for d in sampleAware do d.SetSampleDepth depths
                 for c in controlled do c.SetData x
                 try vectorField.forward z
-                finally for d in sampleAware do d.SetSampleDepth null
+                finally
+                    for d in sampleAware do d.SetSampleDepth null
+                    for c in controlled do c.SetData null
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
                if not controlled.IsEmpty && x.requires_grad then yield x |]

@@ -27,7 +27,11 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     let d = int64 dimension
     let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
     let mutable lastBackward = BackwardStatistics()
-    let fieldParameters () = field.parameters() |> Seq.map (fun p -> p :> torch.Tensor) |> Array.ofSeq
+    /// The tensors the solve's field depends on, for adjoints: the field's parameters and, when it requires grad,
+    /// the condition (an embedding before the flow is trained through it, as by autograd).
+    let solveParameters (condition: torch.Tensor) =
+        [| yield! field.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
+           if not (isNull condition) && condition.requires_grad then yield condition |]
     let halfLog2Pi = 0.5 * log (2.0 * Math.PI)
 
     let checkBatch (argument: string) (x: torch.Tensor) =
@@ -99,7 +103,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         // which runs after this call returns. The states are freed here; z and Δ are views that keep what they need.
         let y0 = (use zero = torch.zeros([| x.shape[0]; 1L |], dtype = x.dtype, device = x.device)
                   torch.cat([| x; zero |], 1L))
-        let problem = OdeProblem.create augmented y0 [| t0; t1 |] |> OdeProblem.withParameters (fieldParameters ())
+        let problem = OdeProblem.create augmented y0 [| t0; t1 |] |> OdeProblem.withParameters (solveParameters condition)
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
@@ -131,7 +135,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         checkBatch "z" z
         let f = vectorField z.shape[0] condition
         // In the caller's scope, like Encode's solve (an adjoint keeps tensors made here for the backward pass).
-        let problem = OdeProblem.create f z [| t1; t0 |] |> OdeProblem.withParameters (fieldParameters ())
+        let problem = OdeProblem.create f z [| t1; t0 |] |> OdeProblem.withParameters (solveParameters condition)
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward

@@ -18,6 +18,9 @@ type DataControl() =
     override _.forward(z: torch.Tensor) =
         if isNull data then
             raise (System.InvalidOperationException("DataControl was evaluated with no data: it reads the input of the block (NeuralOdeModel, AdaptiveDepthModel) that evaluates it."))
+        if isNull z then raise (System.ArgumentNullException("z"))
+        if data.dim() <> z.dim() || data.dtype <> z.dtype then
+            raise (System.ArgumentException($"DataControl concatenates x to the state along dimension 1, so they need the same rank and dtype; x is {Internal.TensorOps.shapeText data} {data.dtype}, the state {Internal.TensorOps.shapeText z} {z.dtype} (flatten or convert x before the block).", "z"))
         if data.shape[0] <> z.shape[0] then
             raise (System.ArgumentException($"DataControl holds data for a batch of {data.shape[0]} but the state has {z.shape[0]}; the block's input and state must share the batch dimension.", "z"))
         torch.cat([| z; data |], 1L)

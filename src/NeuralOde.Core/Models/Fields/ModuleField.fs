@@ -22,7 +22,8 @@ let dataControlled (m: Module) : IDataControlled list =
 
 /// f(s, z) = m(z) with every depth-aware module inside m told s and, when `data` is not null, every data-controlled
 /// one told `data`, before each evaluation (so an adjoint's backward solve, which evaluates f at other depths after
-/// other forwards may have run, still sees this solve's depth and data).
+/// other forwards may have run, still sees this solve's depth and data). The modules hold the depth and data while
+/// an evaluation runs, so one module must not be evaluated by two threads at once (as in torchdyn).
 let create (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : VectorField =
     if isNull m then raise (System.ArgumentNullException("vectorField"))
     let depth = depthAware m |> Array.ofList
@@ -32,4 +33,7 @@ let create (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : Vector
     fun s z ->
         for d in depth do d.SetDepth s
         for c in controlled do c.SetData data
-        m.forward z
+        // The data is handed for this evaluation only: a module keeps no reference to it afterwards (a stale x,
+        // disposed later or from another batch, could otherwise be read by a direct forward).
+        try m.forward z
+        finally for c in controlled do c.SetData null

@@ -54,3 +54,25 @@ let jacobianFrobenius (f: VectorField) (noise: Noise) (generator: torch.Generato
     fun t z ->
         use epsilon = Trace.noise noise seed z.shape z.dtype z.device
         jacobianFrobeniusWith f epsilon t z
+
+/// The regulariser of a block (NeuralOdeModel.Regulariser): given the block's own field f — told the depth and the
+/// data like every evaluation of the solve — the running loss kineticWeight·Σ‖f‖² + jacobianWeight·Σ‖εᵀ∂f/∂z‖².
+/// The block builds it anew for each solve, so the Jacobian probes are fresh for every training iteration and fixed
+/// within one solve (its adjoint's backward included).
+let weighted (kineticWeight: float) (jacobianWeight: float) : VectorField -> IntegralLoss =
+    for name, w in [ "kineticEnergy", kineticWeight; "jacobianFrobenius", jacobianWeight ] do
+        if System.Double.IsNaN w || System.Double.IsInfinity w || w < 0.0 then
+            raise (System.ArgumentOutOfRangeException(name, w, $"The weight {name} must be a finite number ≥ 0; got {w}."))
+    fun f ->
+        let kinetic = if kineticWeight > 0.0 then Some(kineticEnergy f) else None
+        let jacobian = if jacobianWeight > 0.0 then Some(jacobianFrobenius f Rademacher null) else None
+        fun t z ->
+            use scope = torch.NewDisposeScope()
+            let terms =
+                [ match kinetic with Some k -> yield Internal.TensorOps.scale (k t z) kineticWeight | None -> ()
+                  match jacobian with Some j -> yield Internal.TensorOps.scale (j t z) jacobianWeight | None -> () ]
+            let total =
+                match terms with
+                | [] -> torch.zeros([||], dtype = z.dtype, device = z.device)
+                | first :: rest -> rest |> List.fold Internal.TensorOps.plus first
+            total.MoveToOuterDisposeScope()
