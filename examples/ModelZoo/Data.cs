@@ -19,7 +19,15 @@ static class Data
         var (x, y) = Reflection();
         using var _x = x;
         using var _y = y;
-        using var optimizer = torch.optim.Adam(model.parameters(), 0.02);
+        return Fit(model, x, y, iterations, 0.02, name, log);
+    }
+
+    /// <summary>Fits <paramref name="model"/> to map x to y by Adam on the mean squared error (full batch), logging
+    /// four times; returns the final loss.</summary>
+    public static double Fit(Module<torch.Tensor, torch.Tensor> model, torch.Tensor x, torch.Tensor y, int iterations,
+                             double learningRate, string name, TextWriter log)
+    {
+        using var optimizer = torch.optim.Adam(model.parameters(), learningRate);
         var last = double.NaN;
         for (var i = 1; i <= iterations; i++)
         {
@@ -29,7 +37,7 @@ static class Data
             loss.backward();
             optimizer.step();
             last = loss.ToDouble();
-            if (i % (iterations / 4) == 0) log.WriteLine($"{name}: iteration {i}, loss {last:F5}");
+            if (i % Math.Max(1, iterations / 4) == 0) log.WriteLine($"{name}: iteration {i}, loss {last:F5}");
         }
         return last;
     }

@@ -36,17 +36,7 @@ public static class DepthVariantExample
     {
         using var x = torch.linspace(-1, 1, 64).reshape(64, 1);
         using var y = (2 * x).sin() + x;
-        using var optimizer = torch.optim.Adam(block.parameters(), 0.01);
-        var last = double.NaN;
-        for (var i = 1; i <= iterations; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            optimizer.zero_grad();
-            var loss = (block.forward(x) - y).square().mean();
-            loss.backward();
-            optimizer.step();
-            last = loss.ToDouble();
-        }
+        var last = Data.Fit(block, x, y, iterations, 0.01, name, log);
         log.WriteLine($"{name}: final loss {last:F5}, {block.LastStatistics}");
         return last;
     }

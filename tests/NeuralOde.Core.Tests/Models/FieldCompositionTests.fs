@@ -7,12 +7,10 @@ open TorchSharp
 open type TorchSharp.torch.nn
 open NeuralOde.Core
 open NeuralOde.Tests.Support
+open NeuralOde.Tests.Support.Modules
 
 let private f64 = torch.float64
 
-/// A Sequential of the given layers.
-let private chain (layers: Module<torch.Tensor, torch.Tensor> list) = Sequential(Array.ofList layers)
-let private m (layer: #Module<torch.Tensor, torch.Tensor>) = layer :> Module<torch.Tensor, torch.Tensor>
 let private rk4 = StepControl.steps 16
 
 /// Solution of the block and of the hand-written field f(s, x), and their largest difference.

@@ -10,9 +10,8 @@ open type TorchSharp.torch.nn
 open NeuralOde.Core
 open NeuralOde.Core.Datasets
 open NeuralOde.Tests.Support
+open NeuralOde.Tests.Support.Modules
 
-let private chain (layers: Module<torch.Tensor, torch.Tensor> list) = Sequential(Array.ofList layers)
-let private m (layer: #Module<torch.Tensor, torch.Tensor>) = layer :> Module<torch.Tensor, torch.Tensor>
 
 /// The first `n` columns (a fixed readout that learns nothing, so no model can cheat by a learned sign flip).
 type private FirstColumns(n: int64) =

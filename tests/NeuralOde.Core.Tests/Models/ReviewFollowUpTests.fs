@@ -8,10 +8,9 @@ open TorchSharp
 open type TorchSharp.torch.nn
 open NeuralOde.Core
 open NeuralOde.Tests.Support
+open NeuralOde.Tests.Support.Modules
 
 let private f64 = torch.float64
-let private chain (layers: Module<torch.Tensor, torch.Tensor> list) = Sequential(Array.ofList layers)
-let private m (layer: #Module<torch.Tensor, torch.Tensor>) = layer :> Module<torch.Tensor, torch.Tensor>
 
 [<Tests>]
 let tests =
