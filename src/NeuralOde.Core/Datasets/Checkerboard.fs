@@ -9,7 +9,7 @@ open NeuralOde.Core.Internal
 
 /// `n` samples [n; 2] drawn with `generator`.
 let sample (n: int) (dtype: torch.ScalarType) (generator: torch.Generator) =
-    Guard.positiveCount "n" n
+    DatasetChecks.countAtLeast 1 "n" n
     DatasetChecks.floating "dtype" dtype
     DatasetChecks.generator "generator" generator
     use _ = torch.NewDisposeScope()

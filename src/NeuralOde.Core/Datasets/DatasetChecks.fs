@@ -24,6 +24,12 @@ let countAtLeast (least: int) (argument: string) (value: int) =
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be at least {least}; got {value}."))
     bounded argument value
 
+/// Fails when a draw would hold more than 100 million numbers (points × dimension).
+let elements (argument: string) (points: int64) (dim: int) =
+    let total = points * int64 dim
+    if total > 100_000_000L then
+        raise (ArgumentOutOfRangeException(argument, total, $"{argument} = {points} × {dim} = {total} numbers in one call, more than 100 million; draw in batches or use fewer dimensions."))
+
 /// Fails unless `value` is finite and non-negative (a noise level; 0 means none).
 let noise (argument: string) (value: float) =
     if Double.IsNaN value || Double.IsInfinity value || value < 0.0 then

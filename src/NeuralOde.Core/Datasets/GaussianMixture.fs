@@ -39,6 +39,8 @@ let withMeans (means: float[,]) (sigma: float) =
 /// `components` Gaussians in 2-D with means r·(cos 2πj/k, sin 2πj/k), j = 0..k−1, and standard deviation `sigma`.
 let onCircle (components: int) (radius: float) (sigma: float) =
     Guard.positiveCount "components" components
+    if components > 100_000 then
+        raise (ArgumentOutOfRangeException("components", components, $"components must be at most 100000; got {components}."))
     Guard.positiveFinite "radius" radius
     Guard.positiveFinite "sigma" sigma
     let means = Array2D.init components 2 (fun j c ->
@@ -50,7 +52,7 @@ let onCircle (components: int) (radius: float) (sigma: float) =
 /// `generator`.
 let sample (mixture: Mixture) (n: int) (dtype: torch.ScalarType) (generator: torch.Generator) =
     if isNull (box mixture) then raise (ArgumentNullException("mixture"))
-    Guard.positiveCount "n" n
+    DatasetChecks.countAtLeast 1 "n" n
     DatasetChecks.floating "dtype" dtype
     DatasetChecks.generator "generator" generator
     use _ = torch.NewDisposeScope()

@@ -9,7 +9,8 @@ open NeuralOde.Core.Internal
 /// drawn with `generator`.
 let sample (dim: int) (n: int) (dtype: torch.ScalarType) (generator: torch.Generator) =
     DatasetChecks.countAtLeast 1 "dim" dim
-    Guard.positiveCount "n" n
+    DatasetChecks.elements "n × dim" (int64 n) dim
+    DatasetChecks.countAtLeast 1 "n" n
     DatasetChecks.floating "dtype" dtype
     DatasetChecks.generator "generator" generator
     use _ = torch.NewDisposeScope()
@@ -21,7 +22,7 @@ let sample (dim: int) (n: int) (dtype: torch.ScalarType) (generator: torch.Gener
 /// (inputs [n; 1], targets [n; 1]). With noise > 0, N(0, noise²) is added to the inputs only (as ANODE's
 /// noise_scale): the targets stay exactly ∓1. Drawn with `generator`.
 let g1d (n: int) (noise: float) (dtype: torch.ScalarType) (generator: torch.Generator) =
-    Guard.positiveCount "n" n
+    DatasetChecks.countAtLeast 1 "n" n
     DatasetChecks.noise "noise" noise
     DatasetChecks.floating "dtype" dtype
     DatasetChecks.generator "generator" generator

@@ -37,6 +37,7 @@ let sampleWithRadii (r1: float) (r2: float) (r3: float) (dim: int) (inner: int) 
     DatasetChecks.countAtLeast 1 "dim" dim
     DatasetChecks.countAtLeast 1 "inner" inner
     DatasetChecks.countAtLeast 1 "outer" outer
+    DatasetChecks.elements "(inner + outer) × dim" (int64 inner + int64 outer) dim
     Guard.positiveFinite "r1" r1
     Guard.positiveFinite "r2" r2
     Guard.positiveFinite "r3" r3

@@ -24,6 +24,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     let dataControlled = not (ModuleField.dataControlled vectorField).IsEmpty
     let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
     let mutable lastBackward = BackwardStatistics()
+    let mutable disposed = false
 
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
     new(vectorField, solver, control, times) =
@@ -64,6 +65,8 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// field reads it and it requires grad) declared for adjoints, the running loss attached.
     member m.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
         if isNull x then raise (System.ArgumentNullException("x"))
+        if disposed || vectorField.parameters() |> Seq.exists (fun p -> p.IsInvalid) then
+            raise (System.ObjectDisposedException(name, "The block (or its field module) has been disposed: its parameters' native memory is gone."))
         let field = ModuleField.create vectorField (if dataControlled then x else null)
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
@@ -104,6 +107,11 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let final = solution.Final
         solution.States.Dispose()
         final, solution.Integral.Value
+
+    /// Frees the field's native memory; the block refuses to run afterwards.
+    override _.Dispose(disposing: bool) =
+        disposed <- true
+        base.Dispose(disposing)
 
     /// z(S): the state at the last time of the grid.
     override m.forward(x: torch.Tensor) =

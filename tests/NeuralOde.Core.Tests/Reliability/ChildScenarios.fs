@@ -75,4 +75,4 @@ let all : Map<string, unit -> int> =
           "inplace-saved-adjoint", inPlaceSavedTensor Sensitivity.adjoint
           "inplace-saved-interpolated", inPlaceSavedTensor Sensitivity.interpolatedAdjoint
           "theorem1-terminal-shape", theorem1WrongTerminalShape
-          "malformed-inputs", MalformedInputs.run 600 ]
+          "malformed-inputs", MalformedInputs.run 800 ]

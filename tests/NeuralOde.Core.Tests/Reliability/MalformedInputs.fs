@@ -1,4 +1,5 @@
-/// A property-based malformed-input suite: FsCheck draws calls of the core's public entry points with bad (and some
+/// A property-based malformed-input suite: FsCheck draws calls of the public entry points of both assemblies (the
+/// F# core and the C# facade) with bad (and some
 /// good) arguments — NaN/Inf/zero/negative/huge numbers, null/empty/unordered time grids, null/disposed/integer/0-dim/
 /// empty/NaN tensors, vector fields that return null, the wrong shape or dtype, throw, modify their input, return a
 /// disposed tensor or NaN — and classifies each outcome. Returning, or raising a typed exception (ArgumentException
@@ -175,6 +176,54 @@ let private modelCase =
         return { Name = name; Run = fun () -> (use _ = torch.NewDisposeScope() in run ()) }
     }
 
+/// Calls of the C# facade (namespace NeuralOde), as a C# user makes them: its factories validate, and its entry points
+/// delegate to the core.
+let private facadeCase =
+    gen {
+        let! fName, f = pick fields
+        let! xName, x = pick tensors
+        let! tName, times = pick grids
+        let! n = Gen.elements counts
+        let! k = Gen.elements counts
+        let! v = Gen.elements numbers
+        let! which = Gen.choose (0, 12)
+        let field = Func<float, Tensor, Tensor>(fun t z -> f t z)
+        let name, run =
+            match which with
+            | 0 -> $"C# Ode.Solve f={fName} x0={xName} times={tName} Adaptive(rtol {v})",
+                   (fun () -> use s = global.NeuralOde.Ode.Solve(field, x (), times, global.NeuralOde.Solvers.Dopri5(), global.NeuralOde.StepSize.Adaptive(rtol = v)) in ())
+            | 1 -> $"C# Ode.Solve f={fName} x0={xName} times={tName} Fixed({v}, {n})",
+                   (fun () -> use s = global.NeuralOde.Ode.Solve(field, x (), times, global.NeuralOde.Solvers.Rk4(), global.NeuralOde.StepSize.Fixed(v, n)) in ())
+            | 2 -> $"C# Ode.Solve f={fName} x0={xName} adjoint(checkpoints {n}) + Backward",
+                   (fun () ->
+                       let x0 = x ()
+                       use s = global.NeuralOde.Ode.Solve(field, x0, [| 0.0; 1.0 |], global.NeuralOde.Solvers.Dopri5(), null, global.NeuralOde.Sensitivities.Adjoint(checkpoints = n))
+                       if s.Final.requires_grad then global.NeuralOde.Ode.Backward(s.Final.sum()))
+            | 3 -> $"C# Ode.TrySolve f={fName} x0={xName} times={tName} Steps({n})",
+                   (fun () -> use s = global.NeuralOde.Ode.TrySolve(field, x (), times, global.NeuralOde.Solvers.Rk4(), global.NeuralOde.StepSize.Steps(n)) in ())
+            | 4 -> $"C# NeuralOdeBlock(times {tName}).forward({xName})",
+                   (fun () -> use b = new global.NeuralOde.NeuralOdeBlock(Linear(2L, 2L, dtype = torch.float64), times) in b.forward(x ()) |> ignore)
+            | 5 -> $"C# GalerkinLinear({n}, {k}, Fourier({k})).forward({xName}, {v})",
+                   (fun () -> use l = new global.NeuralOde.GalerkinLinear(int64 n, int64 k, global.NeuralOde.Bases.Fourier(k), torch.ScalarType.Float64) in l.forward(x (), v) |> ignore)
+            | 6 -> $"C# Datasets.Annuli({n}, {v}) / Moons / Spirals",
+                   (fun () -> global.NeuralOde.Datasets.Annuli(n, v) |> ignore; global.NeuralOde.Datasets.Moons(n, v) |> ignore; global.NeuralOde.Datasets.Spirals(n, v) |> ignore)
+            | 7 -> $"C# Datasets.GaussianMixture({n}, {k}, {v}, {v}) / Checkerboard({n}) / Reflection({k}, {n})",
+                   (fun () -> global.NeuralOde.Datasets.GaussianMixture(n, k, v, v) |> ignore; global.NeuralOde.Datasets.Checkerboard(n) |> ignore; global.NeuralOde.Datasets.Reflection(k, n) |> ignore)
+            | 8 -> $"C# Datasets.Spheres(dim {k}, {n}, {n}, {v})",
+                   (fun () -> global.NeuralOde.Datasets.Spheres(k, n, n, v) |> ignore)
+            | 9 -> $"C# ContinuousNormalizingFlow(dim {n}).LogProbability({xName})",
+                   (fun () -> use c = new global.NeuralOde.ContinuousNormalizingFlow(Linear(2L, 2L, dtype = torch.float64), n, solver = global.NeuralOde.Solvers.Rk4(), stepSize = global.NeuralOde.StepSize.Steps(2)) in c.LogProbability(x ()) |> ignore)
+            | 10 -> $"C# Bases.Legendre({n}, {v}).Values({v})",
+                    (fun () -> global.NeuralOde.Bases.Legendre(n, v).Values(v) |> ignore)
+            | 11 -> $"C# Ode.SolveSpans x0={xName} t0={tName}",
+                    (fun () ->
+                        use t0 = (if isNull times then null else torch.tensor(times, dtype = torch.float64))
+                        use s = global.NeuralOde.Ode.SolveSpans(Func<Tensor, Tensor, Tensor>(fun _ z -> z.neg()), x (), t0, t0) in ())
+            | _ -> $"C# AdaptiveDepthBlock(minDepth {v}).forward({xName})",
+                   (fun () -> use b = new global.NeuralOde.AdaptiveDepthBlock(Linear(2L, 2L, dtype = torch.float64), Linear(2L, 1L, dtype = torch.float64), minDepth = v) in b.forward(x ()) |> ignore)
+        return { Name = name; Run = fun () -> (use _ = torch.NewDisposeScope() in run ()) }
+    }
+
 /// Typed exceptions: the library said what was wrong.
 let private typed (e: exn) =
     match e with
@@ -196,7 +245,7 @@ let private verdict (limit: TimeSpan) (case: Case) : string option =
 
 /// The child scenario: `cases` random calls; exit code 0 when every one behaved.
 let run (cases: int) () : int =
-    let all = Gen.frequency [ 5, solveCase; 1, spansCase; 1, theoremCase; 2, modelCase ]
+    let all = Gen.frequency [ 5, solveCase; 1, spansCase; 1, theoremCase; 2, modelCase; 3, facadeCase ]
     let failures = ResizeArray<string>()
     let counts = Collections.Generic.Dictionary<string, int>()
     let sample = Gen.sample cases all

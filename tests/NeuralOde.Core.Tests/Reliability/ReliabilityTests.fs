@@ -36,7 +36,7 @@ let tests =
             childTest "inplace-saved-adjoint" "a field that modifies a saved tensor in place makes the adjoint raise"
             childTest "inplace-saved-interpolated" "a field that modifies a saved tensor in place makes the interpolated adjoint raise"
             childTest "theorem1-terminal-shape" "Theorem 1 with a terminal gradient of the wrong shape raises"
-            childTest "malformed-inputs" "600 random malformed calls of the public entry points: none aborts, hangs or raises an untyped exception"
+            childTest "malformed-inputs" "800 random malformed calls of the public entry points of both assemblies: none aborts, hangs or raises an untyped exception"
         ]
         testList "unbounded runs" [
             test "fixed steps of 1e-9 over [0, 10] are refused before the solve, naming dt and the count" {
@@ -162,6 +162,10 @@ let tests =
                 use y = Tensors.f64 [| 1.0 |]
                 let e2 = raises<OdeSolveException> (fun () -> Ode.odeint (fun _ v -> (let d = v.neg() in d.Dispose(); d)) y [| 0.0; 1.0 |] Solvers.rk4 (StepControl.steps 2) |> ignore)
                 Expect.stringContains e2.Message "disposed tensor at t = 0" "says what and when"
+                let block = new NeuralOdeModel(TorchSharp.torch.nn.Linear(1L, 1L, dtype = f64), Solvers.rk4, StepControl.steps 2, [| 0.0; 1.0 |])
+                block.Dispose()
+                let e4 = raises<ObjectDisposedException> (fun () -> block.forward y |> ignore)
+                Expect.stringContains e4.Message "block" "says the block was disposed"
                 let e3 = raises<ArgumentNullException> (fun () -> OdeProblem.create decay y [| 0.0; 1.0 |] |> OdeProblem.withIntegralLoss (Unchecked.defaultof<IntegralLoss>) |> ignore)
                 Expect.equal e3.ParamName "integralLoss" "names integralLoss"
             }
