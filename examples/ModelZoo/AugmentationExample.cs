@@ -5,10 +5,15 @@ using static TorchSharp.torch.nn;
 namespace ModelZoo;
 
 /// <summary>Augmentation (§4.4): concentric annuli, which no 2-D flow can separate, classified after zero augmentation
-/// (z(0) = [x; 0]) and after input-layer augmentation (z(0) = Linear(x)).</summary>
+/// (z(0) = [x; 0]), input-layer augmentation (z(0) = Linear(x)) and second-order augmentation (only the acceleration
+/// learned).</summary>
 public static class AugmentationExample
 {
-    /// <summary>Trains both models; returns the lower of their test accuracies.</summary>
+    /// <summary>The second-order model's test accuracy in the last run. It learns far more slowly on annuli than the
+    /// other two (measured 79% after 120 and after 400 iterations, against 100%).</summary>
+    public static double SecondOrderAccuracy { get; private set; }
+
+    /// <summary>Trains the three models; returns the lower of the zero- and input-layer-augmented test accuracies.</summary>
     public static double Run(bool quick, TextWriter log)
     {
         var zero = Train("zero augmentation", () => Sequential(
@@ -19,6 +24,15 @@ public static class AugmentationExample
             new InputLayerAugmentation(Linear(2, 3)),
             new NeuralOdeBlock(Sequential(Linear(3, 16), Tanh(), Linear(16, 3)), solver: Solvers.Rk4(), stepSize: StepSize.Steps(8)),
             Linear(3, 2)), quick, log);
+        // Second order (torchdyn's order = 2, as the paper's CIFAR notebook): z = [z_q; z_p] with z_q(0) = 0 and
+        // z_p(0) = h_x(x) ∈ R³; dz_q/ds = z_p and only dz_p/ds = g(z_q, z_p) is learned (6 → 3).
+        var secondOrder = Train("second-order augmentation", () => Sequential(
+            new InputLayerAugmentation(Linear(2, 3)),
+            new ZeroAugmentation(3, prepend: true),
+            new NeuralOdeBlock(new HigherOrderField(2, Sequential(Linear(6, 32), Tanh(), Linear(32, 3))),
+                solver: Solvers.Rk4(), stepSize: StepSize.Steps(8)),
+            Linear(6, 2)), quick, log);
+        SecondOrderAccuracy = secondOrder;
         return Math.Min(zero, inputLayer);
     }
 
