@@ -9,11 +9,11 @@ namespace ModelZoo;
 /// learned).</summary>
 public static class AugmentationExample
 {
-    /// <summary>The second-order model's test accuracy in the last run. It learns far more slowly on annuli than the
-    /// other two (measured 79% after 120 and after 400 iterations, against 100%).</summary>
+    /// <summary>The second-order model's test accuracy in the last run (98.7% in the quick mode).</summary>
     public static double SecondOrderAccuracy { get; private set; }
 
-    /// <summary>Trains the three models; returns the lower of the zero- and input-layer-augmented test accuracies.</summary>
+    /// <summary>Trains the three models; returns the lower of the zero- and input-layer-augmented test accuracies
+    /// (the second-order one is in <see cref="SecondOrderAccuracy"/>).</summary>
     public static double Run(bool quick, TextWriter log)
     {
         var zero = Train("zero augmentation", () => Sequential(
@@ -25,12 +25,14 @@ public static class AugmentationExample
             new NeuralOdeBlock(Sequential(Linear(3, 16), Tanh(), Linear(16, 3)), solver: Solvers.Rk4(), stepSize: StepSize.Steps(8)),
             Linear(3, 2)), quick, log);
         // Second order (torchdyn's order = 2, as the paper's CIFAR notebook): z = [z_q; z_p] with z_q(0) = 0 and
-        // z_p(0) = h_x(x) ∈ R³; dz_q/ds = z_p and only dz_p/ds = g(z_q, z_p) is learned (6 → 3).
+        // z_p(0) = h_x(x) ∈ R³; dz_q/ds = z_p and only dz_p/ds = g(z_q, z_p) is learned (6 → 3). The acceleration
+        // moves the state by ~s²/2: on depth [0, 1] with one hidden layer the model stalled at 79% after 400
+        // iterations; on [0, 2] with two hidden layers it reaches ~99% in 120.
         var secondOrder = Train("second-order augmentation", () => Sequential(
             new InputLayerAugmentation(Linear(2, 3)),
             new ZeroAugmentation(3, prepend: true),
-            new NeuralOdeBlock(new HigherOrderField(2, Sequential(Linear(6, 32), Tanh(), Linear(32, 3))),
-                solver: Solvers.Rk4(), stepSize: StepSize.Steps(8)),
+            new NeuralOdeBlock(new HigherOrderField(2, Sequential(Linear(6, 32), Tanh(), Linear(32, 32), Tanh(), Linear(32, 3))),
+                times: new[] { 0.0, 2.0 }, solver: Solvers.Rk4(), stepSize: StepSize.Steps(8)),
             Linear(6, 2)), quick, log);
         SecondOrderAccuracy = secondOrder;
         return Math.Min(zero, inputLayer);

@@ -97,8 +97,8 @@ public class ModelTests
     public void AugmentationExampleSeparatesAnnuli()
     {
         Assert.True(ModelZoo.AugmentationExample.Run(quick: true, TextWriter.Null) >= 0.98);
-        // The second-order model trains from C# too, well above chance (0.5), if far from the others.
-        Assert.True(ModelZoo.AugmentationExample.SecondOrderAccuracy > 0.7, $"{ModelZoo.AugmentationExample.SecondOrderAccuracy}");
+        // The second-order model (only the acceleration learned) trains from C# too.
+        Assert.True(ModelZoo.AugmentationExample.SecondOrderAccuracy >= 0.95, $"{ModelZoo.AugmentationExample.SecondOrderAccuracy}");
     }
 
     [Fact]
