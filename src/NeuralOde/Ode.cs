@@ -4,6 +4,8 @@ using System.Linq;
 using Microsoft.FSharp.Core;
 using NeuralOde.Core;
 using TorchSharp;
+using static TorchSharp.torch.nn;
+using CoreSensitivity = NeuralOde.Core.Sensitivity;
 
 namespace NeuralOde;
 
@@ -38,6 +40,11 @@ public static class Ode
         ArgumentNullException.ThrowIfNull(vectorField);
         ArgumentNullException.ThrowIfNull(x0);
         if (times is null && timeTensor is null) throw new ArgumentNullException(nameof(times), "Give the output times, as an array or as a time tensor.");
+        if (parameters is null && sensitivity is not null && sensitivity.Value.Tag != CoreSensitivity.Tags.Autograd)
+            throw new ArgumentNullException(nameof(parameters),
+                "An adjoint sensitivity computes gradients only for the tensors in `parameters` (a Func field hides what it " +
+                "uses): pass the field's tensors (e.g. module.parameters()), an empty list when only dL/dx0 is wanted, or " +
+                "call the overload that takes the module.");
         var f = FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField);
         var grid = times ?? TimesOf(timeTensor!);
         var problem = OdeProblemModule.create(f, x0, grid);
@@ -48,6 +55,22 @@ public static class Ode
         var control = (stepSize ?? StepSize.Adaptive()).Control;
         var how = (sensitivity ?? Sensitivities.Autograd()).Value;
         return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
+    }
+
+    /// <summary>
+    /// Solves dx/dt = f(x) for a module f (like <see cref="NeuralOdeBlock"/>'s field: depth-aware layers are told
+    /// the time), with every sensitivity finding the module's parameters itself — so an adjoint's gradients reach them
+    /// without a <c>parameters:</c> list. Otherwise as the overload that takes a function.
+    /// </summary>
+    public static OdeSolution Solve(Module<torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[]? times,
+                                    Solver? solver = null, StepSize? stepSize = null, Sensitivity? sensitivity = null,
+                                    Func<double, torch.Tensor, torch.Tensor>? integralLoss = null,
+                                    torch.Tensor? timeTensor = null)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        var field = Core.ModuleField.create(vectorField, null);
+        return Solve((t, x) => field.Invoke(t).Invoke(x), x0, times, solver, stepSize, sensitivity,
+            vectorField.parameters().Select(p => (torch.Tensor)p).ToArray(), integralLoss, timeTensor);
     }
 
     /// <summary>

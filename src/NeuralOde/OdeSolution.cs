@@ -36,7 +36,7 @@ public sealed class OdeSolution : IDisposable
     public bool Succeeded => _solution.Status.IsSucceeded;
 
     /// <summary>Why a solve by <see cref="Ode.TrySolve"/> stopped early; null when it succeeded.</summary>
-    public SolveFailure? Failure => _solution.Status is Core.SolveStatus.Failed f ? (SolveFailure)(int)f.failure : null;
+    public OdeFailure? Failure => _solution.Status is Core.SolveStatus.Failed f ? f.failure : null;
 
     /// <summary>The time at which a solve by <see cref="Ode.TrySolve"/> stopped; null when it succeeded.</summary>
     public double? FailureTime => _solution.Status is Core.SolveStatus.Failed f ? f.time : null;

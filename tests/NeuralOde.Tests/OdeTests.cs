@@ -1,5 +1,4 @@
 using System;
-using NeuralOde.Core;
 using TorchSharp;
 
 namespace NeuralOde.Tests;

@@ -43,14 +43,15 @@ public class SensitivityTests
         torch.Tensor Field(double t, torch.Tensor x) => (x - one).abs().sqrt();
         void Attempt(Action<torch.Tensor> backward)
         {
-            using var solution = Ode.Solve(Field, x0, new[] { 0.0, 1.0 }, sensitivity: Sensitivities.Adjoint());
+            using var solution = Ode.Solve(Field, x0, new[] { 0.0, 1.0 }, sensitivity: Sensitivities.Adjoint(),
+                                           parameters: Array.Empty<torch.Tensor>());
             using var loss = solution.Final.sum();
             backward(loss);
         }
         var plain = Assert.Throws<System.Runtime.InteropServices.ExternalException>(() => Attempt(l => l.backward()));
         Assert.Contains("invalid gradient", plain.Message);
-        var e = Assert.Throws<NeuralOde.Core.OdeSolveException>(() => Attempt(Ode.Backward));
-        Assert.Equal(NeuralOde.Core.OdeFailure.NonFiniteValue, e.Failure);
+        var e = Assert.Throws<OdeSolveException>(() => Attempt(Ode.Backward));
+        Assert.Equal(OdeFailure.NonFiniteValue, e.Failure);
     }
 
     [Fact]
@@ -65,5 +66,39 @@ public class SensitivityTests
         var (first, last) = Training.Fit(block, x, target, 40);
         Assert.True(last < 0.7 * first, $"loss {first} -> {last}");
         Assert.True(block.LastBackwardStatistics.FunctionEvaluations > 0);
+    }
+}
+
+/// <summary>Adjoints from C#: the module overload finds the parameters; a Func field without them is refused.</summary>
+public class AdjointParameterTests
+{
+    [Fact]
+    public void AnAdjointWithAFuncFieldAndNoParametersIsRefusedNamingParameters()
+    {
+        using var w = torch.ones(2, 2, dtype: torch.float64, requires_grad: true);
+        using var x0 = torch.ones(1, 2, dtype: torch.float64);
+        var e = Assert.Throws<ArgumentNullException>(() => Ode.Solve((t, x) => x.mm(w), x0, new[] { 0.0, 1.0 },
+            sensitivity: Sensitivities.Adjoint()));
+        Assert.Equal("parameters", e.ParamName);
+    }
+
+    [Fact]
+    public void TheModuleOverloadGivesTheAdjointItsParameters()
+    {
+        torch.manual_seed(3);
+        using var field = Sequential(Linear(2, 4, dtype: torch.float64), Tanh(), Linear(4, 2, dtype: torch.float64));
+        using var x0 = torch.tensor(new[] { 0.5, -1.0 }).reshape(1, 2);
+        double[] Gradient(Sensitivity sensitivity)
+        {
+            field.zero_grad();
+            using var solution = Ode.Solve(field, x0, new[] { 0.0, 1.0 }, stepSize: StepSize.Adaptive(1e-10, 1e-12), sensitivity: sensitivity);
+            using var loss = solution.Final.square().sum();
+            Ode.Backward(loss);
+            return field.parameters().First().grad!.data<double>().ToArray();
+        }
+        var autograd = Gradient(Sensitivities.Autograd());
+        var adjoint = Gradient(Sensitivities.Adjoint());
+        for (var i = 0; i < autograd.Length; i++) Assert.Equal(autograd[i], adjoint[i], 8);
+        Assert.Contains(adjoint, g => Math.Abs(g) > 1e-4);
     }
 }

@@ -24,7 +24,11 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     let dataControlled = not (ModuleField.dataControlled vectorField).IsEmpty
     let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
     let mutable lastBackward = BackwardStatistics()
-    let mutable disposed = false
+    // The field's parameters as constructed: disposing the block disposes them (TorchSharp's Module.Dispose), which is
+    // how a disposed block is recognised. (Not an override of Dispose: TorchSharp's finaliser calls it also for a
+    // block whose constructor threw, and a member of this `as this` class then raises on the finaliser thread,
+    // ending the process.)
+    let constructedParameters = vectorField.parameters() |> Seq.toArray
 
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
     new(vectorField, solver, control, times) =
@@ -65,7 +69,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// field reads it and it requires grad) declared for adjoints, the running loss attached.
     member m.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
         if isNull x then raise (System.ArgumentNullException("x"))
-        if disposed || vectorField.parameters() |> Seq.exists (fun p -> p.IsInvalid) then
+        if constructedParameters |> Array.exists (fun p -> p.IsInvalid) then
             raise (System.ObjectDisposedException(name, "The block (or its field module) has been disposed: its parameters' native memory is gone."))
         let field = ModuleField.create vectorField (if dataControlled then x else null)
         let parameters =
@@ -107,11 +111,6 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let final = solution.Final
         solution.States.Dispose()
         final, solution.Integral.Value
-
-    /// Frees the field's native memory; the block refuses to run afterwards.
-    override _.Dispose(disposing: bool) =
-        disposed <- true
-        base.Dispose(disposing)
 
     /// z(S): the state at the last time of the grid.
     override m.forward(x: torch.Tensor) =

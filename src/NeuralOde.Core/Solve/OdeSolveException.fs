@@ -1,4 +1,6 @@
-namespace NeuralOde.Core
+// In the namespace NeuralOde, not NeuralOde.Core: C# users catch these with `using NeuralOde;` alone (the facade's
+// namespace), and F# code in NeuralOde.Core sees them as the enclosing namespace's.
+namespace NeuralOde
 
 open System
 

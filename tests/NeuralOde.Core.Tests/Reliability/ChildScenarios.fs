@@ -69,10 +69,24 @@ let theorem1WrongTerminalShape () =
         InfiniteDimensionalGradient.along field (fun () -> layer.LastWeights) x0 (0.0, 1.0) wrong None [| 0.5 |] Solvers.dopri5 (StepControl.adaptive 1e-6 1e-8)
         |> ignore)
 
+/// A block whose constructor throws (bad times) is finalised later by TorchSharp's Module finaliser, which calls
+/// Dispose(false): that must not touch the uninitialised block (it raised on the finaliser thread and ended the
+/// process).
+let failedConstructorFinaliser () =
+    for _ in 1 .. 20 do
+        try new NeuralOdeModel(TorchSharp.torch.nn.Linear(1L, 1L), Solvers.rk4, StepControl.steps 2, [| 0.0; 0.0 |]) |> ignore
+        with :? ArgumentException -> ()
+    GC.Collect()
+    GC.WaitForPendingFinalizers()
+    GC.Collect()
+    printfn "finalised"
+    Child.Passed
+
 /// The scenarios by name.
 let all : Map<string, unit -> int> =
     Map [ "derived-parameter", derivedParameter
           "inplace-saved-adjoint", inPlaceSavedTensor Sensitivity.adjoint
           "inplace-saved-interpolated", inPlaceSavedTensor Sensitivity.interpolatedAdjoint
           "theorem1-terminal-shape", theorem1WrongTerminalShape
+          "failed-constructor-finaliser", failedConstructorFinaliser
           "malformed-inputs", MalformedInputs.run 800 ]

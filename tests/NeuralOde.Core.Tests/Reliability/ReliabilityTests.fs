@@ -36,6 +36,7 @@ let tests =
             childTest "inplace-saved-adjoint" "a field that modifies a saved tensor in place makes the adjoint raise"
             childTest "inplace-saved-interpolated" "a field that modifies a saved tensor in place makes the interpolated adjoint raise"
             childTest "theorem1-terminal-shape" "Theorem 1 with a terminal gradient of the wrong shape raises"
+            childTest "failed-constructor-finaliser" "a block whose constructor threw is finalised without ending the process"
             childTest "malformed-inputs" "800 random malformed calls of the public entry points of both assemblies: none aborts, hangs or raises an untyped exception"
         ]
         testList "unbounded runs" [
