@@ -74,7 +74,7 @@ public static class Ode
     }
 
     /// <summary>
-    /// Solves like <see cref="Solve"/> (gradients by autograd), but a failure part-way — step budget, step-size
+    /// Solves like <c>Ode.Solve</c> (gradients by autograd), but a failure part-way — step budget, step-size
     /// underflow, NaN or Inf, a field returning the wrong shape — does not throw (diffrax's <c>throw=False</c>): the
     /// solution holds the outputs reached before it, and <see cref="OdeSolution.Succeeded"/>,
     /// <see cref="OdeSolution.Failure"/> and <see cref="OdeSolution.FailureTime"/> say whether, why and where it stopped.

@@ -7,7 +7,7 @@ namespace NeuralOde;
 /// <summary>
 /// Running losses that regularise a Neural ODE's dynamics (Finlay et al. 2020, "How to train your neural ODE", eq. 3–4):
 /// straighter, smoother flows that adaptive solvers integrate in fewer steps. Each returns a running loss l(t, x)
-/// (a 0-dim tensor summed over the batch) to give to <see cref="Ode.Solve"/> as <c>integralLoss:</c>; its integral is
+/// (a 0-dim tensor summed over the batch) to give to <c>Ode.Solve</c> as <c>integralLoss:</c>; its integral is
 /// <see cref="OdeSolution.Integral"/>, differentiated by every sensitivity. Weight it when adding it to the loss.
 /// </summary>
 public static class Regularisers
