@@ -11,7 +11,17 @@ public sealed class Sensitivity
     internal CoreSensitivity Value { get; }
 
     /// <inheritdoc />
-    public override string ToString() => Value.ToString();
+    public override string ToString() => Value switch
+    {
+        CoreSensitivity.Adjoint a => Describe("Adjoint", a.Item),
+        CoreSensitivity.InterpolatedAdjoint i => Describe("InterpolatedAdjoint", i.Item),
+        _ => "Sensitivities.Autograd()",
+    };
+
+    static string Describe(string name, Core.AdjointOptions o) =>
+        $"Sensitivities.{name}(" + (o.Solver is null ? "" : $"solver: {o.Solver.Value.Name}, ") +
+        (o.Control is null ? "" : $"stepSize: {new StepSize(o.Control.Value)}, ") +
+        $"seminorm: {(o.Seminorm ? "true" : "false")}, checkpoints: {o.Checkpoints})";
 }
 
 /// <summary>The catalogue of sensitivity methods (torchdyn's <c>sensitivity=</c>, diffrax's <c>adjoint=</c>).</summary>

@@ -6,7 +6,7 @@ namespace NeuralOde;
 /// <summary>How step sizes are chosen: fixed, a number of equal steps, or adaptive error control.</summary>
 public sealed class StepSize
 {
-    StepSize(StepControl control) => Control = control;
+    internal StepSize(StepControl control) => Control = control;
 
     internal StepControl Control { get; }
 
@@ -52,5 +52,15 @@ public sealed class StepSize
     }
 
     /// <inheritdoc />
-    public override string ToString() => Control.ToString();
+    public override string ToString() => Control switch
+    {
+        StepControl.Fixed f => $"StepSize.Fixed(dt: {f.dt}, maxSteps: {f.maxSteps})",
+        StepControl.Steps n => $"StepSize.Steps(count: {n.count}, maxSteps: {n.maxSteps})",
+        StepControl.Adaptive a => $"StepSize.Adaptive(rtol: {a.Item.RTol}, atol: {a.Item.ATol}, maxSteps: {a.Item.MaxSteps}" +
+            (a.Item.InitialStep is null ? "" : $", initialStep: {a.Item.InitialStep.Value}") +
+            $", safety: {a.Item.Safety}, minFactor: {a.Item.MinFactor}, maxFactor: {a.Item.MaxFactor}, pCoeff: {a.Item.PCoeff}, iCoeff: {a.Item.ICoeff}" +
+            (a.Item.MinStep > 0 ? $", minStep: {a.Item.MinStep}" : "") +
+            (double.IsPositiveInfinity(a.Item.MaxStep) ? "" : $", maxStep: {a.Item.MaxStep}") + ")",
+        _ => Control.ToString(),
+    };
 }

@@ -77,3 +77,20 @@ public class OdeTests
         Assert.Equal(5, Solvers.Dopri5().Order);
     }
 }
+
+/// <summary>Facade values print in the facade's own terms, not F# record or option syntax.</summary>
+public class FacadePrintingTests
+{
+    [Fact]
+    public void StepSizesAndSensitivitiesPrintAsTheCallsThatMakeThem()
+    {
+        var adaptive = StepSize.Adaptive(1e-5, 1e-7).ToString();
+        Assert.StartsWith("StepSize.Adaptive(rtol: ", adaptive);
+        Assert.DoesNotContain("None", adaptive);
+        Assert.DoesNotContain("{", adaptive);
+        Assert.Equal("StepSize.Steps(count: 4, maxSteps: 1000000)", StepSize.Steps(4).ToString());
+        Assert.Equal("Sensitivities.Autograd()", Sensitivities.Autograd().ToString());
+        var adjoint = Sensitivities.Adjoint(solver: Solvers.Rk4(), seminorm: true, checkpoints: 2).ToString();
+        Assert.Equal("Sensitivities.Adjoint(solver: rk4, seminorm: true, checkpoints: 2)", adjoint);
+    }
+}

@@ -5,9 +5,10 @@ open TorchSharp
 /// The distribution of the probe vectors ε of Hutchinson's estimator; both have E[ε εᵀ] = I, so E[εᵀ J ε] = tr J
 /// (Hutchinson 1990; Grathwohl et al. 2019, FFJORD, §3.1).
 type Noise =
-    /// ±1 with probability ½ each: the smaller variance, 2 Σ_{i≠j} J_ij² (Hutchinson 1990).
+    /// ±1 with probability ½ each: variance Σ_{i≠j} (J_ij² + J_ij J_ji) (2 Σ_{i≠j} J_ij² for symmetric J), never more
+    /// than the Gaussian's (Hutchinson 1990).
     | Rademacher
-    /// Standard normal entries: variance 2 ‖J‖_F² for symmetric J.
+    /// Standard normal entries: variance ‖J‖_F² + Σ_ij J_ij J_ji (2 ‖J‖_F² for symmetric J).
     | Gaussian
 
 /// How the divergence tr(∂f/∂z) of a continuous normalizing flow is computed (Chen et al. 2018, Theorem 1;
