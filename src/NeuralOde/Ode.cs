@@ -135,6 +135,17 @@ public static class Ode
         Core.Ode.backward(loss);
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> with <paramref name="cancellationToken"/> reaching every solve inside it: each
+    /// step of a forward solve, and of an adjoint's backward solves, checks it and raises
+    /// <see cref="OperationCanceledException"/> (with the time) once it is cancelled.
+    /// </summary>
+    public static T WithCancellation<T>(System.Threading.CancellationToken cancellationToken, Func<T> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        return Core.Cancellation.within(cancellationToken, FuncConvert.FromFunc(action));
+    }
+
     /// <summary>The values of a time tensor on the host; the intermediate tensors are freed here.</summary>
     private static double[] TimesOf(torch.Tensor timeTensor)
     {

@@ -59,6 +59,10 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// A regulariser built from the block's own field for each solve (e.g. Regularisers.weighted): its running loss is
     /// added to the integral (ForwardWithIntegral), and it sees the depth and data as the field does.
     member val Regulariser: (VectorField -> IntegralLoss) option = None with get, set
+    interface ISolveStatistics with
+        member _.LastStatistics = last
+        member _.LastBackwardStatistics = lastBackward
+
     /// Statistics of the most recent forward solve.
     member _.LastStatistics = last
     /// Statistics of the backward solve of the most recent forward solve, once backward() has run through it

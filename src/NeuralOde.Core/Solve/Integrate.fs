@@ -173,6 +173,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         let mutable status = SolveStatus.Succeeded
         try
           while next < times.Length do
+              Cancellation.check t
               if Double.IsNaN h || Double.IsInfinity h then
                   // A NaN step mostly comes from NaN or Inf in the state or f (through the first-step heuristic): name that.
                   if not (TensorOps.allFinite y) then raise (nonFinite t "The state is NaN or Inf")

@@ -111,6 +111,7 @@ let backward (loss: torch.Tensor) =
         | Some (:? OdeSolveException as e) ->
             // The backward solve's exception inside (and in it, for a failing field, the field's own).
             raise (OdeSolveException(e.Failure, e.Time, $"The adjoint's backward solve failed: {e.Message}", e))
+        | Some (:? OperationCanceledException as e) -> raise (OperationCanceledException($"The adjoint's backward solve was cancelled: {e.Message}", e, e.CancellationToken))
         | Some e -> raise (InvalidOperationException($"The adjoint's backward pass failed: {e.Message}", e))
         | None -> ()
     // Every recorded failure makes libtorch stop the pass (the sentinel input sees to it), so a pass that returns

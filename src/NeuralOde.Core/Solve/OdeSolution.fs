@@ -34,6 +34,14 @@ type BackwardStatistics() =
     override s.ToString() =
         $"backward nfe={s.FunctionEvaluations} accepted={s.AcceptedSteps} rejected={s.RejectedSteps}"
 
+/// A model that solves ODEs and reports the counts of its most recent solve (blocks, adaptive-depth models, CNFs), so
+/// a trainer can report function evaluations per iteration whatever the model.
+type ISolveStatistics =
+    /// Counts of the most recent forward solve.
+    abstract LastStatistics: SolveStatistics
+    /// Counts of the backward solve of the most recent forward solve (adjoint sensitivities; zero for autograd).
+    abstract LastBackwardStatistics: BackwardStatistics
+
 /// How a solve ended: it reached its end time, or (solved with Ode.trySolve, diffrax's throw=False) it stopped at
 /// `time` for `failure`, and the solution holds the outputs computed before that.
 [<RequireQualifiedAccess>]

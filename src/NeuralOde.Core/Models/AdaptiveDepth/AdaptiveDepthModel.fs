@@ -43,6 +43,10 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
     member _.VectorField = vectorField
     /// The depth module g_ω (S(x) = softplus(g_ω(x)) + minDepth).
     member _.DepthModule = depth
+    interface ISolveStatistics with
+        member _.LastStatistics = last
+        member _.LastBackwardStatistics = lastBackward
+
     /// Statistics of the most recent forward solve (in rescaled depth τ).
     member _.LastStatistics = last
     /// Statistics of the most recent backward solve (adjoint sensitivities).

@@ -73,6 +73,10 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     member _.Sensitivity = sensitivity
     /// The span (t0, t1): data at t0, the base distribution at t1.
     member _.Span = (t0, t1)
+    interface ISolveStatistics with
+        member _.LastStatistics = last
+        member _.LastBackwardStatistics = lastBackward
+
     /// Statistics of the most recent solve (Encode, LogProbability or Sample).
     member _.LastStatistics = last
     /// Statistics of the backward solve of the most recent solve, once backward() has run through it (adjoint

@@ -1,0 +1,135 @@
+/// Training the way people train: epochs of batches, any TorchSharp optimizer and scheduler, progress reports with
+/// the function evaluations of every solving module, evaluation, early stopping, callbacks, and a cancellation token
+/// that reaches every solve (each step, forward and backward: Cancellation).
+namespace NeuralOde.Core
+
+open System
+open System.Diagnostics
+open System.Threading
+open TorchSharp
+open type TorchSharp.torch.nn
+
+/// One report: after each iteration, and (with ValidationLoss) after each epoch's evaluation.
+type TrainingProgress =
+    { /// The epoch, from 1.
+      Epoch: int
+      /// The iteration, from 1, counted over all epochs.
+      Iteration: int
+      /// The training loss of this iteration (or the epoch's mean, in an end-of-epoch report).
+      Loss: float
+      /// Function evaluations of the forward solves of this iteration (all solving modules of the model).
+      ForwardEvaluations: int
+      /// Function evaluations of the backward solves of this iteration (adjoint sensitivities).
+      BackwardEvaluations: int
+      /// Time since training started.
+      Elapsed: TimeSpan
+      /// The validation loss, in the end-of-epoch report when a validation function was given.
+      ValidationLoss: float option
+      /// True for an end-of-epoch report.
+      EndOfEpoch: bool }
+
+/// Why training ended (NeuralOde.TrainingOutcome, shared with the C# facade).
+type TrainingOutcome = NeuralOde.TrainingOutcome
+
+/// Everything about a run but the model, the optimizer, the loss and the data.
+type TrainerOptions =
+    { /// Number of epochs (≥ 1).
+      Epochs: int
+      /// A learning-rate scheduler, stepped after each epoch.
+      Scheduler: torch.optim.lr_scheduler.LRScheduler option
+      /// A validation loss computed after each epoch (without gradients).
+      Validate: (unit -> float) option
+      /// Stop when the monitored loss has not improved for this many epochs.
+      Patience: int option
+      /// Receives every report.
+      Progress: IProgress<TrainingProgress> option
+      /// Called after every iteration; returning false stops training.
+      OnIteration: (TrainingProgress -> bool) option
+      /// Cancels training, and every solve in it at its next step (OperationCanceledException).
+      Cancellation: CancellationToken }
+
+/// The result of a run: the end-of-epoch reports, and why it ended.
+type TrainingResult =
+    { Epochs: TrainingProgress list
+      Outcome: TrainingOutcome }
+
+module Trainer =
+    /// One epoch, no scheduler, no validation, no reports.
+    let defaults =
+        { Epochs = 1; Scheduler = None; Validate = None; Patience = None; Progress = None; OnIteration = None
+          Cancellation = CancellationToken.None }
+
+    /// The solving modules inside `model` (itself included).
+    let private solvers (model: Module) =
+        Seq.append [ model ] (model.modules()) |> Seq.distinct
+        |> Seq.choose (fun m -> match box m with :? ISolveStatistics as s -> Some s | _ -> None) |> Array.ofSeq
+
+    /// Trains `model` with `optimizer`: for each epoch, for each batch of `batches epoch`, the gradients of
+    /// `loss batch` (a 0-dim tensor) by Ode.backward (an adjoint's failure raises as itself), then an optimizer step;
+    /// every iteration in a dispose scope of its own. Returns the end-of-epoch reports and why training ended.
+    let fit (model: Module) (optimizer: torch.optim.Optimizer) (loss: 'batch -> torch.Tensor) (batches: int -> seq<'batch>)
+            (options: TrainerOptions) : TrainingResult =
+        if isNull model then raise (ArgumentNullException("model"))
+        if isNull optimizer then raise (ArgumentNullException("optimizer"))
+        if isNull (box loss) then raise (ArgumentNullException("loss"))
+        if isNull (box batches) then raise (ArgumentNullException("batches"))
+        Internal.Guard.positiveCount "epochs" options.Epochs
+        options.Patience |> Option.iter (Internal.Guard.positiveCount "patience")
+        let solving = solvers model
+        let watch = Stopwatch.StartNew()
+        let report (p: TrainingProgress) = options.Progress |> Option.iter (fun r -> r.Report p)
+        let epochs = ResizeArray<TrainingProgress>()
+        let mutable iteration = 0
+        let mutable best = Double.PositiveInfinity
+        let mutable sinceBest = 0
+        let mutable outcome = TrainingOutcome.Completed
+        let mutable epoch = 1
+        Cancellation.within options.Cancellation (fun () ->
+            while outcome = TrainingOutcome.Completed && epoch <= options.Epochs do
+                let mutable sum, count = 0.0, 0
+                use enumerator = (batches epoch).GetEnumerator()
+                while outcome = TrainingOutcome.Completed && enumerator.MoveNext() do
+                    options.Cancellation.ThrowIfCancellationRequested()
+                    use scope = torch.NewDisposeScope()
+                    iteration <- iteration + 1
+                    optimizer.zero_grad()
+                    let value = loss enumerator.Current
+                    if isNull value then raise (InvalidOperationException("The loss function returned null."))
+                    if value.numel() <> 1L then
+                        raise (InvalidOperationException($"The loss must be a single number (a 0-dim tensor); it has shape {Internal.TensorOps.shapeText value}."))
+                    Ode.backward value
+                    optimizer.step() |> ignore
+                    let l = value.ToDouble()
+                    sum <- sum + l
+                    count <- count + 1
+                    let p =
+                        { Epoch = epoch; Iteration = iteration; Loss = l
+                          ForwardEvaluations = solving |> Array.sumBy (fun s -> s.LastStatistics.FunctionEvaluations)
+                          BackwardEvaluations = solving |> Array.sumBy (fun s -> s.LastBackwardStatistics.FunctionEvaluations)
+                          Elapsed = watch.Elapsed; ValidationLoss = None; EndOfEpoch = false }
+                    report p
+                    match options.OnIteration with
+                    | Some callback when not (callback p) -> outcome <- TrainingOutcome.StoppedByCallback
+                    | _ -> ()
+                options.Scheduler |> Option.iter (fun s -> s.step())
+                let validation =
+                    options.Validate |> Option.map (fun v ->
+                        use _ = torch.no_grad()
+                        use _ = torch.NewDisposeScope()
+                        v ())
+                let mean = if count = 0 then nan else sum / float count
+                let summary =
+                    { Epoch = epoch; Iteration = iteration; Loss = mean; ForwardEvaluations = 0; BackwardEvaluations = 0
+                      Elapsed = watch.Elapsed; ValidationLoss = validation; EndOfEpoch = true }
+                epochs.Add summary
+                report summary
+                let monitored = defaultArg validation mean
+                if monitored < best then
+                    best <- monitored
+                    sinceBest <- 0
+                else sinceBest <- sinceBest + 1
+                match options.Patience with
+                | Some patience when outcome = TrainingOutcome.Completed && sinceBest >= patience -> outcome <- TrainingOutcome.EarlyStopped
+                | _ -> ()
+                epoch <- epoch + 1)
+        { Epochs = List.ofSeq epochs; Outcome = outcome }

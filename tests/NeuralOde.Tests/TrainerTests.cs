@@ -1,0 +1,61 @@
+using TorchSharp;
+using static TorchSharp.torch.nn;
+
+namespace NeuralOde.Tests;
+
+/// <summary>The trainer from C#: progress records, early stopping, cancellation reaching a solve.</summary>
+public class TrainerTests
+{
+    [Fact]
+    public void TheTrainerTrainsABlockAndReportsProgress()
+    {
+        torch.manual_seed(5);
+        using var block = new NeuralOdeBlock(Sequential(Linear(2, 16), Tanh(), Linear(16, 2)), solver: Solvers.Rk4(),
+            stepSize: StepSize.Steps(4), sensitivity: Sensitivities.Adjoint());
+        using var optimizer = torch.optim.Adam(block.parameters(), 0.02);
+        var generator = new torch.Generator(6);
+        var data = Enumerable.Range(0, 4).Select(_ => torch.randn(new long[] { 16, 2 }, generator: generator)).ToList();
+        var reports = new List<TrainingProgress>();
+        var trainer = new Trainer<torch.Tensor>(block, optimizer, x => (block.forward(x) - 2 * x).square().mean());
+        var result = trainer.Fit(_ => data, epochs: 6, progress: new SynchronousProgress(reports.Add),
+                                 validate: () => (block.forward(data[0]) - 2 * data[0]).square().mean().ToDouble());
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        Assert.Equal(6, result.Epochs.Count);
+        Assert.True(result.Epochs[^1].ValidationLoss < 0.5 * result.Epochs[0].ValidationLoss, $"{result.Epochs[0].ValidationLoss} -> {result.Epochs[^1].ValidationLoss}");
+        Assert.Equal(6 * 4 + 6, reports.Count);
+        Assert.All(reports.Where(r => !r.EndOfEpoch), r => Assert.Equal(16, r.ForwardEvaluations));
+        Assert.All(reports.Where(r => !r.EndOfEpoch), r => Assert.True(r.BackwardEvaluations > 0));
+        var text = new StringWriter();
+        new ConsoleProgressBar(4, text).Report(reports[0]);
+        Assert.Contains("epoch 1 [#####...............] it 1", text.ToString());
+    }
+
+    [Fact]
+    public void ACancellationTokenStopsTrainingInsideASolve()
+    {
+        using var cts = new CancellationTokenSource();
+        var evaluations = 0;
+        using var field = new CancelAfter(cts, () => ++evaluations > 10);
+        using var block = new NeuralOdeBlock(field, solver: Solvers.Rk4(), stepSize: StepSize.Steps(100));
+        using var optimizer = torch.optim.SGD(new[] { new TorchSharp.Modules.Parameter(torch.zeros(1)) }, 0.1);
+        using var x = torch.ones(2, 1);
+        var trainer = new Trainer<torch.Tensor>(block, optimizer, b => block.forward(b).sum());
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Fit(_ => new[] { x }, epochs: 3, cancellationToken: cts.Token));
+        Assert.InRange(evaluations, 11, 16);
+    }
+
+    sealed class CancelAfter(CancellationTokenSource cts, Func<bool> due) : Module<torch.Tensor, torch.Tensor>("cancel_after")
+    {
+        public override torch.Tensor forward(torch.Tensor x)
+        {
+            if (due()) cts.Cancel();
+            return -x;
+        }
+    }
+
+    /// <summary>Reports on the caller's thread, in order (Progress&lt;T&gt; posts to the thread pool).</summary>
+    sealed class SynchronousProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}
