@@ -67,12 +67,20 @@ public sealed class Trainer<TBatch>
     /// <param name="onIteration">Called after each iteration; returning false stops training.</param>
     /// <param name="cancellationToken">Stops training, and any solve in it at its next step
     /// (<see cref="OperationCanceledException"/>).</param>
+    /// <param name="checkpointPath">Save a checkpoint (model, optimizer, position) here after every epoch, atomically:
+    /// an interrupted save never destroys the previous one.</param>
+    /// <param name="resume">When <paramref name="checkpointPath"/> holds a checkpoint, load it and continue after its
+    /// epoch.</param>
     public TrainingResult Fit(Func<int, IEnumerable<TBatch>> batches, int epochs = 1, IProgress<TrainingProgress>? progress = null,
                               Func<double>? validate = null, int? patience = null,
                               torch.optim.lr_scheduler.LRScheduler? scheduler = null,
-                              Func<TrainingProgress, bool>? onIteration = null, CancellationToken cancellationToken = default)
+                              Func<TrainingProgress, bool>? onIteration = null, CancellationToken cancellationToken = default,
+                              string? checkpointPath = null, bool resume = false)
     {
         ArgumentNullException.ThrowIfNull(batches);
+        var resumeFrom = resume && checkpointPath is not null && System.IO.File.Exists(checkpointPath)
+            ? FSharpOption<Core.Checkpoint.CheckpointState>.Some(Core.Checkpoint.load(checkpointPath, _model, _optimizer))
+            : FSharpOption<Core.Checkpoint.CheckpointState>.None;
         var options = new Core.TrainerOptions(
             epochs,
             scheduler is null ? FSharpOption<torch.optim.lr_scheduler.LRScheduler>.None : FSharpOption<torch.optim.lr_scheduler.LRScheduler>.Some(scheduler),
@@ -82,7 +90,9 @@ public sealed class Trainer<TBatch>
                              : FSharpOption<IProgress<Core.TrainingProgress>>.Some(new Relay(progress)),
             onIteration is null ? FSharpOption<FSharpFunc<Core.TrainingProgress, bool>>.None
                                 : FSharpOption<FSharpFunc<Core.TrainingProgress, bool>>.Some(FuncConvert.FromFunc<Core.TrainingProgress, bool>(r => onIteration(TrainingProgress.From(r)))),
-            cancellationToken);
+            cancellationToken,
+            checkpointPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(checkpointPath),
+            resumeFrom);
         var result = Core.Trainer.fit(_model, _optimizer, FuncConvert.FromFunc(_loss),
             FuncConvert.FromFunc<int, IEnumerable<TBatch>>(batches), options);
         return new TrainingResult(result.Epochs.Select(TrainingProgress.From).ToList(), result.Outcome);
@@ -128,5 +138,27 @@ public sealed class ConsoleProgressBar : IProgress<TrainingProgress>
             bar = "[" + new string('#', filled) + new string('.', 20 - filled) + "] ";
         }
         _writer.Write($"\repoch {value.Epoch} {bar}it {value.Iteration} loss {value.Loss:G4} nfe {value.ForwardEvaluations}/{value.BackwardEvaluations}");
+    }
+}
+
+/// <summary>
+/// Checkpoints: a model's parameters, its optimizer's state and the training position in one file, written atomically
+/// (a temporary file, flushed, renamed over the old one) and checked by a SHA-256 when loaded; nothing in the file is
+/// executed. <see cref="Trainer{TBatch}.Fit"/> writes one per epoch with <c>checkpointPath:</c>.
+/// </summary>
+public static class Checkpoints
+{
+    /// <summary>Saves <paramref name="model"/>, <paramref name="optimizer"/> (null: none) and the position.</summary>
+    public static void Save(string path, Module model, torch.optim.Optimizer? optimizer = null, int epoch = 0, int iteration = 0,
+                            double bestLoss = double.PositiveInfinity) =>
+        Core.Checkpoint.save(path, model, optimizer!, new Core.Checkpoint.CheckpointState(epoch, iteration, bestLoss));
+
+    /// <summary>Loads a checkpoint into <paramref name="model"/> and <paramref name="optimizer"/> (null: skip its
+    /// state); returns the saved position.</summary>
+    /// <exception cref="System.IO.InvalidDataException">The file is truncated, altered or not a checkpoint.</exception>
+    public static (int Epoch, int Iteration, double BestLoss) Load(string path, Module model, torch.optim.Optimizer? optimizer = null)
+    {
+        var state = Core.Checkpoint.load(path, model, optimizer!);
+        return (state.Epoch, state.Iteration, state.BestLoss);
     }
 }

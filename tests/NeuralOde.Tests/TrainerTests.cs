@@ -59,3 +59,32 @@ public class TrainerTests
         public void Report(TrainingProgress value) => report(value);
     }
 }
+
+/// <summary>Checkpoints from C#: Fit writes one per epoch and resumes from it.</summary>
+public class CheckpointTests
+{
+    [Fact]
+    public void FitSavesACheckpointEachEpochAndResumesFromIt()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"neuralode-{Guid.NewGuid():N}.ckpt");
+        try
+        {
+            torch.manual_seed(9);
+            var data = new[] { torch.randn(8, 2) };
+            TrainingResult Run(int epochs)
+            {
+                using var block = new NeuralOdeBlock(Sequential(Linear(2, 8), Tanh(), Linear(8, 2)), solver: Solvers.Rk4(), stepSize: StepSize.Steps(4));
+                using var optimizer = torch.optim.Adam(block.parameters(), 0.01);
+                var trainer = new Trainer<torch.Tensor>(block, optimizer, x => (block.forward(x) - x).square().mean());
+                return trainer.Fit(_ => data, epochs: epochs, checkpointPath: path, resume: true);
+            }
+            Assert.Equal(2, Run(2).Epochs.Count);
+            var resumed = Run(3);
+            Assert.Single(resumed.Epochs);
+            Assert.Equal(3, resumed.Epochs[0].Epoch);
+            using var probe = new NeuralOdeBlock(Sequential(Linear(2, 8), Tanh(), Linear(8, 2)));
+            Assert.Equal(3, Checkpoints.Load(path, probe).Epoch);
+        }
+        finally { File.Delete(path); }
+    }
+}

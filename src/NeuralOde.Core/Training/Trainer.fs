@@ -46,7 +46,12 @@ type TrainerOptions =
       /// Called after every iteration; returning false stops training.
       OnIteration: (TrainingProgress -> bool) option
       /// Cancels training, and every solve in it at its next step (OperationCanceledException).
-      Cancellation: CancellationToken }
+      Cancellation: CancellationToken
+      /// Save a checkpoint (Checkpoint.save: model, optimizer, position) here after every epoch.
+      CheckpointPath: string option
+      /// Continue from a loaded checkpoint's position (Checkpoint.load): epochs after its Epoch, iterations counted
+      /// on from its Iteration, early stopping from its best loss.
+      Resume: Checkpoint.CheckpointState option }
 
 /// The result of a run: the end-of-epoch reports, and why it ended.
 type TrainingResult =
@@ -57,7 +62,7 @@ module Trainer =
     /// One epoch, no scheduler, no validation, no reports.
     let defaults =
         { Epochs = 1; Scheduler = None; Validate = None; Patience = None; Progress = None; OnIteration = None
-          Cancellation = CancellationToken.None }
+          Cancellation = CancellationToken.None; CheckpointPath = None; Resume = None }
 
     /// The solving modules inside `model` (itself included).
     let private solvers (model: Module) =
@@ -75,15 +80,18 @@ module Trainer =
         if isNull (box batches) then raise (ArgumentNullException("batches"))
         Internal.Guard.positiveCount "epochs" options.Epochs
         options.Patience |> Option.iter (Internal.Guard.positiveCount "patience")
+        options.Resume |> Option.iter (fun r ->
+            if r.Epoch < 0 || r.Epoch > options.Epochs then
+                raise (ArgumentOutOfRangeException("resume", r.Epoch, $"The checkpoint's epoch must be between 0 and epochs = {options.Epochs}; got {r.Epoch}.")))
         let solving = solvers model
         let watch = Stopwatch.StartNew()
         let report (p: TrainingProgress) = options.Progress |> Option.iter (fun r -> r.Report p)
         let epochs = ResizeArray<TrainingProgress>()
-        let mutable iteration = 0
-        let mutable best = Double.PositiveInfinity
+        let mutable iteration = options.Resume |> Option.map (fun r -> r.Iteration) |> Option.defaultValue 0
+        let mutable best = options.Resume |> Option.map (fun r -> r.BestLoss) |> Option.defaultValue Double.PositiveInfinity
         let mutable sinceBest = 0
         let mutable outcome = TrainingOutcome.Completed
-        let mutable epoch = 1
+        let mutable epoch = 1 + (options.Resume |> Option.map (fun r -> r.Epoch) |> Option.defaultValue 0)
         Cancellation.within options.Cancellation (fun () ->
             while outcome = TrainingOutcome.Completed && epoch <= options.Epochs do
                 let mutable sum, count = 0.0, 0
@@ -131,5 +139,7 @@ module Trainer =
                 match options.Patience with
                 | Some patience when outcome = TrainingOutcome.Completed && sinceBest >= patience -> outcome <- TrainingOutcome.EarlyStopped
                 | _ -> ()
+                options.CheckpointPath |> Option.iter (fun path ->
+                    Checkpoint.save path model optimizer { Epoch = epoch; Iteration = iteration; BestLoss = best })
                 epoch <- epoch + 1)
         { Epochs = List.ofSeq epochs; Outcome = outcome }

@@ -82,6 +82,18 @@ let failedConstructorFinaliser () =
     printfn "finalised"
     Child.Passed
 
+/// Saves checkpoints of a 2 MB model over and over to $NEURALODE_CHECKPOINT until killed (the parent kills it
+/// mid-save); every save changes the weights, so old and new files differ.
+let checkpointWriter () =
+    let path = Environment.GetEnvironmentVariable "NEURALODE_CHECKPOINT"
+    use model = TorchSharp.torch.nn.Linear(512L, 1024L, dtype = f64)
+    let mutable epoch = 0
+    while true do
+        epoch <- epoch + 1
+        (use _ = torch.no_grad() in model.weight.fill_(Scalar.op_Implicit (float epoch)) |> ignore)
+        Checkpoint.save path model null { Epoch = epoch; Iteration = epoch; BestLoss = 0.0 }
+    Child.Passed
+
 /// The scenarios by name.
 let all : Map<string, unit -> int> =
     Map [ "derived-parameter", derivedParameter
@@ -89,4 +101,5 @@ let all : Map<string, unit -> int> =
           "inplace-saved-interpolated", inPlaceSavedTensor Sensitivity.interpolatedAdjoint
           "theorem1-terminal-shape", theorem1WrongTerminalShape
           "failed-constructor-finaliser", failedConstructorFinaliser
+          "checkpoint-writer", checkpointWriter
           "malformed-inputs", MalformedInputs.run 800 ]

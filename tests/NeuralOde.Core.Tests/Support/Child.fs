@@ -32,3 +32,16 @@ let run (scenario: string) (timeout: TimeSpan) : Outcome =
 let [<Literal>] Passed = 0
 /// The exit code of a scenario whose check failed (the output says how).
 let [<Literal>] CheckFailed = 3
+
+/// Starts `dotnet <this test program> --child <scenario>` with extra environment variables, output discarded; the
+/// caller waits for or kills it.
+let start (scenario: string) (environment: (string * string) list) : Process =
+    let program = Reflection.Assembly.GetEntryAssembly().Location
+    let psi = ProcessStartInfo("dotnet", [ program; "--child"; scenario ], RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    for name, value in environment do psi.Environment[name] <- value
+    let p = Process.Start psi
+    p.OutputDataReceived.Add ignore
+    p.ErrorDataReceived.Add ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p
