@@ -88,3 +88,29 @@ public class CheckpointTests
         finally { File.Delete(path); }
     }
 }
+
+/// <summary>PyTorch weights from C#.</summary>
+public class PyTorchWeightsTests
+{
+    [Fact]
+    public void APyTorchFieldLoadsIntoABlockAndSavesBack()
+    {
+        var fixture = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "fixtures", "mlp-field.safetensors");
+        using var block = new NeuralOdeBlock(Sequential(Linear(2, 4), Tanh(), Linear(4, 2)));
+        var loaded = PyTorchWeights.LoadSafetensors(block, fixture, new Dictionary<string, string> { ["vf."] = "block.vector_field." });
+        Assert.Equal(4, loaded.Count);
+        // Each tensor once, under the registered names (TorchSharp's reflection would add "vectorField.*" copies).
+        Assert.Equal(new[] { "block.vector_field.0.bias", "block.vector_field.0.weight", "block.vector_field.2.bias", "block.vector_field.2.weight" },
+                     block.state_dict().Keys.OrderBy(k => k, StringComparer.Ordinal));
+        var path = Path.Combine(Path.GetTempPath(), $"neuralode-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            PyTorchWeights.SaveSafetensors(block, path, new Dictionary<string, string> { ["block.vector_field."] = "vf." });
+            using var again = new NeuralOdeBlock(Sequential(Linear(2, 4), Tanh(), Linear(4, 2)));
+            PyTorchWeights.LoadSafetensors(again, path, new Dictionary<string, string> { ["vf."] = "block.vector_field." });
+            Assert.Equal(block.parameters().First().data<float>().ToArray(), again.parameters().First().data<float>().ToArray());
+        }
+        finally { File.Delete(path); }
+        Assert.Throws<NotSupportedException>(() => PyTorchWeights.LoadSafetensors(block, "weights.pt"));
+    }
+}
