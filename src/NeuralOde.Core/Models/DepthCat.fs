@@ -17,9 +17,7 @@ type DepthCat() =
         if x.dim() < 2L then
             raise (System.ArgumentException($"DepthCat needs a batched input [N, features] or [N, C, H, W]; got shape {Internal.TensorOps.shapeText x}.", "x"))
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     /// The scalar depth `forward(x)` uses when no per-sample depths are set.

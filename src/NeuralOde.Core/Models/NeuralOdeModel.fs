@@ -116,9 +116,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         solution.States.Dispose()
         final, solution.Integral.Value
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     /// z(S): the state at the last time of the grid.

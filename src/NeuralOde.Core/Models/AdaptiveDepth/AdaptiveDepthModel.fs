@@ -89,9 +89,7 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
         lastBackward <- solution.Backward
         solution, s
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     /// z_i(S(x_i)) for every sample.

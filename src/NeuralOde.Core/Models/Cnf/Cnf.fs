@@ -73,9 +73,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     member _.Sensitivity = sensitivity
     /// The span (t0, t1): data at t0, the base distribution at t1.
     member _.Span = (t0, t1)
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     interface ISolveStatistics with

@@ -27,9 +27,7 @@ type ConditionCat(name: string) =
             use c = data.to_type(z.dtype)
             torch.cat([| z; c |], 1L)
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     interface IDataControlled with

@@ -12,9 +12,7 @@ type DataControl() =
     inherit Module<torch.Tensor, torch.Tensor>("data_control")
     let mutable data: torch.Tensor = null
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     interface IDataControlled with

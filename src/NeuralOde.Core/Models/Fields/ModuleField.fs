@@ -1,5 +1,11 @@
 /// A module as a vector field f(s, z): before each evaluation, every depth-aware module inside it (itself included)
 /// is told the depth, and every data-controlled one the data. Autonomous modules are evaluated unchanged.
+///
+/// The core's modules override RegisterComponents with nothing and register their components by name in their
+/// constructors: TorchSharp's default registers every Module or Tensor field again under its field name when a parent
+/// registers the module — a block's field a second time (a C# NeuralOdeBlock's state_dict held every tensor twice, as
+/// "vector_field.*" and "vectorField.*"), or a stale per-evaluation tensor (a Galerkin layer's last weights,
+/// DataControl's data) as a buffer.
 module NeuralOde.Core.ModuleField
 
 open System.Collections.Generic
@@ -37,3 +43,4 @@ let create (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : Vector
         // disposed later or from another batch, could otherwise be read by a direct forward).
         try m.forward z
         finally for c in controlled do c.SetData null
+

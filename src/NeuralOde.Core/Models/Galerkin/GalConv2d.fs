@@ -40,9 +40,7 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
         use psi = torch.tensor(Basis.valuesAt basis s, dtype = coefficients.dtype, device = coefficients.device)
         coefficients.mv(psi)
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     /// The depth `forward(x)` uses: the last one the block told it (0 before any).

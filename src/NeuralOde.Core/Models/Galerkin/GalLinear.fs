@@ -42,9 +42,7 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
     /// its output with respect to θ(s) itself (Theorem 1) can be taken. Valid until the tensor's scope ends.
     member _.LastWeights = lastWeights
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     /// The depth `forward(x)` uses: the last one the block told it (0 before any).

@@ -35,9 +35,7 @@ type StackedLinear(inFeatures: int64, outFeatures: int64, partition: float[], dt
     interface IDepthAware with
         member _.SetDepth(s) = depth <- s
 
-    /// Registers nothing by reflection: the components are registered by name in the constructor. (TorchSharp's
-    /// default registers every Module/Tensor field again under its field name — the field module a second time, or
-    /// a stale per-evaluation tensor as a buffer — when a parent registers this module.)
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
     /// The layer with the weights of the interval holding the depth the block told it last.
