@@ -36,9 +36,7 @@ let noise (argument: string) (value: float) =
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number of at least 0 (0 for no noise); got {value}."))
 
 /// Fails unless `value` is finite.
-let finite (argument: string) (value: float) =
-    if Double.IsNaN value || Double.IsInfinity value then
-        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be a finite number; got {value}."))
+let finite (argument: string) (value: float) = NeuralOde.Core.Internal.Guard.finite argument value
 
 /// Fails unless the dtype is float32 or float64, the two the generators return.
 let floating (argument: string) (dtype: torch.ScalarType) =

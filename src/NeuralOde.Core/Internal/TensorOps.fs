@@ -72,6 +72,14 @@ let allFinite (x: Tensor) : bool =
     use all = finite.all()
     all.item<bool>()
 
+/// Every element as a float on the host, in row-major order; the intermediate tensors are freed here.
+let hostValues (t: Tensor) : float[] =
+    use d = t.detach()
+    use c = d.cpu()
+    use f = c.to_type(torch.float64)
+    use contiguous = f.contiguous()
+    contiguous.data<float>().ToArray()
+
 /// Human-readable shape, e.g. [4, 2].
 let shapeText (x: Tensor) = "[" + (x.shape |> Array.map string |> String.concat ", ") + "]"
 

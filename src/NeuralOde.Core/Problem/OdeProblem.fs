@@ -72,6 +72,6 @@ module OdeProblem =
         if times.IsInvalid then raise (System.ObjectDisposedException("timeTensor", "The time tensor has been disposed."))
         if times.dim() <> 1L then
             raise (System.ArgumentException("The time tensor must be 1-D.", "times"))
-        let values = times.detach().to_type(torch.float64).cpu().data<float>().ToArray()
+        let values = TensorOps.hostValues times
         Guard.timeGrid "times" values |> ignore
         { problem with Times = values; TimeTensor = Some times }

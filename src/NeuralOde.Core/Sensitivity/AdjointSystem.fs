@@ -51,14 +51,11 @@ let endTimeDerivative (f: VectorField) (loss: IntegralLoss option) (weight: floa
     // a captured tensor, is left alone).
     use _ = torch.NewDisposeScope()
     use _ = torch.no_grad()
-    try
+    OdeSolveException.Calling(t, fun () ->
         let fx = f t x
         use dot = (a * fx).sum()
         let running =
             match loss with
             | Some l when weight <> 0.0 -> weight * (l t x).ToDouble()
             | _ -> 0.0
-        dot.ToDouble() + running
-    with
-    | :? OdeSolveException -> reraise ()
-    | e -> raise (OdeSolveException.FieldFailed(t, e))
+        dot.ToDouble() + running)

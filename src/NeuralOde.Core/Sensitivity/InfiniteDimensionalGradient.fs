@@ -14,8 +14,7 @@ open NeuralOde.Core.Internal
 type Tensor = torch.Tensor
 
 /// Checks the arguments every gradient routine shares: nothing null or disposed, ∂L/∂x(S) shaped as x0.
-let private checkArguments (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor) =
-    if isNull (box field) then raise (System.ArgumentNullException("field"))
+let private checkArguments (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor) =
     if isNull (box weights) then raise (System.ArgumentNullException("weights"))
     if isNull x0 then raise (System.ArgumentNullException("x0"))
     if isNull terminalGradient then raise (System.ArgumentNullException("terminalGradient"))
@@ -31,7 +30,8 @@ let private checkArguments (field: VectorField) (weights: unit -> Tensor) (x0: T
 let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (span: float * float) (terminalGradient: Tensor)
                           (loss: IntegralLoss option) (depths: float[]) (solver: ButcherTableau) (control: StepControl) : Tensor * Tensor =
     let s0, s1 = span
-    checkArguments field weights x0 terminalGradient
+    if isNull (box field) then raise (System.ArgumentNullException("field"))
+    checkArguments weights x0 terminalGradient
     Guard.timeGrid "span" [| s0; s1 |] |> ignore
     if isNull depths then raise (System.ArgumentNullException("depths"))
     if depths.Length = 0 then raise (System.ArgumentException("depths is empty: give at least one depth at which to evaluate the gradient.", "depths"))
@@ -147,7 +147,7 @@ let stacked (fieldFor: int -> VectorField) (weights: unit -> Tensor) (partition:
             (terminalGradient: Tensor) (loss: IntegralLoss option) (tolerance: float) (solver: ButcherTableau) (control: StepControl) : Tensor =
     Guard.timeGrid "partition" partition |> ignore
     if isNull (box fieldFor) then raise (System.ArgumentNullException("fieldFor"))
-    checkArguments (fun _ x -> x) weights x0 terminalGradient
+    checkArguments weights x0 terminalGradient
     let pieces = partition.Length - 1
     use starts = (use _ = torch.no_grad() in Stacked.solve fieldFor partition x0 [] Sensitivity.Autograd solver control)
     let mutable a = terminalGradient.clone()

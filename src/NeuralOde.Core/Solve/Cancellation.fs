@@ -8,9 +8,6 @@ open System.Threading
 
 let private current = AsyncLocal<CancellationToken>()
 
-/// The token in force (CancellationToken.None outside `within`).
-let token () = current.Value
-
 /// Runs `action` with `token` reaching every solve inside it; the previous token is restored afterwards.
 let within (token: CancellationToken) (action: unit -> 'a) : 'a =
     let previous = current.Value

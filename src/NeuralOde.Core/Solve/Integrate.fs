@@ -24,11 +24,7 @@ let private checkedField (f: VectorField) (count: int ref) (scope: unit -> Dispo
     fun t x ->
         count.Value <- count.Value + 1
         // Whatever f raises comes out as an OdeSolveException with the time, f's exception inside.
-        let dx =
-            try f t x
-            with
-            | :? OdeSolveException -> reraise ()
-            | e -> raise (OdeSolveException.FieldFailed(t, e))
+        let dx = OdeSolveException.Calling(t, fun () -> f t x)
         if isNull dx then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned null at t = {t}."))
         if dx.IsInvalid then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned a disposed tensor at t = {t}: return a new tensor (a `using`/`use` on the result, or a dispose scope ended inside f, frees it before the solver reads it)."))
         if dx.shape <> x.shape then raise (mismatch "shape" t x dx)

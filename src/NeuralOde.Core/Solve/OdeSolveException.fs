@@ -34,3 +34,11 @@ type OdeSolveException(failure: OdeFailure, time: float, message: string, inner:
     static member internal FieldFailed(t: float, inner: exn) =
         let first = inner.Message.Split('\n').[0]
         OdeSolveException(OdeFailure.VectorFieldFailed, t, $"The vector field raised {inner.GetType().Name} at t = {t}: {first}", inner)
+
+    /// Runs a call of the vector field (or running loss) at time t: what it raises comes out as FieldFailed with
+    /// the time (an OdeSolveException as itself).
+    static member internal Calling(t: float, call: unit -> 'a) : 'a =
+        try call ()
+        with
+        | :? OdeSolveException -> reraise ()
+        | e -> raise (OdeSolveException.FieldFailed(t, e))

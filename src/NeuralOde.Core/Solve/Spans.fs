@@ -13,12 +13,6 @@ open NeuralOde.Core.Internal
 /// A vector field with one time per sample: f(t, x), t of shape [N] for a batch x of shape [N, ...].
 type SampleVectorField = torch.Tensor -> torch.Tensor -> torch.Tensor
 
-let private hostValues (t: torch.Tensor) =
-    use d = t.detach()
-    use c = d.cpu()
-    use f = c.to_type(torch.float64)
-    f.data<float>().ToArray()
-
 let private checkSpanTensor (argument: string) (t: torch.Tensor) (x0: torch.Tensor) =
     let batch = x0.shape[0]
     if isNull t then raise (ArgumentNullException(argument))
@@ -29,7 +23,7 @@ let private checkSpanTensor (argument: string) (t: torch.Tensor) (x0: torch.Tens
         raise (ArgumentException($"{argument} must hold one time per sample, shape [{batch}]; got shape {TensorOps.shapeText t}.", argument))
     if not (torch.is_floating_point t) then
         raise (ArgumentException($"{argument} must be a floating-point tensor; got dtype {t.dtype}.", argument))
-    hostValues t |> Array.iteri (fun i v ->
+    TensorOps.hostValues t |> Array.iteri (fun i v ->
         if Double.IsNaN v || Double.IsInfinity v then
             raise (ArgumentException($"{argument}[{i}] is {v}; every time must be finite.", argument)))
 

@@ -66,8 +66,7 @@ module Trainer =
 
     /// The solving modules inside `model` (itself included).
     let private solvers (model: Module) =
-        Seq.append [ model ] (model.modules()) |> Seq.distinct
-        |> Seq.choose (fun m -> match box m with :? ISolveStatistics as s -> Some s | _ -> None) |> Array.ofSeq
+        ModuleField.tree model |> List.choose (fun m -> match box m with :? ISolveStatistics as s -> Some s | _ -> None) |> Array.ofList
 
     /// Trains `model` with `optimizer`: for each epoch, for each batch of `batches epoch`, the gradients of
     /// `loss batch` (a 0-dim tensor) by Ode.backward (an adjoint's failure raises as itself), then an optimizer step;

@@ -20,13 +20,8 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
         StepControl.validate control
         this.register_module("vector_field", vectorField)
         this.register_module("depth", depth)
-    let aware = ModuleField.depthAware vectorField
-    let sampleAware =
-        aware |> List.map (fun d ->
-            match d with
-            | :? ISampleDepthAware as s -> s
-            | other ->
-                raise (System.ArgumentException($"The adaptive-depth model evaluates each sample at its own depth, but the field holds {other.GetType().Name}, which takes one depth for the batch. Use DepthCat (or an ISampleDepthAware module) for depth dependence.", "vectorField")))
+    // Refuses, at construction, a field whose depth dependence cannot be per sample.
+    do ModuleField.createPerSample vectorField null |> ignore
     let controlled = ModuleField.dataControlled vectorField
     let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
     let mutable lastBackward = BackwardStatistics()
@@ -73,14 +68,7 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
         // The start depths and S are read again by an adjoint's backward solve: they are not freed here but left to
         // the caller's dispose scope, like the output.
         let zero = torch.zeros([| x.shape[0] |], dtype = s.dtype, device = s.device)
-        let field: Spans.SampleVectorField =
-            fun depths z ->
-                for d in sampleAware do d.SetSampleDepth depths
-                for c in controlled do c.SetData x
-                try vectorField.forward z
-                finally
-                    for d in sampleAware do d.SetSampleDepth null
-                    for c in controlled do c.SetData null
+        let field: Spans.SampleVectorField = ModuleField.createPerSample vectorField x
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
                if not controlled.IsEmpty && x.requires_grad then yield x |]

@@ -13,7 +13,7 @@ open TorchSharp
 open type TorchSharp.torch.nn
 
 /// The module and its descendants, each once, in the order TorchSharp lists them.
-let private tree (m: Module) : Module list =
+let tree (m: Module) : Module list =
     let seen = HashSet<Module>(HashIdentity.Reference)
     [ for child in Seq.append [ m ] (m.modules()) do
         if seen.Add child then yield child ]
@@ -44,3 +44,23 @@ let create (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : Vector
         try m.forward z
         finally for c in controlled do c.SetData null
 
+/// f(t, z) = m(z) with one depth per sample, t of shape [N] (adaptive depth, per-sample spans): every depth-aware
+/// module inside m must take per-sample depths (ISampleDepthAware) and is told t, every data-controlled one `data`,
+/// for the evaluation only.
+let createPerSample (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : torch.Tensor -> torch.Tensor -> torch.Tensor =
+    if isNull m then raise (System.ArgumentNullException("vectorField"))
+    let sampleAware =
+        depthAware m |> List.map (fun d ->
+            match d with
+            | :? ISampleDepthAware as s -> s
+            | other ->
+                raise (System.ArgumentException($"The field is evaluated with one depth per sample, but it holds {other.GetType().Name}, which takes one depth for the batch. Use DepthCat (or an ISampleDepthAware module) for depth dependence.", "vectorField")))
+        |> Array.ofList
+    let controlled = dataControlled m |> Array.ofList
+    fun depths z ->
+        for d in sampleAware do d.SetSampleDepth depths
+        for c in controlled do c.SetData data
+        try m.forward z
+        finally
+            for d in sampleAware do d.SetSampleDepth null
+            for c in controlled do c.SetData null
