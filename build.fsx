@@ -1,9 +1,10 @@
 // NeuralOde build script: `dotnet fsi build.fsx <target>`.
 //   build   restore and build the solution (Release)
-//   test    every F# (Expecto) and C# (xunit) test, then one line `N passed, N failed`; non-zero exit on any failure
+//   test    every F# (Expecto) and C# (xunit) test and the consumer apps and script (tests/Consumers/), then one
+//           line `N passed, N failed`; non-zero exit on any failure
 //   demo    the main job: train a Neural ODE on concentric annuli, write its figures to out/demo/
 //   bench   the benchmark project (not part of test); tables to out/bench/
-//   pack    NuGet packages to out/packages/, then a throw-away C# app restores them from there, builds and runs
+//   pack    NuGet packages to out/packages/, then the consumers of `test` (tests/Consumers/) against a fresh pack
 //   appendix  run every script of paper-appendix/ (derivations checked against the library)
 //   clean   remove out/ and every bin/ and obj/
 // Arguments after the target go to the program it runs (test: to the Expecto runner; bench: to the benchmarks).
@@ -11,6 +12,8 @@ open System
 open System.Diagnostics
 open System.IO
 open System.Xml.Linq
+
+#load "tests/Consumers/Consumers.fsx"
 
 type Target =
     | Build
@@ -84,9 +87,19 @@ let test (extra: string list) =
         else
             printfn "%s: no results file (runner exit code %d); counted as one failure" name code
             0, 1
+    printfn "== Consumers (the packed packages, from a fresh C# app, F# app and F# script) =="
+    let consumers =
+        try Consumers.run root configuration (Path.Combine(outDir, "consumers"))
+        with e ->
+            printfn "consumers: %s" e.Message
+            [ { Consumers.Name = "pack"; Consumers.Passed = false; Consumers.Seconds = 0.0; Consumers.Output = e.Message } ]
     let fsPassed, fsFailed = count "F#" junit junitCounts fsCode
     let csPassed, csFailed = count "C#" (Path.Combine(results, "csharp.trx")) trxCounts csCode
-    let passed, failed = fsPassed + csPassed, fsFailed + csFailed
+    let consumersPassed = consumers |> List.filter (fun o -> o.Passed) |> List.length
+    let consumersFailed = consumers.Length - consumersPassed
+    for o in consumers do printfn "consumer %s: %s (%.0f s)" o.Name (if o.Passed then "passed" else "FAILED") o.Seconds
+    printfn "Consumers: %d passed, %d failed" consumersPassed consumersFailed
+    let passed, failed = fsPassed + csPassed + consumersPassed, fsFailed + csFailed + consumersFailed
     printfn "%d passed, %d failed" passed failed
     if failed > 0 then exit 1
 
@@ -100,54 +113,21 @@ let bench (extra: string list) =
     run root "dotnet" ((binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: extra) @ [ "--out"; Path.Combine(outDir, "bench") ])
     |> require "benchmarks"
 
-/// The consumer app of `pack`: a gradient through Dopri5 from C#.
-let consumerProgram = """using NeuralOde; using TorchSharp;
-using var x0 = torch.tensor(new[] { 1.0 }, requires_grad: true);
-using var solution = Ode.Solve((t, x) => -x, x0, new[] { 0.0, 1.0 }, Solvers.Dopri5(), StepSize.Adaptive(1e-8, 1e-10));
-solution.Final.sum().backward();
-System.Console.WriteLine($"consumer: x(1) = {solution.Final.ToDouble():F8} (exp(-1) = {System.Math.Exp(-1):F8}), dx(1)/dx0 = {x0.grad!.ToDouble():F8}");
-"""
-
-/// Packs NeuralOde.Core and NeuralOde with a unique version, checks the package carries the native fix, then builds
-/// and runs a throw-away C# console app against the packages, as a consumer would.
+/// Release packages (the version in Directory.Build.props) to out/packages/, then every consumer of `test`.
 let pack () =
-    let version = "0.1.0-local." + DateTime.UtcNow.ToString("yyyyMMddHHmmss")
     let packages = Path.Combine(outDir, "packages")
-    Directory.CreateDirectory packages |> ignore
     for project in [ "src/NeuralOde.Core/NeuralOde.Core.fsproj"; "src/NeuralOde/NeuralOde.csproj" ] do
-        dotnet [ "pack"; project; "-c"; configuration; "-o"; packages; $"-p:Version={version}"; "-nologo"; "-v"; "minimal" ] |> require $"pack {project}"
-    let nupkg = Path.Combine(packages, $"NeuralOde.{version}.nupkg")
-    use zip = IO.Compression.ZipFile.OpenRead nupkg
-    for entry in [ "buildTransitive/NeuralOde.targets"; "buildTransitive/GlibcxxPatch.cs" ] do
-        if zip.GetEntry entry |> isNull then
-            eprintfn "build.fsx: %s lacks %s" nupkg entry
-            exit 1
-    printfn "%s carries buildTransitive/NeuralOde.targets and GlibcxxPatch.cs" nupkg
-    let app = Path.Combine(outDir, "pack-consumer")
-    if Directory.Exists app then Directory.Delete(app, true)
-    Directory.CreateDirectory app |> ignore
-    // Outside the repository's Directory.Build.* files, exactly as a user's project.
-    File.WriteAllText(Path.Combine(app, "Directory.Build.props"), "<Project />")
-    File.WriteAllText(Path.Combine(app, "Directory.Build.targets"), "<Project />")
-    File.WriteAllText(Path.Combine(app, "Directory.Packages.props"), "<Project><PropertyGroup><ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup></Project>")
-    File.WriteAllText(Path.Combine(app, "nuget.config"), $"""<?xml version="1.0" encoding="utf-8"?>
-<configuration><packageSources><add key="local" value="{packages}" /></packageSources></configuration>""")
-    File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><NoWarn>NU1603</NoWarn></PropertyGroup>
-  <ItemGroup>
-    <PackageReference Include="NeuralOde" Version="{version}" />
-    <PackageReference Include="libtorch-cpu-linux-x64" Version="2.10.0" />
-  </ItemGroup>
-</Project>""")
-    File.WriteAllText(Path.Combine(app, "Program.cs"), consumerProgram)
-    run app "dotnet" [ "run"; "-c"; configuration; "--nologo" ] |> require "the consumer app built against the packages"
+        dotnet [ "pack"; project; "-c"; configuration; "-o"; packages; "-nologo"; "-v"; "minimal" ] |> require $"pack {project}"
+    printfn "packages in %s" packages
+    let outcomes = Consumers.run root configuration (Path.Combine(outDir, "consumers"))
+    if outcomes |> List.exists (fun o -> not o.Passed) then exit 1
 
 /// Runs every .fsx under paper-appendix/ against the Release build; fails if any script fails.
 let appendix () =
     build ()
     let scripts =
         Directory.GetFiles(Path.Combine(root, "paper-appendix"), "*.fsx", SearchOption.AllDirectories)
-        |> Array.filter (fun f -> Path.GetFileName f <> "LoadNative.fsx") |> Array.sort
+        |> Array.sort
     for script in scripts do
         printfn "== %s ==" (Path.GetRelativePath(root, script))
         run root "dotnet" [ "fsi"; script ] |> require script

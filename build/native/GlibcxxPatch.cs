@@ -99,6 +99,8 @@ namespace NeuralOde.Build
             long auxOffset = -1;
             ushort versionIndex = 0;
             var referencedNames = new List<uint>();
+            // Entries are chained by vn_next / vna_next; a zero offset ends a chain, so a crafted count cannot make
+            // these loops longer than the file.
             long need = verneed.Offset;
             for (uint i = 0; i < verneed.Info; i++)
             {
@@ -113,9 +115,13 @@ namespace NeuralOde.Build
                         auxOffset = aux;
                         versionIndex = (ushort)(elf.U16(aux + 6) & 0x7fff);
                     }
-                    aux += elf.U32(aux + 12);
+                    uint nextAux = elf.U32(aux + 12);
+                    if (nextAux == 0) break;
+                    aux += nextAux;
                 }
-                need += elf.U32(need + 12);
+                uint nextNeed = elf.U32(need + 12);
+                if (nextNeed == 0) break;
+                need += nextNeed;
             }
             if (auxOffset < 0) return GlibcxxPatchOutcome.NotNeeded;
 
@@ -237,7 +243,8 @@ namespace NeuralOde.Build
             {
                 long start = strtab.Offset + offset, end = start;
                 if (offset >= strtab.Size) throw Refuse($"a string offset {offset} lies outside .dynstr");
-                while (end < strtab.Offset + strtab.Size && _b[end] != 0) end++;
+                Check(start, 1);
+                while (end < strtab.Offset + strtab.Size && end < _b.Length && _b[end] != 0) end++;
                 return Encoding.ASCII.GetString(_b, (int)start, (int)(end - start));
             }
 

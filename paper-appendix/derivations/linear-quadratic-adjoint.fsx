@@ -18,8 +18,10 @@
 // gives ∂L/∂x0 = a(t0) and ∂L/∂a = μ(t0); the end-time derivative is a(t1)·f(x(t1)) + l(x(t1))
 // = c·a x(t1) + q x(t1)², the same as ∂L/∂t1 above. The closed forms live in one file shared with the tests:
 #load "../../tests/NeuralOde.Core.Tests/Support/LinearQuadratic.fs"
-#load "../LoadNative.fsx"
+#r "../../tests/NeuralOde.Core.Tests/bin/Release/net10.0/TorchSharp.dll"
 #r "../../tests/NeuralOde.Core.Tests/bin/Release/net10.0/NeuralOde.Core.dll"
+// A script that references built DLLs (not the package) loads the native backend itself, before TorchSharp does.
+NeuralOde.Core.Native.NativeBackend.ensureLoaded () |> ignore
 
 open TorchSharp
 open NeuralOde.Core

@@ -14,9 +14,11 @@
 //   dL/dα_j = ∫_0^1 z(1)² ψ_j(s) ds = z(1)² Ψ_j(1), the same.
 // The zero gradients for j ≥ 1 are the point of the example: a depth-varying perturbation orthogonal to the
 // constant cannot change a loss that depends only on ∫θ.
-#load "../LoadNative.fsx"
+#r "../../tests/NeuralOde.Core.Tests/bin/Release/net10.0/TorchSharp.dll"
 #r "../../tests/NeuralOde.Core.Tests/bin/Release/net10.0/NeuralOde.Core.dll"
 #r "../../tests/NeuralOde.Core.Tests/bin/Release/net10.0/MathNet.Numerics.dll"
+// A script that references built DLLs (not the package) loads the native backend itself, before TorchSharp does.
+NeuralOde.Core.Native.NativeBackend.ensureLoaded () |> ignore
 
 open TorchSharp
 open NeuralOde.Core

@@ -4,6 +4,11 @@ open Expecto
 
 [<EntryPoint>]
 let main argv =
+    match argv with
+    | [| "--child"; "native-load-before-torchsharp" |] ->
+        // Before anything touches TorchSharp (set_num_threads below would load it).
+        NeuralOde.Tests.Native.NativeBackendTests.loadBeforeTorchSharp ()
+    | _ ->
     TorchSharp.torch.set_num_threads 2
     match argv with
     | [| "--child"; scenario |] ->

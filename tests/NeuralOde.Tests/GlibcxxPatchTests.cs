@@ -3,6 +3,9 @@ using System.IO;
 using System.Runtime.InteropServices;
 using System.Text;
 using NeuralOde.Build;
+// The run-time twin of the build's edit, in the F# core: compared here byte for byte (a test of the build tooling,
+// not of the C# API, which never needs this namespace).
+using RuntimeFix = NeuralOde.Core.Native.GlibcxxFix;
 
 namespace NeuralOde.Tests;
 
@@ -117,6 +120,35 @@ public class GlibcxxPatchTests : IDisposable
         File.WriteAllBytes(without, Encoding.ASCII.GetBytes("xxGLIBCXX_3.4.30\0GLIBCXX_3.4.31\0yy"));
         Assert.True(GlibcxxPatch.SystemLibstdcxxHasRequiredVersion(withVersion));
         Assert.False(GlibcxxPatch.SystemLibstdcxxHasRequiredVersion(without));
+    }
+
+    [Fact]
+    public void TheRunTimeFixInTheCoreMakesTheSameBytes()
+    {
+        var original = File.ReadAllBytes(ShippedLibrary());
+        var byBuild = (byte[])original.Clone();
+        var byRunTime = (byte[])original.Clone();
+        Assert.Equal(GlibcxxPatchOutcome.Patched, GlibcxxPatch.PatchImage(byBuild, "shim"));
+        Assert.Equal(RuntimeFix.GlibcxxFixOutcome.Patched, RuntimeFix.patchImage(byRunTime, "shim"));
+        Assert.Equal(byBuild, byRunTime);
+        Assert.Equal(GlibcxxPatchOutcome.AlreadyPatched, GlibcxxPatch.PatchImage(byRunTime, "shim"));
+        Assert.Equal(RuntimeFix.GlibcxxFixOutcome.AlreadyPatched, RuntimeFix.patchImage(byBuild, "shim"));
+    }
+
+    [Fact]
+    public void TheRunTimeFixRefusesWhatTheBuildRefuses()
+    {
+        var image = File.ReadAllBytes(ShippedLibrary());
+        var (versym, index) = FindVersymEntryOfSymbol(image);
+        var neighbour = versym + (index > 1 ? index - 1 : index + 1) * 2;
+        image[neighbour] = image[versym + index * 2];
+        image[neighbour + 1] = image[versym + index * 2 + 1];
+        var byBuild = Assert.Throws<InvalidDataException>(() => GlibcxxPatch.PatchImage((byte[])image.Clone(), "crafted.so"));
+        var byRunTime = Assert.Throws<InvalidDataException>(() => RuntimeFix.patchImage((byte[])image.Clone(), "crafted.so"));
+        Assert.Equal(byBuild.Message, byRunTime.Message);
+        var notElf = Encoding.ASCII.GetBytes(new string('x', 100));
+        Assert.Equal(Assert.Throws<InvalidDataException>(() => GlibcxxPatch.PatchImage(notElf, "x.so")).Message,
+                     Assert.Throws<InvalidDataException>(() => RuntimeFix.patchImage(notElf, "x.so")).Message);
     }
 
     static int Occurrences(byte[] image, string text)

@@ -1,0 +1,72 @@
+using System.Runtime.CompilerServices;
+using System;
+using System.IO;
+using Loader = NeuralOde.Core.Native.NativeBackend;
+
+namespace NeuralOde;
+
+/// <summary>What <see cref="NativeBackend.EnsureLoaded"/> found and did.</summary>
+public enum NativeBackendState
+{
+    /// <summary>Not Linux: TorchSharp's own loading applies unchanged.</summary>
+    NotApplicable,
+    /// <summary>TorchSharp's shim was already loaded in this process; nothing was done.</summary>
+    AlreadyLoaded,
+    /// <summary>Loaded from where it lies: the system's libstdc++ suffices or the build already fixed the file.</summary>
+    Loaded,
+    /// <summary>A copy of the shim fixed for this system's older libstdc++ was made in a private cache and loaded.</summary>
+    LoadedFixedCopy,
+    /// <summary>TorchSharp's shim was not found; TorchSharp's own loading applies and reports what it lacks.</summary>
+    ShimNotFound,
+}
+
+/// <summary>The outcome of <see cref="NativeBackend.EnsureLoaded"/>.</summary>
+/// <param name="State">What was done.</param>
+/// <param name="Shim">The shim's path (null when not applicable or not found).</param>
+/// <param name="FixedCopy">The fixed copy that was loaded, for <see cref="NativeBackendState.LoadedFixedCopy"/>; otherwise null.</param>
+public sealed record NativeBackendReport(NativeBackendState State, string? Shim, string? FixedCopy)
+{
+    /// <summary>One line: the state and the paths.</summary>
+    public override string ToString() => State switch
+    {
+        NativeBackendState.LoadedFixedCopy => $"LoadedFixedCopy: {Shim} fixed for this system's libstdc++ as {FixedCopy}",
+        NativeBackendState.NotApplicable or NativeBackendState.ShimNotFound => State.ToString(),
+        _ => $"{State}: {Shim}",
+    };
+}
+
+/// <summary>
+/// Loads TorchSharp's native backend before TorchSharp does, with the fix that makes it load on Linux systems whose
+/// libstdc++ predates GCC 13 (Debian 12, Ubuntu 22.04). Applications get the same fix at build time, and this
+/// assembly calls <see cref="EnsureLoaded"/> when it is first used; call it yourself only when your program's first
+/// TorchSharp call comes before any NeuralOde call in a build that skipped the fix. The NuGet cache is never written.
+/// </summary>
+public static class NativeBackend
+{
+    /// <summary>
+    /// Loads the backend once and says how; later calls return the first call's report. Does nothing when
+    /// TorchSharp already loaded it.
+    /// </summary>
+    /// <exception cref="DllNotFoundException">libtorch or a library it needs could not be found or loaded.</exception>
+    /// <exception cref="IOException">The fixed copy could not be written (set NEURALODE_NATIVE_CACHE).</exception>
+    /// <exception cref="InvalidDataException">The shim is not the file the fix expects.</exception>
+    public static NativeBackendReport EnsureLoaded() => Loader.ensureLoaded() switch
+    {
+        Loader.NativeBackendStatus.AlreadyLoaded s => new(NativeBackendState.AlreadyLoaded, s.shim, null),
+        Loader.NativeBackendStatus.Loaded s => new(NativeBackendState.Loaded, s.shim, null),
+        Loader.NativeBackendStatus.LoadedFixedCopy s => new(NativeBackendState.LoadedFixedCopy, s.original, s.copy),
+        Loader.NativeBackendStatus.ShimNotFound => new(NativeBackendState.ShimNotFound, null, null),
+        _ => new(NativeBackendState.NotApplicable, null, null),
+    };
+
+    /// <summary>Runs when this assembly is first used. A failure is left for TorchSharp to report on its first
+    /// call (its message names what is missing), and for <see cref="EnsureLoaded"/> to raise when called.</summary>
+#pragma warning disable CA2255 // a library's module initializer: here it must run before the user's first TorchSharp call
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void LoadWhenFirstUsed()
+    {
+        try { Loader.ensureLoaded(); }
+        catch (Exception e) when (e is DllNotFoundException or IOException or InvalidDataException or InvalidOperationException) { }
+    }
+}
