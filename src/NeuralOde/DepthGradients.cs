@@ -40,6 +40,33 @@ public static class DepthGradients
             (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
     }
 
+    /// <summary>
+    /// Corollary 2: for piecewise-constant parameters θ_i on [s_i, s_{i+1}] (a <see cref="StackedLinear"/>),
+    /// dℓ/dθ_i = ∫ over the interval of δℓ/δθ(s), each by Gauss–Legendre quadrature doubled until two results agree to
+    /// <paramref name="tolerance"/>, the adjoint carried backward across the partition points; shape [p, n_θ].
+    /// </summary>
+    /// <param name="fieldFor">For interval i, its field f_i(s, x) (as given to <see cref="Ode.SolveStacked"/>).</param>
+    /// <param name="weights">The θ_i the last evaluation used (e.g. <see cref="StackedLinear.LastWeights"/>).</param>
+    /// <param name="partition">The depths s_0 &lt; … &lt; s_p.</param>
+    /// <param name="x0">The initial state.</param>
+    /// <param name="terminalGradient">∂L/∂x(s_p).</param>
+    /// <param name="tolerance">Agreement of successive quadratures.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
+    /// <param name="integralLoss">A running loss l(s, x) added to L, when there is one.</param>
+    public static torch.Tensor Stacked(Func<int, Func<double, torch.Tensor, torch.Tensor>> fieldFor, Func<torch.Tensor> weights,
+                                       double[] partition, torch.Tensor x0, torch.Tensor terminalGradient, double tolerance = 1e-8,
+                                       Solver? solver = null, StepSize? stepSize = null,
+                                       Func<double, torch.Tensor, torch.Tensor>? integralLoss = null)
+    {
+        ArgumentNullException.ThrowIfNull(fieldFor);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(partition);
+        return Core.InfiniteDimensionalGradient.stacked(Ode.StackedFields(fieldFor), FuncConvert.FromFunc(weights), partition, x0,
+            terminalGradient, Loss(integralLoss), tolerance,
+            (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
+    }
+
     static FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>> Loss(Func<double, torch.Tensor, torch.Tensor>? loss) =>
         loss is null ? FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.None
                      : FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.Some(FuncConvert.FromFunc(loss));

@@ -120,6 +120,57 @@ public static class Ode
     }
 
     /// <summary>
+    /// Solves dx/dt = f(t, x) by autograd and keeps every accepted step, so that the solution can be evaluated at any
+    /// time of the span afterwards (<see cref="DenseSolution.Evaluate(double)"/>) by the solver's dense output — its
+    /// continuous extension (Dopri5, Tsit5, Dopri8, Bosh3) or cubic Hermite interpolation.
+    /// </summary>
+    /// <param name="vectorField">f(t, x): returns dx/dt with x's shape.</param>
+    /// <param name="x0">The initial state.</param>
+    /// <param name="times">Output times for <see cref="DenseSolution.Solution"/>; the span is from the first to the last.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
+    public static DenseSolution SolveDense(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times,
+                                           Solver? solver = null, StepSize? stepSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        ArgumentNullException.ThrowIfNull(x0);
+        ArgumentNullException.ThrowIfNull(times);
+        var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+        var (solution, trajectory) = Core.Ode.solveDense(problem, (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control).ToValueTuple();
+        return new DenseSolution(solution, trajectory);
+    }
+
+    /// <summary>
+    /// Stacked Neural ODEs (Massaroli et al. 2020, Corollary 2's setting): p Neural ODEs in sequence,
+    /// z(s_{i+1}) = z(s_i) + ∫ f_i(τ, z) dτ over [s_i, s_{i+1}], each piece solved on its own interval so that no step
+    /// straddles a jump of the parameters (e.g. a <see cref="StackedLinear"/> asked for interval i). Returns the
+    /// states at the partition points, [p + 1, ...x0.shape], differentiable by the sensitivity.
+    /// </summary>
+    /// <param name="fieldFor">For interval i, its field f_i(s, x).</param>
+    /// <param name="partition">The depths s_0 &lt; s_1 &lt; … &lt; s_p (or decreasing).</param>
+    /// <param name="x0">The initial state.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
+    /// <param name="sensitivity">How gradients are computed; autograd by default.</param>
+    /// <param name="parameters">The tensors the fields use, required by adjoint sensitivities (e.g. the layer's parameters()).</param>
+    public static torch.Tensor SolveStacked(Func<int, Func<double, torch.Tensor, torch.Tensor>> fieldFor, double[] partition, torch.Tensor x0,
+                                            Solver? solver = null, StepSize? stepSize = null, Sensitivity? sensitivity = null,
+                                            IEnumerable<torch.Tensor>? parameters = null)
+    {
+        ArgumentNullException.ThrowIfNull(fieldFor);
+        ArgumentNullException.ThrowIfNull(partition);
+        ArgumentNullException.ThrowIfNull(x0);
+        if (parameters is null && sensitivity is not null && sensitivity.Value.Tag != CoreSensitivity.Tags.Autograd)
+            throw new ArgumentNullException(nameof(parameters),
+                "An adjoint sensitivity computes gradients only for the tensors in `parameters`: pass the fields' tensors (e.g. layer.parameters()), or an empty list when only dL/dx0 is wanted.");
+        return Core.Stacked.solve(StackedFields(fieldFor), partition, x0, parameters ?? Enumerable.Empty<torch.Tensor>(),
+            (sensitivity ?? Sensitivities.Autograd()).Value, (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
+    }
+
+    internal static FSharpFunc<int, FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>> StackedFields(Func<int, Func<double, torch.Tensor, torch.Tensor>> fieldFor) =>
+        FuncConvert.FromFunc((int i) => FuncConvert.FromFunc(fieldFor(i) ?? throw new ArgumentException($"fieldFor({i}) returned null.", nameof(fieldFor))));
+
+    /// <summary>
     /// <c>loss.backward()</c>, raising an adjoint's failure as itself. When a backward solve of an adjoint
     /// sensitivity fails (step budget, step-size underflow, NaN or Inf, an exception from the vector field), the
     /// failure cannot travel through libtorch's engine, and <c>loss.backward()</c> raises an

@@ -1,5 +1,8 @@
 using System.Collections.Generic;
 using System.Linq;
+using System;
+using Microsoft.FSharp.Core;
+using NeuralOde.Core;
 using CoreSolvers = NeuralOde.Core.Solvers;
 
 namespace NeuralOde;
@@ -34,6 +37,43 @@ public static class Solvers
     /// <summary>A solver by name ("euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dopri8").</summary>
     /// <exception cref="System.ArgumentException">The name is not known; the message lists the known ones.</exception>
     public static Solver ByName(string name) => new(CoreSolvers.byName(name));
+
+    /// <summary>
+    /// Your own explicit Runge–Kutta method, as its Butcher tableau: stages k_i = f(t + c_i h, y + h Σ_j a_ij k_j),
+    /// y1 = y + h Σ b_i k_i and, when adaptive, the error estimate h Σ e_i k_i with e = b − b̂. The tableau is
+    /// checked when built (row sums of A equal c, b sums to one, e sums to zero, a continuous extension reproduces b
+    /// at θ = 1 and is zero at θ = 0); solutions between steps use <paramref name="denseWeights"/> when given, else
+    /// cubic Hermite interpolation.
+    /// </summary>
+    /// <param name="name">A short name, shown in messages.</param>
+    /// <param name="order">The order of y1.</param>
+    /// <param name="c">Nodes c_i, one per stage.</param>
+    /// <param name="a">Row i holds a_i0 … a_i,i−1 (row 0 is empty).</param>
+    /// <param name="b">Solution weights b_i.</param>
+    /// <param name="errorWeights">e_i = b_i − b̂_i for an adaptive method, with <paramref name="embeddedOrder"/>; null for a fixed-step one.</param>
+    /// <param name="embeddedOrder">The order of the embedded solution b̂.</param>
+    /// <param name="denseWeights">θ ↦ b_i(θ), the continuous extension (optionally one more weight, for f(t + h, y1)).</param>
+    /// <param name="citation">Where the coefficients come from.</param>
+    /// <exception cref="System.ArgumentException">The tableau is inconsistent; the message says which condition fails.</exception>
+    public static Solver Custom(string name, int order, double[] c, double[][] a, double[] b,
+                                double[]? errorWeights = null, int? embeddedOrder = null,
+                                Func<double, double[]>? denseWeights = null, string citation = "")
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (a.Any(row => row is null)) throw new ArgumentNullException(nameof(a), "Every row of a must be given (row 0 is an empty array).");
+        if (order < 1) throw new ArgumentOutOfRangeException(nameof(order), order, $"order must be at least 1; got {order}.");
+        var dense = denseWeights is null
+            ? DenseOutput.Hermite
+            : DenseOutput.NewContinuous(FuncConvert.FromFunc<double, double[]>(theta =>
+                denseWeights(theta) ?? throw new ArgumentException($"denseWeights({theta}) returned null.", nameof(denseWeights))));
+        return new(ButcherTableauModule.create(name, order,
+            embeddedOrder is { } p ? FSharpOption<int>.Some(p) : FSharpOption<int>.None,
+            c, a, b, errorWeights is null ? FSharpOption<double[]>.None : FSharpOption<double[]>.Some(errorWeights),
+            dense, citation ?? ""));
+    }
 
     /// <summary>Every solver, fixed-step ones first.</summary>
     public static IReadOnlyList<Solver> All => CoreSolvers.all.Select(t => new Solver(t)).ToList();

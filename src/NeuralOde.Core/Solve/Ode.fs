@@ -92,6 +92,22 @@ let trySolve (problem: OdeProblem) (solver: ButcherTableau) (control: StepContro
 let solve (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
     solveWith Sensitivity.Autograd problem solver control
 
+/// Solves `problem` by autograd like `solve`, and keeps every accepted step, so that the solution can be evaluated at
+/// any time of the span afterwards by the solver's dense output (its continuous extension, or cubic Hermite
+/// interpolation): diffrax's SaveAt(dense=True) with sol.evaluate(t), torchdyn's interpolated trajectories.
+/// Evaluations are differentiable by autograd, like the states. Dispose both results (the trajectory holds every
+/// step's stages). A running loss is refused: add it to the field, or use `solveWith`.
+let solveDense (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution * DenseTrajectory =
+    if problem.IntegralLoss.IsSome then
+        raise (ArgumentException("solveDense does not take a running loss (its integral would need its own dense output); use solveWith for the integral.", "problem"))
+    if problem.TimeTensor.IsSome then
+        raise (ArgumentException("solveDense differentiates by autograd, which cannot give gradients with respect to the output times; use solveWith with an adjoint sensitivity.", "problem"))
+    match Integrate.solveWith { Integrate.defaultSettings with Record = true } problem solver control with
+    | solution, Some trajectory -> solution, trajectory
+    | solution, None ->
+        solution.States.Dispose()
+        raise (InvalidOperationException("The solve recorded no trajectory."))
+
 /// Shorthand: solve dx/dt = f(t, x) from x0 at times[0] with outputs at `times`, by autograd.
 let odeint (f: VectorField) (x0: torch.Tensor) (times: float[]) (solver: ButcherTableau) (control: StepControl) =
     solve (OdeProblem.create f x0 times) solver control

@@ -6,7 +6,7 @@ open TorchSharp
 
 /// One accepted step, kept when a solve records its steps (for interpolated adjoints): the step from (T, Y0) to
 /// (T + H, Y1) with its stages, and f(T + H, Y1) when the dense output needs it (else null).
-type StepRecord =
+type internal StepRecord =
     { T: float
       H: float
       Y0: torch.Tensor
@@ -14,17 +14,27 @@ type StepRecord =
       Ks: torch.Tensor[]
       F1: torch.Tensor }
 
-/// The recorded steps of one solve, in the order taken; evaluates the solution anywhere on the span by the solver's
-/// dense output. Owns the tensors (consecutive steps share some): dispose it.
-type DenseTrajectory(tableau: ButcherTableau, steps: StepRecord[]) =
+/// The accepted steps of one solve (Ode.solveDense), evaluated anywhere on the span by the solver's dense output
+/// (diffrax's SaveAt(dense=True) and sol.evaluate). Owns the tensors: dispose it.
+type DenseTrajectory internal (tableau: ButcherTableau, steps: StepRecord[]) =
     let direction = if steps.Length > 0 && steps[0].H < 0.0 then -1.0 else 1.0
 
-    /// The recorded steps.
-    member _.Steps = steps
+    member internal _.Steps = steps
 
-    /// The solution at t, which must lie in the recorded span.
+    /// Where the recorded span starts (the solve's first time).
+    member _.Start = if steps.Length = 0 then nan else steps[0].T
+
+    /// Where it ends (the solve's last time).
+    member _.End = if steps.Length = 0 then nan else steps[steps.Length - 1].T + steps[steps.Length - 1].H
+
+    /// Number of accepted steps recorded.
+    member _.StepCount = steps.Length
+
+    /// The solution at t, which must lie in the recorded span (between Start and End): x0's shape, dtype and device,
+    /// differentiable like the solve's states (autograd through the recorded steps).
     member _.Evaluate(t: float) : torch.Tensor =
         if steps.Length = 0 then raise (InvalidOperationException("The trajectory holds no steps."))
+        if Double.IsNaN t || Double.IsInfinity t then raise (ArgumentOutOfRangeException("t", t, $"t must be a finite time; got {t}."))
         // The step whose closed interval holds t (binary search on the signed position along the direction).
         let position (s: StepRecord) = (t - s.T) * direction
         let mutable lo, hi = 0, steps.Length - 1
@@ -38,6 +48,14 @@ type DenseTrajectory(tableau: ButcherTableau, steps: StepRecord[]) =
         if theta <= 0.0 then s.Y0.alias()
         elif theta >= 1.0 then s.Y1.alias()
         else DenseOutputEval.evaluate tableau.Dense s.Y0 s.Y1 s.H s.Ks s.F1 theta
+
+    /// The solution at each of `times`, stacked: [times.Length, ...x0.shape].
+    member this.Evaluate(times: float[]) : torch.Tensor =
+        if isNull times then raise (ArgumentNullException("times"))
+        if times.Length = 0 then raise (ArgumentException("times must hold at least one time.", "times"))
+        let states = times |> Array.map this.Evaluate
+        try torch.stack(states, 0L)
+        finally for s in states do s.Dispose()
 
     interface IDisposable with
         member _.Dispose() =
