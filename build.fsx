@@ -1,7 +1,7 @@
 // NeuralOde build script: `dotnet fsi build.fsx <target>`.
 //   build   restore and build the solution (Release)
-//   test    every F# (Expecto) and C# (xunit) test and the consumer apps and script (tests/Consumers/), then one
-//           line `N passed, N failed`; non-zero exit on any failure
+//   test    every F# (Expecto) and C# (xunit) test, the README's code blocks (tests/Readme/) and the consumer apps
+//           and script (tests/Consumers/), then one line `N passed, N failed`; non-zero exit on any failure
 //   demo    the main job: train a Neural ODE on concentric annuli, write its figures to out/demo/
 //   bench   the benchmark project (not part of test); tables to out/bench/
 //   pack    NuGet packages to out/packages/, then the consumers of `test` (tests/Consumers/) against a fresh pack
@@ -14,6 +14,7 @@ open System.IO
 open System.Xml.Linq
 
 #load "tests/Consumers/Consumers.fsx"
+#load "tests/Readme/ReadmeSnippets.fsx"
 
 type Target =
     | Build
@@ -87,6 +88,12 @@ let test (extra: string list) =
         else
             printfn "%s: no results file (runner exit code %d); counted as one failure" name code
             0, 1
+    printfn "== README code blocks (each C# block a program, each F# block a script) =="
+    let snippets =
+        try ReadmeSnippets.run root (Path.Combine(outDir, "readme"))
+        with e ->
+            printfn "README blocks: %s" e.Message
+            [ { ReadmeSnippets.Name = "README blocks"; ReadmeSnippets.Passed = false; ReadmeSnippets.Output = e.Message } ]
     printfn "== Consumers (the packed packages, from a fresh C# app, F# app and F# script) =="
     let consumers =
         try Consumers.run root configuration (Path.Combine(outDir, "consumers"))
@@ -99,7 +106,12 @@ let test (extra: string list) =
     let consumersFailed = consumers.Length - consumersPassed
     for o in consumers do printfn "consumer %s: %s (%.0f s)" o.Name (if o.Passed then "passed" else "FAILED") o.Seconds
     printfn "Consumers: %d passed, %d failed" consumersPassed consumersFailed
-    let passed, failed = fsPassed + csPassed + consumersPassed, fsFailed + csFailed + consumersFailed
+    let snippetsPassed = snippets |> List.filter (fun o -> o.Passed) |> List.length
+    let snippetsFailed = snippets.Length - snippetsPassed
+    for o in snippets |> List.filter (fun o -> not o.Passed) do printfn "FAILED: %s" o.Name
+    printfn "README blocks: %d passed, %d failed" snippetsPassed snippetsFailed
+    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed
+    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed
     printfn "%d passed, %d failed" passed failed
     if failed > 0 then exit 1
 
