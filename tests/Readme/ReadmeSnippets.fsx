@@ -15,13 +15,13 @@ open System.Text
 open System.Text.RegularExpressions
 
 /// One code block: its language, the README line of its first code line, its lines.
-type Snippet = { Language: string; Line: int; Lines: string[] }
+type Snippet = { File: string; Path: string; Language: string; Line: int; Lines: string[] }
 
 /// One block's result.
 type Outcome = { Name: string; Passed: bool; Output: string }
 
-/// The ```csharp and ```fsharp blocks of a markdown file.
-let extract (markdown: string[]) =
+/// The ```csharp and ```fsharp blocks of a markdown file: `file` names it in messages, `path` in #line directives.
+let extract (file: string) (path: string) (markdown: string[]) =
     let mutable current: (string * int * ResizeArray<string>) option = None
     [ for i, line in Array.indexed markdown do
         match current with
@@ -32,7 +32,7 @@ let extract (markdown: string[]) =
             | _ -> ()
         | Some(language, start, lines) ->
             if line.Trim() = "```" then
-                yield { Language = language; Line = start; Lines = lines.ToArray() }
+                yield { File = file; Path = path; Language = language; Line = start; Lines = lines.ToArray() }
                 current <- None
             else lines.Add line ]
 
@@ -64,7 +64,7 @@ let csharpFile (n: int) (s: Snippet) =
             if types.Count > 0 && isCode text then misplaced.Add(number, "a statement after a type declaration")
             body.Add line
     let sb = StringBuilder()
-    let emit (line: int, text: string) = sb.AppendLine($"#line {line} \"README.md\"").AppendLine(text) |> ignore
+    let emit (line: int, text: string) = sb.AppendLine($"#line {line} \"{s.Path}\"").AppendLine(text) |> ignore
     for line, what in misplaced do emit (line, $"#error {what}: a program pasted from this block would not compile")
     Seq.iter emit directives
     sb.AppendLine("#line default").AppendLine($"namespace Readme.Snippet{n:D2};").AppendLine("static class Block { public static void Run() {") |> ignore
@@ -91,7 +91,7 @@ let fsharpModule (n: int) (s: Snippet) =
             else body.Add line
     let sb = StringBuilder()
     let indent (depth: int) (line: int, text: string) =
-        sb.AppendLine($"# {line} \"README.md\"").AppendLine(String(' ', depth) + text) |> ignore
+        sb.AppendLine($"# {line} \"{s.Path}\"").AppendLine(String(' ', depth) + text) |> ignore
     sb.AppendLine($"module Snippet{n:D2} =") |> ignore
     Seq.iter (indent 4) fileLevel
     sb.AppendLine("    let run () =") |> ignore
@@ -120,7 +120,7 @@ let private exec (workDir: string) (program: string) (args: string list) =
 /// without a line failed (the build or the script did not get that far).
 let private verdicts (language: string) (snippets: (int * Snippet) list) (code: int) (output: string) =
     [ for n, s in snippets do
-        let name = $"{language} block at README.md line {s.Line}"
+        let name = $"{language} block at {s.File} line {s.Line}"
         let passed = output.Contains $"snippet {n:D2}: passed"
         yield { Name = name; Passed = passed && (code = 0 || not (output.Contains $"snippet {n:D2}: FAILED")); Output = output } ]
 
@@ -129,7 +129,6 @@ let runCsharp (root: string) (work: string) (snippets: (int * Snippet) list) =
     let dir = Path.Combine(work, "csharp")
     if Directory.Exists dir then Directory.Delete(dir, true)
     Directory.CreateDirectory dir |> ignore
-    File.Copy(Path.Combine(root, "README.md"), Path.Combine(dir, "README.md"))
     File.WriteAllText(Path.Combine(dir, "ReadmeSnippets.csproj"), $"""<Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup><OutputType>Exe</OutputType><ImplicitUsings>enable</ImplicitUsings><NoWarn>$(NoWarn);CS8321;CS0219;CS0168</NoWarn></PropertyGroup>
   <ItemGroup>
@@ -175,16 +174,21 @@ let runFsharp (root: string) (work: string) (snippets: (int * Snippet) list) =
           .AppendLine($"with e -> failed <- failed + 1; printfn \"snippet {n:D2}: FAILED %%O\" e") |> ignore
     sb.AppendLine("exit failed") |> ignore
     File.WriteAllText(Path.Combine(dir, "Snippets.fsx"), sb.ToString())
-    File.Copy(Path.Combine(root, "README.md"), Path.Combine(dir, "README.md"))
     let code, output = exec dir "dotnet" [ "fsi"; "--quiet"; "Snippets.fsx" ]
     verdicts "F#" snippets code output
 
-/// Every block of the README, by language; prints failures with the output that explains them.
+/// The markdown files whose blocks are run: the repository's README and the two packages' readmes.
+let documents = [ "README.md"; "src/NeuralOde/PackageReadme.md"; "src/NeuralOde.Core/PackageReadme.md" ]
+
+/// Every block of those files, by language; prints failures with the output that explains them.
 let run (root: string) (work: string) =
-    let snippets = extract (File.ReadAllLines(Path.Combine(root, "README.md"))) |> List.indexed
+    let snippets =
+        documents
+        |> List.collect (fun file -> let path = Path.Combine(root, file) in extract file path (File.ReadAllLines path))
+        |> List.indexed
     let of' language = snippets |> List.filter (fun (_, s) -> s.Language = language)
     let outcomes = runCsharp root work (of' "csharp") @ runFsharp root work (of' "fsharp")
     let failedOutputs = outcomes |> List.filter (fun o -> not o.Passed) |> List.map (fun o -> o.Output) |> List.distinct
     for output in failedOutputs do
-        printfn "%s" (output.Split('\n') |> Array.filter (fun l -> l.Contains "README.md" || l.Contains "FAILED" || l.Contains "error") |> Array.truncate 40 |> String.concat "\n")
+        printfn "%s" (output.Split('\n') |> Array.filter (fun l -> l.Contains ".md(" || l.Contains "FAILED" || l.Contains "error") |> Array.truncate 40 |> String.concat "\n")
     outcomes

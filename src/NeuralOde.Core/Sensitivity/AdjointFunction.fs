@@ -82,7 +82,7 @@ let private interpolatedSegment (cfg: Config) weight (xStart: Tensor) (a: Tensor
     let field: VectorField =
         fun t y ->
             let parts = FlatState.unpack y layout
-            use x = trajectory.Evaluate t
+            use x = trajectory.EvaluateWithin t
             let _, da, dTheta = AdjointSystem.derivatives cfg.Field cfg.Loss weight cfg.Parameters t x parts[0]
             FlatState.pack y.dtype (Array.append [| da |] dTheta)
     use y = FlatState.pack a.dtype (Array.append [| a |] mu)

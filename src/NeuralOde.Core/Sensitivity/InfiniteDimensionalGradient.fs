@@ -63,7 +63,7 @@ let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Te
             let trajectory = segments[k]
             let adjointField: VectorField =
                 fun s a ->
-                    use x = trajectory.Evaluate s
+                    use x = trajectory.EvaluateWithin s
                     let _, da, _ = AdjointSystem.derivatives field loss 1.0 [||] s x a
                     da
             use solution = Integrate.solve (OdeProblem.create adjointField adjoints[k + 1] [| grid[k + 1]; grid[k] |]) solver control

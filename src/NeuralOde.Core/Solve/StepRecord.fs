@@ -32,9 +32,14 @@ type DenseTrajectory internal (tableau: ButcherTableau, steps: StepRecord[]) =
 
     /// The solution at t, which must lie in the recorded span (between Start and End): x0's shape, dtype and device,
     /// differentiable like the solve's states (autograd through the recorded steps).
-    member _.Evaluate(t: float) : torch.Tensor =
-        if steps.Length = 0 then raise (InvalidOperationException("The trajectory holds no steps."))
+    member this.Evaluate(t: float) : torch.Tensor =
         if Double.IsNaN t || Double.IsInfinity t then raise (ArgumentOutOfRangeException("t", t, $"t must be a finite time; got {t}."))
+        this.EvaluateWithin t
+
+    /// Evaluate without the finiteness check, for the adjoints' backward solves: a time that became NaN there gives a
+    /// NaN state, which the solve reports as a non-finite value at that time.
+    member internal _.EvaluateWithin(t: float) : torch.Tensor =
+        if steps.Length = 0 then raise (InvalidOperationException("The trajectory holds no steps."))
         // The step whose closed interval holds t (binary search on the signed position along the direction).
         let position (s: StepRecord) = (t - s.T) * direction
         let mutable lo, hi = 0, steps.Length - 1
