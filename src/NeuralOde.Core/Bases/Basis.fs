@@ -25,6 +25,7 @@ type Basis =
 
     override b.ToString() = $"{b.Name}({b.Terms} terms on [0, {b.Domain}])"
 
+/// The bases (Fourier, polynomial, Chebyshev, Legendre) and their evaluation on tensors of depths.
 module Basis =
     /// ψ(s), refusing depths outside the domain [0, S] (up to 1e-9·S of rounding): a basis fitted on [0, S] would
     /// extrapolate there without a word.

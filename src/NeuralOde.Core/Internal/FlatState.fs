@@ -1,6 +1,6 @@
 /// Packing several tensors into one flat 1-D state and back, for augmented systems (state + adjoint + parameter
 /// gradients, or state + running loss) solved by the same integrator.
-module NeuralOde.Core.Internal.FlatState
+module internal NeuralOde.Core.Internal.FlatState
 
 open TorchSharp
 

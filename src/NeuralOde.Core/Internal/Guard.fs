@@ -1,6 +1,6 @@
 /// Argument checks shared by the public entry points. Every failure names the argument, the value given and,
 /// where it helps, what to try.
-module NeuralOde.Core.Internal.Guard
+module internal NeuralOde.Core.Internal.Guard
 
 open System
 

@@ -4,7 +4,7 @@
 /// field, a shape mismatch — aborts the process (SIGABRT). `torch.autograd.backward` with `inputs` reaches the same
 /// engine through an entry point that catches and raises an ExternalException. It accumulates into `.grad`, so
 /// each input's gradient is cleared before and restored after: the caller's gradients are left as they were.
-module NeuralOde.Core.Internal.SafeAutograd
+module internal NeuralOde.Core.Internal.SafeAutograd
 
 open TorchSharp
 

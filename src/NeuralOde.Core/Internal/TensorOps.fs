@@ -1,5 +1,5 @@
 /// Small tensor helpers used in the step loop. Each allocates as few temporaries as it can.
-module NeuralOde.Core.Internal.TensorOps
+module internal NeuralOde.Core.Internal.TensorOps
 
 open TorchSharp
 

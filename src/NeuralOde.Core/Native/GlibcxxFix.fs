@@ -115,8 +115,11 @@ type private Elf64(image: byte[], name: string) =
             finish <- finish + 1L
         Encoding.ASCII.GetString(image, int start, int (finish - start))
 
-let private shtDynsym, shtVerneed, shtVersym = 11u, 0x6ffffffeu, 0x6fffffffu
-let private verFlagWeak, verIndexGlobal = 2us, 1us
+let private shtDynsym = 11u
+let private shtVerneed = 0x6ffffffeu
+let private shtVersym = 0x6fffffffu
+let private verFlagWeak = 2us
+let private verIndexGlobal = 1us
 
 /// Applies the edit to an ELF image in memory; `name` is used in messages. Raises InvalidDataException, naming the
 /// file and the reason, when the image is not what the edit expects.

@@ -35,6 +35,7 @@ type OdeProblem =
     /// +1.0 when integrating forward in time, -1.0 backward.
     member p.Direction = if p.T1 > p.T0 then 1.0 else -1.0
 
+/// Building problems: `create` / `onSpan`, then `withParameters`, `withIntegralLoss`, `withTimeTensor`.
 module OdeProblem =
     /// Builds a problem, checking the time grid and the initial state (a floating-point tensor).
     let create (f: VectorField) (x0: torch.Tensor) (times: float[]) : OdeProblem =

@@ -4,7 +4,7 @@
 /// Proposition 1 with losses at intermediate times), and returns gradients for x0, the output times and the
 /// parameters. Memory is constant in the number of steps (backsolve) or bounded by the steps between two
 /// checkpoints (interpolated).
-module NeuralOde.Core.AdjointFunction
+module internal NeuralOde.Core.AdjointFunction
 
 open System
 open System.Collections.Generic

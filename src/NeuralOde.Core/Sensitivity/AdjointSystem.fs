@@ -4,7 +4,7 @@
 /// backward pass gives to its integral. Then dL/dx0 = a(t0) and dL/dθ = μ(t0). The products with Jacobians are
 /// vector-Jacobian products (Internal.SafeAutograd, which raises where torch.autograd.grad would abort), never
 /// Jacobians.
-module NeuralOde.Core.AdjointSystem
+module internal NeuralOde.Core.AdjointSystem
 
 open TorchSharp
 

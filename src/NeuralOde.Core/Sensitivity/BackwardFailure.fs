@@ -4,7 +4,7 @@
 /// field), records it here, and hands libtorch gradients of a shape it rejects. libtorch then stops the backward
 /// pass with an error that reaches `loss.backward()` as an ExternalException ("... returned an invalid gradient
 /// ..."); `Ode.backward` runs `loss.backward()` and raises the recorded exception instead.
-module NeuralOde.Core.BackwardFailure
+module internal NeuralOde.Core.BackwardFailure
 
 open TorchSharp
 

@@ -1,6 +1,6 @@
 /// A running loss integrated alongside the state: the augmented system d/dt [x; q] = [f(t, x); l(t, x)], q(t0) = 0,
 /// so q(t1) = ∫ l dt (Massaroli et al. 2020, §2.3 of our spec; torchdyn's integral-loss autograd path).
-module NeuralOde.Core.RunningLoss
+module internal NeuralOde.Core.RunningLoss
 
 open TorchSharp
 open NeuralOde.Core.Internal

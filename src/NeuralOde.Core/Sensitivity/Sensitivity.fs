@@ -28,6 +28,7 @@ type Sensitivity =
     /// the state is never integrated backward. Memory grows with the steps between two checkpoints.
     | InterpolatedAdjoint of AdjointOptions
 
+/// The sensitivity values with their default options: `adjoint`, `interpolatedAdjoint`.
 module Sensitivity =
     /// Default adjoint options: the forward solver and control, full error norm, no extra checkpoints.
     let defaultOptions = { Solver = None; Control = None; Seminorm = false; Checkpoints = 0 }

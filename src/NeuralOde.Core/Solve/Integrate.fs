@@ -1,7 +1,7 @@
 /// The integration loop: steps a Runge–Kutta tableau from the first to the last output time under a step-size
 /// control, evaluating the requested outputs by dense output. Every step runs in its own dispose scope; only the
 /// state, f at the state and the outputs outlive it, so native memory stays flat however many steps are taken.
-module NeuralOde.Core.Integrate
+module internal NeuralOde.Core.Integrate
 
 open System
 open TorchSharp

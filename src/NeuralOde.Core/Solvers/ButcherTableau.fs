@@ -50,6 +50,7 @@ type ButcherTableau =
 
     override t.ToString() = t.Name
 
+/// Building tableaux: `create` checks the consistency conditions.
 module ButcherTableau =
     /// Tolerance of the consistency checks: the coefficients of some methods are given as rational approximations.
     let private tol = 1e-12

@@ -1,5 +1,5 @@
 /// Evaluating a step's solution between its ends (dense output), so output times never force steps.
-module NeuralOde.Core.DenseOutputEval
+module internal NeuralOde.Core.DenseOutputEval
 
 open TorchSharp
 open NeuralOde.Core.Internal

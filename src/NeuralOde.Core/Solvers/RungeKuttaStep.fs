@@ -1,5 +1,5 @@
 /// One explicit Runge–Kutta step over any Butcher tableau (Hairer, Nørsett & Wanner, "Solving ODEs I", §II.1).
-module NeuralOde.Core.RungeKuttaStep
+module internal NeuralOde.Core.RungeKuttaStep
 
 open TorchSharp
 open NeuralOde.Core.Internal

@@ -1,6 +1,6 @@
 /// The scaled error norm of step-size control (Hairer, Nørsett & Wanner, "Solving ODEs I", eq. (4.11)):
 /// RMS over all elements of err / (atol + rtol·max(|y0|, |y1|)). Stays on the device until `.item`.
-module NeuralOde.Core.ErrorNorm
+module internal NeuralOde.Core.ErrorNorm
 
 open TorchSharp
 

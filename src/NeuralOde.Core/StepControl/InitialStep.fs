@@ -1,6 +1,6 @@
 /// Hairer's heuristic for the first step (Hairer, Nørsett & Wanner, "Solving ODEs I", §II.4, "Starting step size").
 /// Costs one extra evaluation of f.
-module NeuralOde.Core.InitialStep
+module internal NeuralOde.Core.InitialStep
 
 open TorchSharp
 

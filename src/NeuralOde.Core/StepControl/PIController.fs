@@ -1,7 +1,7 @@
 /// The PI step-size controller (Söderlind 2002, "Automatic control and adaptive time-stepping"; Hairer & Wanner,
 /// "Solving ODEs II", §IV.2): h_new = h · clip(safety · ε_n^(−β_I/k) · ε_{n−1}^(β_P/k), minFactor, maxFactor),
 /// where ε is the scaled error norm and k = (error order) + 1. β_P = 0 gives the classical I controller.
-module NeuralOde.Core.PIController
+module internal NeuralOde.Core.PIController
 
 /// The factor by which the next step is scaled. `error` is this step's scaled error, `previousError` the last
 /// accepted step's (1.0 before there is one). A rejected step (error > 1) never grows.

@@ -41,6 +41,7 @@ type StepControl =
     /// Error-controlled steps; needs a solver with an embedded error estimate.
     | Adaptive of AdaptiveOptions
 
+/// Step controls with their defaults and checks: `adaptive rtol atol`, `fixed dt`, `steps n`, `validate`.
 module StepControl =
     /// Defaults: rtol 1e-6, atol 1e-9 (tight enough for float64 tests; relax for training), 10,000 steps,
     /// safety 0.9, step factors in [0.2, 10], I controller.

@@ -55,9 +55,12 @@ type TrainerOptions =
 
 /// The result of a run: the end-of-epoch reports, and why it ended.
 type TrainingResult =
-    { Epochs: TrainingProgress list
+    { /// One report per epoch run, in order (EndOfEpoch set, with the mean loss and the validation loss).
+      Epochs: TrainingProgress list
+      /// Why training ended.
       Outcome: TrainingOutcome }
 
+/// Training loops: `fit` with `defaults` as the starting options.
 module Trainer =
     /// One epoch, no scheduler, no validation, no reports.
     let defaults =

@@ -7,6 +7,7 @@ open NeuralOde.Core
 let private b = [| 2.0 / 9.0; 1.0 / 3.0; 4.0 / 9.0; 0.0 |]
 let private bHat = [| 7.0 / 24.0; 1.0 / 4.0; 1.0 / 3.0; 1.0 / 8.0 |]
 
+/// The method as data, checked by ButcherTableau.create.
 let tableau =
     ButcherTableau.create "bosh3" 3 (Some 2)
         [| 0.0; 0.5; 0.75; 1.0 |]

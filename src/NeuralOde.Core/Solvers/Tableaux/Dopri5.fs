@@ -23,6 +23,7 @@ let private weights (theta: float) =
         theta * b[i] + theta * u * (first - b[i]) + theta * theta * u * (2.0 * b[i] - first - last)
         + theta * theta * u * u * d[i])
 
+/// The method as data, checked by ButcherTableau.create.
 let tableau =
     ButcherTableau.create "dopri5" 5 (Some 4)
         [| 0.0; 1.0 / 5.0; 3.0 / 10.0; 4.0 / 5.0; 8.0 / 9.0; 1.0; 1.0 |]

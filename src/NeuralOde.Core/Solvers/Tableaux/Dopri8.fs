@@ -36,6 +36,7 @@ let private weights (theta: float) =
         w[i] <- theta * Array.fold (fun acc c -> acc * theta + c) 0.0 coefficients
     w
 
+/// The method as data, checked by ButcherTableau.create.
 let tableau =
     ButcherTableau.create "dopri8" 8 (Some 7)
         [| 0.0; 1.0 / 18.0; 1.0 / 12.0; 1.0 / 8.0; 5.0 / 16.0; 3.0 / 8.0; 59.0 / 400.0; 93.0 / 200.0

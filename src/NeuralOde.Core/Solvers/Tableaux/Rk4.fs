@@ -3,6 +3,7 @@ module NeuralOde.Core.Tableaux.Rk4
 
 open NeuralOde.Core
 
+/// The method as data, checked by ButcherTableau.create.
 let tableau =
     ButcherTableau.create "rk4" 4 None
         [| 0.0; 0.5; 0.5; 1.0 |]

@@ -27,6 +27,7 @@ let private weights (t: float) =
        -34.87065786149660974 * (t - 1.2) * (t - 2.0 / 3.0) * t2
        2.5 * (t - 1.0) * (t - 0.6) * t2 |]
 
+/// The method as data, checked by ButcherTableau.create.
 let tableau =
     ButcherTableau.create "tsit5" 5 (Some 4)
         [| 0.0; 0.161; 0.327; 0.9; 0.9800255409045096857298102862870246; 1.0; 1.0 |]
