@@ -22,7 +22,7 @@ public static class DepthGradients
         ArgumentNullException.ThrowIfNull(depths);
         return Core.InfiniteDimensionalGradient.along(FuncConvert.FromFunc(field), FuncConvert.FromFunc(weights), x0,
             start, end, terminalGradient, Loss(integralLoss), depths,
-            (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
+            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
     }
 
     /// <summary>Corollary 1: dℓ/dα = ∫ δℓ/δθ(s) ψ(s)ᵀ ds by Gauss–Legendre quadrature, nodes doubled until two results
@@ -37,7 +37,7 @@ public static class DepthGradients
         ArgumentNullException.ThrowIfNull(weights);
         return Core.InfiniteDimensionalGradient.spectralConverged(basis.Value, tolerance, FuncConvert.FromFunc(field),
             FuncConvert.FromFunc(weights), x0, terminalGradient, Loss(integralLoss),
-            (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
+            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
     }
 
     /// <summary>
@@ -64,7 +64,7 @@ public static class DepthGradients
         ArgumentNullException.ThrowIfNull(partition);
         return Core.InfiniteDimensionalGradient.stacked(Ode.StackedFields(fieldFor), FuncConvert.FromFunc(weights), partition, x0,
             terminalGradient, Loss(integralLoss), tolerance,
-            (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
+            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
     }
 
     static FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>> Loss(Func<double, torch.Tensor, torch.Tensor>? loss) =>

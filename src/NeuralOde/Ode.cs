@@ -51,8 +51,7 @@ public static class Ode
         if (parameters is not null) problem = OdeProblemModule.withParameters(parameters, problem);
         if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
         if (timeTensor is not null) problem = OdeProblemModule.withTimeTensor(timeTensor, problem);
-        var method = (solver ?? Solvers.Dopri5()).Tableau;
-        var control = (stepSize ?? StepSize.Adaptive()).Control;
+        var (method, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         var how = (sensitivity ?? Sensitivities.Autograd()).Value;
         return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
     }
@@ -89,7 +88,7 @@ public static class Ode
         ArgumentNullException.ThrowIfNull(times);
         var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
         if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
-        return new OdeSolution(Core.Ode.trySolve(problem, (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control));
+        return new OdeSolution(Core.Ode.trySolve(problem, Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control));
     }
 
     /// <summary>
@@ -116,7 +115,7 @@ public static class Ode
         var f = FuncConvert.FromFunc<torch.Tensor, torch.Tensor, torch.Tensor>(vectorField);
         return new OdeSolution(Core.Spans.solve(f, x0, t0, t1, fractions ?? new[] { 0.0, 1.0 },
             parameters ?? Enumerable.Empty<torch.Tensor>(), (sensitivity ?? Sensitivities.Autograd()).Value,
-            (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control));
+            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control));
     }
 
     /// <summary>
@@ -136,7 +135,7 @@ public static class Ode
         ArgumentNullException.ThrowIfNull(x0);
         ArgumentNullException.ThrowIfNull(times);
         var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
-        var (solution, trajectory) = Core.Ode.solveDense(problem, (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control).ToValueTuple();
+        var (solution, trajectory) = Core.Ode.solveDense(problem, Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control).ToValueTuple();
         return new DenseSolution(solution, trajectory);
     }
 
@@ -164,7 +163,7 @@ public static class Ode
             throw new ArgumentNullException(nameof(parameters),
                 "An adjoint sensitivity computes gradients only for the tensors in `parameters`: pass the fields' tensors (e.g. layer.parameters()), or an empty list when only dL/dx0 is wanted.");
         return Core.Stacked.solve(StackedFields(fieldFor), partition, x0, parameters ?? Enumerable.Empty<torch.Tensor>(),
-            (sensitivity ?? Sensitivities.Autograd()).Value, (solver ?? Solvers.Dopri5()).Tableau, (stepSize ?? StepSize.Adaptive()).Control);
+            (sensitivity ?? Sensitivities.Autograd()).Value, Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
     }
 
     internal static FSharpFunc<int, FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>> StackedFields(Func<int, Func<double, torch.Tensor, torch.Tensor>> fieldFor) =>

@@ -44,6 +44,18 @@ public sealed class OdeSolution : IDisposable
     /// <summary>What happened and what to try, when a solve by <see cref="Ode.TrySolve"/> stopped early.</summary>
     public string? FailureMessage => _solution.Status is Core.SolveStatus.Failed f ? f.message : null;
 
+    /// <summary>One line: the times, the states' shape and dtype, the statistics and, for a partial solve, the failure.</summary>
+    public override string ToString()
+    {
+        if (_disposed) return "OdeSolution (disposed)";
+        var times = _solution.Times;
+        var span = times.Length == 0 ? "no times" : $"{times.Length} time(s) from {times[0]} to {times[^1]}";
+        var states = $"states [{string.Join(", ", _solution.States.shape)}] {_solution.States.dtype}";
+        var status = Succeeded ? "" : $"; stopped: {Failure} at t = {FailureTime}";
+        var stats = Statistics;
+        return $"OdeSolution: {span}, {states}, {stats.FunctionEvaluations} evaluations in {stats.AcceptedSteps} steps ({stats.RejectedSteps} rejected){status}";
+    }
+
     /// <summary>Frees the states' native memory.</summary>
     public void Dispose()
     {

@@ -1,3 +1,4 @@
+using System;
 using NeuralOde.Core;
 
 namespace NeuralOde;
@@ -28,4 +29,24 @@ public sealed class Solver
 
     /// <inheritdoc />
     public override string ToString() => Name;
+}
+
+/// <summary>The solver and step control of a call, with the defaults applied and the pairing checked in C# names.</summary>
+internal static class Method
+{
+    /// <summary>
+    /// <paramref name="solver"/> (Dopri5 when null) and <paramref name="stepSize"/> (<paramref name="fallback"/> when
+    /// null); an adaptive step size with a solver that has no error estimate is refused here, naming the C# API.
+    /// </summary>
+    internal static (ButcherTableau Tableau, StepControl Control) Of(Solver? solver, StepSize? stepSize, StepSize fallback)
+    {
+        var method = solver ?? Solvers.Dopri5();
+        var step = stepSize ?? fallback;
+        if (step.Control.IsAdaptive && !method.IsAdaptive)
+            throw new ArgumentException(
+                $"Solver '{method.Name}' has no embedded error estimate, so it cannot control its step size: give it " +
+                $"StepSize.Fixed(dt) or StepSize.Steps(count), or use an adaptive solver (Solvers.Bosh3(), Dopri5(), Tsit5(), Dopri8()).",
+                nameof(stepSize));
+        return (method.Tableau, step.Control);
+    }
 }

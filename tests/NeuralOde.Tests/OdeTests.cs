@@ -76,23 +76,6 @@ public class OdeTests
         Assert.False(Solvers.Rk4().IsAdaptive);
         Assert.Equal(5, Solvers.Dopri5().Order);
     }
-}
-
-/// <summary>Facade values print in the facade's own terms, not F# record or option syntax.</summary>
-public class FacadePrintingTests
-{
-    [Fact]
-    public void StepSizesAndSensitivitiesPrintAsTheCallsThatMakeThem()
-    {
-        var adaptive = StepSize.Adaptive(1e-5, 1e-7).ToString();
-        Assert.StartsWith("StepSize.Adaptive(rtol: ", adaptive);
-        Assert.DoesNotContain("None", adaptive);
-        Assert.DoesNotContain("{", adaptive);
-        Assert.Equal("StepSize.Steps(count: 4, maxSteps: 1000000)", StepSize.Steps(4).ToString());
-        Assert.Equal("Sensitivities.Autograd()", Sensitivities.Autograd().ToString());
-        var adjoint = Sensitivities.Adjoint(solver: Solvers.Rk4(), seminorm: true, checkpoints: 2).ToString();
-        Assert.Equal("Sensitivities.Adjoint(solver: rk4, seminorm: true, checkpoints: 2)", adjoint);
-    }
 
     /// <summary>The dense solution at times between the outputs: x' = −x from [1, 2] is e^{−t}·x0 everywhere in the
     /// span, to the solver's accuracy; evaluations are differentiable; x0 outlives the solution.</summary>
@@ -143,4 +126,48 @@ public class FacadePrintingTests
             new[] { new double[0], new[] { 0.4 } }, new[] { 0.0, 1.0 }));
         Assert.Contains("row 1 of A sums to 0.4", e.Message);
     }
+
+    /// <summary>Messages raised through the C# API name the C# API, and its values print readably (no F# option or
+    /// record syntax).</summary>
+    [Fact]
+    public void MessagesAndValuesReadInCSharpTerms()
+    {
+        static torch.Tensor Decay(double t, torch.Tensor x) => -x;
+        using var x0 = torch.ones(2);
+        var e = Assert.Throws<ArgumentException>(() => Ode.Solve(Decay, x0, new[] { 0.0, 1.0 }, Solvers.Rk4(), StepSize.Adaptive()));
+        Assert.Equal("stepSize", e.ParamName);
+        Assert.Contains("StepSize.Fixed(dt)", e.Message);
+        Assert.DoesNotContain("StepControl", e.Message);
+        Assert.Throws<ArgumentException>(() => new NeuralOdeBlock(TorchSharp.torch.nn.Linear(2, 2), solver: Solvers.Euler()));
+        using var times = torch.tensor(new[] { 0.0, 1.0 }, requires_grad: true);
+        var t = Assert.Throws<ArgumentException>(() => Ode.Solve(Decay, x0, null, timeTensor: times));
+        Assert.Contains("Sensitivities.Adjoint()", t.Message);
+        foreach (var text in new[] { StepSize.Adaptive().ToString(), StepSize.Fixed(0.1).ToString(), Sensitivities.Adjoint().ToString(),
+                                     Sensitivities.InterpolatedAdjoint(Solvers.Rk4(), StepSize.Steps(4)).ToString() })
+        {
+            Assert.DoesNotContain("None", text);
+            Assert.DoesNotContain("Some(", text);
+            Assert.DoesNotContain("{", text);
+        }
+        using var solution = Ode.Solve(Decay, x0, new[] { 0.0, 0.5, 1.0 });
+        Assert.Matches(@"^OdeSolution: 3 time\(s\) from 0 to 1, states \[3, 2\] Float32, \d+ evaluations in \d+ steps \(0 rejected\)$", solution.ToString());
+    }
+}
+
+/// <summary>Facade values print in the facade's own terms, not F# record or option syntax.</summary>
+public class FacadePrintingTests
+{
+    [Fact]
+    public void StepSizesAndSensitivitiesPrintAsTheCallsThatMakeThem()
+    {
+        var adaptive = StepSize.Adaptive(1e-5, 1e-7).ToString();
+        Assert.StartsWith("StepSize.Adaptive(rtol: ", adaptive);
+        Assert.DoesNotContain("None", adaptive);
+        Assert.DoesNotContain("{", adaptive);
+        Assert.Equal("StepSize.Steps(count: 4, maxSteps: 1000000)", StepSize.Steps(4).ToString());
+        Assert.Equal("Sensitivities.Autograd()", Sensitivities.Autograd().ToString());
+        var adjoint = Sensitivities.Adjoint(solver: Solvers.Rk4(), seminorm: true, checkpoints: 2).ToString();
+        Assert.Equal("Sensitivities.Adjoint(solver: rk4, seminorm: true, checkpoints: 2)", adjoint);
+    }
+
 }

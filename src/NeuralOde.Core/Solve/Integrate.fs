@@ -74,7 +74,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     let x0 = problem.X0
     match control with
     | StepControl.Adaptive _ when not tableau.IsAdaptive ->
-        raise (ArgumentException($"Solver '{tableau.Name}' has no embedded error estimate, so it cannot control its step size. Use StepControl.Fixed/Steps with it, or an adaptive solver (bosh3, dopri5, tsit5, dopri8).", "control"))
+        raise (ArgumentException($"Solver '{tableau.Name}' has no embedded error estimate, so it cannot control its step size. Give it fixed steps (StepControl.Fixed/Steps; C#: StepSize.Fixed/Steps), or use an adaptive solver (bosh3, dopri5, tsit5, dopri8).", "control"))
     | _ -> ()
     if not (TensorOps.allFinite x0) then
         raise (ArgumentException($"x0 contains NaN or Inf (shape {TensorOps.shapeText x0}); the initial state must be finite.", "x0"))

@@ -48,7 +48,7 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
 /// Autograd through the solver's operations, with the running loss (if any) integrated alongside.
 let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
     if problem.TimeTensor.IsSome then
-        raise (ArgumentException("Gradients with respect to the times need an adjoint sensitivity (Sensitivity.Adjoint or InterpolatedAdjoint).", "sensitivity"))
+        raise (ArgumentException("Gradients with respect to the times need an adjoint sensitivity (Sensitivity.adjoint or interpolatedAdjoint; C#: Sensitivities.Adjoint() or InterpolatedAdjoint()).", "sensitivity"))
     match problem.IntegralLoss with
     | None -> fst (Integrate.solveWith settings problem solver control)
     | Some loss ->

@@ -19,7 +19,7 @@ type ConditionCat(name: string) =
     /// [z; c]: z [N, d] with the data c [N, k] appended along the features.
     override _.forward(z: torch.Tensor) =
         if isNull data then
-            raise (System.InvalidOperationException("ConditionCat has no data: evaluate it inside a flow or block that is given a condition (e.g. Cnf.LogProbability(x, condition)), or call SetData first."))
+            raise (System.InvalidOperationException("ConditionCat has no data: evaluate it inside a flow or block that is given a condition (e.g. the flow's LogProbability(x, condition)), or call SetData first."))
         if z.dim() <> 2L || data.dim() <> 2L || z.shape[0] <> data.shape[0] then
             raise (System.ArgumentException($"ConditionCat joins a batch z [N, d] with data [N, k]; got z {Internal.TensorOps.shapeText z} and data {Internal.TensorOps.shapeText data}. Give one condition row per sample.", "z"))
         if data.dtype = z.dtype then torch.cat([| z; data |], 1L)
