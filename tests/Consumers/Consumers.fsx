@@ -1,6 +1,7 @@
-// The consumer paths, as a new user meets them: the two packages are packed with a fresh version, then a C# console
-// app, an F# console app that references only NeuralOde.Core (built twice: with the package's build-time native fix,
-// and without it, loading the backend by NativeBackend.ensureLoaded), and an F# script with #r "nuget: ..." are
+// The consumer paths, as a new user meets them: the two packages are packed with a fresh version, then the C#
+// quickstart (examples/Quickstart.CSharp) as a new console app, the F# quickstart (examples/Quickstart.FSharp) as a
+// new app that references only NeuralOde.Core (built twice: with the package's build-time native fix, and without
+// it, loading the backend by NativeBackend.ensureLoaded), and the F# script quickstart (examples/quickstart.fsx) are
 // restored from those packages, built outside this repository's Directory.Build files, and run. Each solves an ODE
 // and checks an adjoint gradient against its closed form. Loaded by build.fsx (targets test and pack).
 module Consumers
@@ -76,7 +77,7 @@ let private project (fsharp: bool) (package: string) (version: string) =
 
 /// Runs every consumer against packages of `version` in `packages`; work folders under `work`.
 let runAll (root: string) (packages: string) (version: string) (work: string) =
-    let templates = Path.Combine(root, "tests", "Consumers")
+    let examples = Path.Combine(root, "examples")
     let nativeCache = Path.Combine(work, "native-cache")
     let environment = [ "NEURALODE_NATIVE_CACHE", nativeCache ]
     let expectedRuntimeStatus = if needsGlibcxxFix () then "native backend: LoadedFixedCopy" else "native backend: Loaded"
@@ -95,20 +96,24 @@ let runAll (root: string) (packages: string) (version: string) (work: string) =
         exec dir environment "dotnet" ([ "run"; "-c"; "Release"; "--nologo" ] @ extra @ ("--" :: args))
     [ consumer "csharp-app" (fun dir ->
           File.WriteAllText(Path.Combine(dir, "Consumer.csproj"), project false "NeuralOde" version)
-          File.Copy(Path.Combine(templates, "CSharpApp", "Program.cs"), Path.Combine(dir, "Program.cs"))
-          dotnetRun dir [] []) [ "consumer ok" ]
+          File.Copy(Path.Combine(examples, "Quickstart.CSharp", "Program.cs"), Path.Combine(dir, "Program.cs"))
+          dotnetRun dir [] []) [ "quickstart ok" ]
       consumer "fsharp-app-core-only" (fun dir ->
           File.WriteAllText(Path.Combine(dir, "Consumer.fsproj"), project true "NeuralOde.Core" version)
-          File.Copy(Path.Combine(templates, "FSharpApp", "Program.fs"), Path.Combine(dir, "Program.fs"))
-          dotnetRun dir [] []) [ "consumer ok" ]
+          File.Copy(Path.Combine(examples, "Quickstart.FSharp", "Program.fs"), Path.Combine(dir, "Program.fs"))
+          dotnetRun dir [] []) [ "quickstart ok" ]
       consumer "fsharp-app-runtime-loader" (fun dir ->
           File.WriteAllText(Path.Combine(dir, "Consumer.fsproj"), project true "NeuralOde.Core" version)
-          File.Copy(Path.Combine(templates, "FSharpApp", "Program.fs"), Path.Combine(dir, "Program.fs"))
-          dotnetRun dir [ "-p:NeuralOdeSkipGlibcxxFix=true" ] [ "--ensure-loaded" ]) [ expectedRuntimeStatus; "consumer ok" ]
+          File.Copy(Path.Combine(examples, "Quickstart.FSharp", "Program.fs"), Path.Combine(dir, "Program.fs"))
+          dotnetRun dir [ "-p:NeuralOdeSkipGlibcxxFix=true" ] [ "--ensure-loaded" ]) [ expectedRuntimeStatus; "quickstart ok" ]
       consumer "fsharp-script" (fun dir ->
-          let script = File.ReadAllText(Path.Combine(templates, "Script", "Solve.fsx"))
-          File.WriteAllText(Path.Combine(dir, "Solve.fsx"), script.Replace("{{PACKAGES}}", packages).Replace("{{VERSION}}", version))
-          exec dir environment "dotnet" [ "fsi"; "Solve.fsx" ]) [ expectedRuntimeStatus; "consumer ok" ] ]
+          // The quickstart as written, but for this run's packages: a #i for their folder, and their version.
+          let script = File.ReadAllText(Path.Combine(examples, "quickstart.fsx"))
+          let reference = "#r \"nuget: NeuralOde.Core, 0.1.0\""
+          if not (script.Contains reference) then failwithf "examples/quickstart.fsx no longer holds %s" reference
+          let local = $"#i \"nuget: {packages}\"\n#r \"nuget: NeuralOde.Core, {version}\""
+          File.WriteAllText(Path.Combine(dir, "quickstart.fsx"), script.Replace(reference, local))
+          exec dir environment "dotnet" [ "fsi"; "quickstart.fsx" ]) [ expectedRuntimeStatus; "quickstart ok" ] ]
 
 /// Removes this run's packages from the NuGet cache (they are named by a version no later run uses).
 let forget (version: string) =

@@ -1,8 +1,13 @@
-// A new user's F# script against the packed NeuralOde.Core package (tests/Consumers/Consumers.fsx fills in the
-// package folder and version). No native library is loaded by hand: F# Interactive runs the package's
-// content/NeuralOde.Core.fsx, which loads TorchSharp's backend before the first TorchSharp call below.
-#i "nuget: {{PACKAGES}}"
-#r "nuget: NeuralOde.Core, {{VERSION}}"
+// The F# script quickstart: `dotnet fsi quickstart.fsx`, with NeuralOde.Core from your NuGet feed. In this
+// repository, `dotnet fsi build.fsx pack` first and add the line  #i "nuget: <repository>/out/packages"  above the
+// #r lines. The test command runs this file against freshly packed packages (tests/Consumers/Consumers.fsx).
+//
+// No native library is loaded by hand: F# Interactive runs the package's content/NeuralOde.Core.fsx, which loads
+// TorchSharp's backend before the first TorchSharp call below (with the fix Debian 12 and Ubuntu 22.04 need).
+//
+// x' = a x with a the weight of a 1×1 linear layer: x(1) = x0 e^a, dx(1)/dx0 = e^a, dx(1)/da = x0 e^a, the
+// gradients by the adjoint, checked against those closed forms.
+#r "nuget: NeuralOde.Core, 0.1.0"
 #r "nuget: libtorch-cpu-linux-x64, 2.10.0"
 
 open TorchSharp
@@ -24,4 +29,4 @@ printfn "F# script: x(1) = %.10f, dx(1)/dx0 = %.10f, dx(1)/da = %.10f; largest e
 if worst > 1e-7 then
     printfn "FAILED: the solution or its adjoint gradients are off"
     exit 1
-printfn "consumer ok"
+printfn "quickstart ok: the solution and its adjoint gradients match the closed forms"

@@ -1,6 +1,7 @@
-// A new user's C# console app, built against the packed NeuralOde package (tests/Consumers/Consumers.fsx).
-// Its first TorchSharp call comes before any NeuralOde call, so the native backend must load by the package's
-// build-time fix alone. x' = a x, x(0) = x0, with a the weight of a 1×1 linear layer: x(1) = x0 e^a,
+// The C# quickstart: a console app solving an ODE whose solution is known, with adjoint gradients.
+// In the test command it is also built as a new console app against the packed NeuralOde package
+// (tests/Consumers/Consumers.fsx): its first TorchSharp call comes before any NeuralOde call, so the native backend
+// must load by the package's build-time fix alone. x' = a x, x(0) = x0, with a the weight of a 1×1 linear layer: x(1) = x0 e^a,
 // dx(1)/dx0 = e^a and dx(1)/da = x0 e^a, the latter two by the adjoint.
 using NeuralOde;
 using TorchSharp;
@@ -21,5 +22,5 @@ var errors = new[]
 var worst = errors.Max();
 Console.WriteLine($"C# app: x(1) = {solution.Final.ToDouble():F10}, dx(1)/dx0 = {x0.grad!.ToDouble():F10}, dx(1)/da = {field.weight!.grad!.ToDouble():F10}; largest error {worst:E1}");
 if (worst > 1e-7) { Console.WriteLine("FAILED: the solution or its adjoint gradients are off"); return 1; }
-Console.WriteLine("consumer ok");
+Console.WriteLine("quickstart ok: the solution and its adjoint gradients match the closed forms");
 return 0;

@@ -1,5 +1,5 @@
-// A new user's F# console app that references only the NeuralOde.Core package (tests/Consumers/Consumers.fsx).
-// Run plain, its first TorchSharp call comes before any NeuralOde call, so the native backend must load by the
+// The F# quickstart, on NeuralOde.Core alone. In the test command it is also built as a new console app against the
+// packed NeuralOde.Core package (tests/Consumers/Consumers.fsx). Run plain, its first TorchSharp call comes before any NeuralOde call, so the native backend must load by the
 // package's build-time fix; run with --ensure-loaded (built with NeuralOdeSkipGlibcxxFix=true) it loads the backend
 // with NativeBackend.ensureLoaded first, the run-time fix. x' = a x with a the weight of a 1×1 linear layer:
 // x(1) = x0 e^a, dx(1)/dx0 = e^a, dx(1)/da = x0 e^a, the gradients by the adjoint.
@@ -28,5 +28,5 @@ let main argv =
         printfn "FAILED: the solution or its adjoint gradients are off"
         1
     else
-        printfn "consumer ok"
+        printfn "quickstart ok: the solution and its adjoint gradients match the closed forms"
         0
