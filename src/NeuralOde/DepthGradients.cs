@@ -67,6 +67,33 @@ public static class DepthGradients
             Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
     }
 
+    /// <summary>
+    /// The closed form for the diagonal linear Galerkin field f(s, z) = θ(s) ⊙ z with θ(s) = α ψ(s): z(S) =
+    /// z(0) ⊙ exp(α Ψ(S)), Ψ_j(S) = ∫_0^S ψ_j. A reference the numerical gradients are checked against.
+    /// </summary>
+    /// <param name="basis">The basis ψ on [0, S].</param>
+    /// <param name="alpha">The coefficients α, [n, m].</param>
+    /// <param name="z0">The initial states, [batch, n].</param>
+    public static torch.Tensor DiagonalLinearSolution(Basis basis, torch.Tensor alpha, torch.Tensor z0)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        return Core.SpectralClosedForm.diagonalLinearSolution(basis.Value, alpha, z0);
+    }
+
+    /// <summary>
+    /// dL/dα in closed form for the diagonal linear Galerkin field (Corollary 1 exactly: δL/δθ(s) is constant in s),
+    /// given ∂L/∂z(S): Σ_batch (∂L/∂z(S) ⊙ z(S)) Ψ(S)ᵀ, shape [n, m].
+    /// </summary>
+    /// <param name="basis">The basis ψ on [0, S].</param>
+    /// <param name="alpha">The coefficients α, [n, m].</param>
+    /// <param name="z0">The initial states, [batch, n].</param>
+    /// <param name="terminalGradient">∂L/∂z(S), [batch, n].</param>
+    public static torch.Tensor DiagonalLinearGradient(Basis basis, torch.Tensor alpha, torch.Tensor z0, torch.Tensor terminalGradient)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        return Core.SpectralClosedForm.diagonalLinearGradient(basis.Value, alpha, z0, terminalGradient);
+    }
+
     static FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>> Loss(Func<double, torch.Tensor, torch.Tensor>? loss) =>
         loss is null ? FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.None
                      : FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.Some(FuncConvert.FromFunc(loss));
