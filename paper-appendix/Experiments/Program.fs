@@ -1,0 +1,63 @@
+/// The paper's experiments, one command each:
+///   NeuralOde.Appendix list | all | NAME... [quick] [--seed N] [--out DIR]
+/// Each writes its figures and results.md (ours beside the paper's numbers) to DIR/NAME (default
+/// paper-appendix/output), prints its wall time, and exits non-zero when an experiment's check does not hold.
+module Appendix.Program
+
+open System
+open System.Diagnostics
+open System.IO
+open Appendix.Experiment
+
+let experiments =
+    [ Figure1Tracking.experiment
+      Figure3DataControl.experiment
+      Figure5AdaptiveDepth.experiment
+      G1dAugmentation.experiment
+      AnnuliVariants.experiment ]
+
+[<EntryPoint>]
+let main argv =
+    TorchSharp.torch.set_num_threads 2
+    let args = List.ofArray argv
+    let quick = List.contains "quick" args || List.contains "--quick" args
+    let rec option name = function
+        | n :: value :: _ when n = name -> Some value
+        | _ :: rest -> option name rest
+        | [] -> None
+    let seed = option "--seed" args |> Option.map uint64 |> Option.defaultValue 7UL
+    let out = option "--out" args |> Option.defaultValue (Path.Combine("paper-appendix", "output"))
+    let names = args |> List.filter (fun a -> not (a.StartsWith "-") && a <> "quick" && Some a <> option "--seed" args && Some a <> option "--out" args)
+    match names with
+    | [] | [ "list" ] ->
+        printfn "Experiments (dotnet fsi build.fsx appendix NAME [quick]; all runs every one):"
+        for e in experiments do printfn "  %-10s %s" e.Name e.Title
+        0
+    | _ ->
+        let chosen =
+            if names = [ "all" ] then experiments
+            else
+                names |> List.map (fun n ->
+                    match experiments |> List.tryFind (fun e -> e.Name = n) with
+                    | Some e -> e
+                    | None -> failwithf "unknown experiment '%s'; known: %s" n (experiments |> List.map (fun e -> e.Name) |> String.concat ", "))
+        let results =
+            [ for e in chosen do
+                let dir = Path.Combine(out, e.Name)
+                Directory.CreateDirectory dir |> ignore
+                printfn "== %s%s: %s" e.Name (if quick then " (quick)" else "") e.Title
+                let settings = { Quick = quick; Seed = seed; Out = dir }
+                let clock = Stopwatch.StartNew()
+                let outcome =
+                    try e.Run settings
+                    with ex ->
+                        { Rows = []; Figures = []; Notes = [ $"failed: {ex}" ]; Check = "the experiment ran"; Passed = false }
+                let seconds = clock.Elapsed.TotalSeconds
+                Report.write e settings outcome seconds
+                for r in outcome.Rows do printfn "   %s: %s   (paper: %s)" r.Quantity r.Ours r.Paper
+                for n in outcome.Notes do if n.StartsWith "failed:" then printfn "   %s" n
+                printfn "   check: %s — %s" outcome.Check (if outcome.Passed then "holds" else "DOES NOT HOLD")
+                printfn "   wall time %.0f s; figures and results.md in %s" seconds dir
+                printfn "experiment %s: %s" e.Name (if outcome.Passed then "passed" else "FAILED")
+                yield outcome.Passed ]
+        if List.forall id results then 0 else 1
