@@ -11,6 +11,7 @@ open Appendix.Experiment
 
 let experiments =
     [ Figure1Tracking.experiment
+      Figure2GalerkinStacked.experiment
       Figure3DataControl.experiment
       Figure5AdaptiveDepth.experiment
       G1dAugmentation.experiment

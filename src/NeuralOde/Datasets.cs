@@ -169,4 +169,22 @@ public static class Datasets
         using var g = new torch.Generator((ulong)seed);
         return draw(g);
     }
+
+    /// <summary>
+    /// Images from an IDX file, the format of MNIST and Fashion-MNIST (gzip-compressed when the name ends in ".gz",
+    /// as Debian's dataset-fashion-mnist ships them in /usr/share/datasets/fashion-mnist): [count, 1, rows, columns],
+    /// values pixel / 255.
+    /// </summary>
+    /// <exception cref="System.IO.InvalidDataException">The file is not an IDX file of unsigned bytes of rank 3, or is truncated.</exception>
+    public static torch.Tensor IdxImages(string path, torch.ScalarType dtype = torch.ScalarType.Float32) => CoreData.Idx.images(path, dtype);
+
+    /// <summary>Labels [count] (int64) from an IDX file of rank 1 (gzip-compressed when the name ends in ".gz").</summary>
+    /// <exception cref="System.IO.InvalidDataException">The file is not an IDX file of unsigned bytes of rank 1, or is truncated.</exception>
+    public static torch.Tensor IdxLabels(string path) => CoreData.Idx.labels(path);
+
+    /// <summary>Writes an IDX file of unsigned bytes (gzip-compressed when the name ends in ".gz"), e.g. a small fixture.</summary>
+    /// <param name="path">The file to write.</param>
+    /// <param name="dimensions">1 to 4 sizes, outermost first.</param>
+    /// <param name="data">The values, row-major; as many as the dimensions hold.</param>
+    public static void WriteIdx(string path, int[] dimensions, byte[] data) => CoreData.Idx.write(path, dimensions, data);
 }

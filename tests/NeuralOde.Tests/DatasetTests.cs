@@ -116,4 +116,30 @@ public class DatasetTests
         var e = Assert.Throws<ArgumentOutOfRangeException>(call);
         Assert.Equal(argument, e.ParamName);
     }
+
+    /// <summary>IDX files (MNIST / Fashion-MNIST) from C#: a written gzip fixture reads back as images and labels,
+    /// and a truncated one is refused with its name.</summary>
+    [Fact]
+    public void IdxImagesAndLabelsRoundTrip()
+    {
+        var dir = Directory.CreateTempSubdirectory("neuralode-idx-cs-").FullName;
+        try
+        {
+            var images = Path.Combine(dir, "images-idx3-ubyte.gz");
+            var labels = Path.Combine(dir, "labels-idx1-ubyte.gz");
+            Datasets.WriteIdx(images, new[] { 2, 3, 3 }, Enumerable.Range(0, 18).Select(i => (byte)(i * 14)).ToArray());
+            Datasets.WriteIdx(labels, new[] { 2 }, new byte[] { 4, 1 });
+            using var x = Datasets.IdxImages(images);
+            Assert.Equal(new long[] { 2, 1, 3, 3 }, x.shape);
+            Assert.Equal(14f / 255f, x.data<float>()[1], 6);
+            using var y = Datasets.IdxLabels(labels);
+            Assert.Equal(new long[] { 4, 1 }, y.data<long>().ToArray());
+            var truncated = Path.Combine(dir, "truncated-idx1-ubyte");
+            Datasets.WriteIdx(truncated, new[] { 5 }, new byte[5]);
+            File.WriteAllBytes(truncated, File.ReadAllBytes(truncated)[..^2]);
+            var e = Assert.Throws<InvalidDataException>(() => Datasets.IdxLabels(truncated));
+            Assert.Contains("truncated-idx1-ubyte", e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
