@@ -15,7 +15,8 @@ let experiments =
       Figure3DataControl.experiment
       Figure5AdaptiveDepth.experiment
       G1dAugmentation.experiment
-      AnnuliVariants.experiment ]
+      AnnuliVariants.experiment
+      ImageAugmentation.experiment ]
 
 [<EntryPoint>]
 let main argv =
