@@ -13,6 +13,7 @@ let experiments =
     [ Figure1Tracking.experiment
       Figure2GalerkinStacked.experiment
       Figure3DataControl.experiment
+      Figure4ConditionalCnf.experiment
       Figure5AdaptiveDepth.experiment
       G1dAugmentation.experiment
       AnnuliVariants.experiment
