@@ -31,3 +31,25 @@ let save (file: string) (title: string) (xLabel: string) (yLabel: string) (all: 
     plot.YLabel(yLabel)
     if all |> List.exists (fun s -> s.Label <> "") then plot.ShowLegend(Alignment.UpperRight) |> ignore
     plot.SavePng(file, 900, 650) |> ignore
+
+/// Grouped bars: for each category (named on the x axis), one bar per series (label, values, colour).
+let bars (file: string) (title: string) (yLabel: string) (categories: string[]) (groups: (string * float[] * Color) list) =
+    let plot = Plot()
+    let width = 0.8 / float groups.Length
+    groups |> List.iteri (fun j (label, values, color) ->
+        let bars =
+            values |> Array.mapi (fun i v ->
+                let bar = Bar()
+                bar.Position <- float i + (float j - float (groups.Length - 1) / 2.0) * width
+                bar.Value <- v
+                bar.Size <- width * 0.9
+                bar.FillColor <- color
+                bar)
+        let plottable = plot.Add.Bars(bars)
+        plottable.LegendText <- label)
+    plot.Axes.Bottom.SetTicks(Array.init categories.Length float, categories)
+    plot.Axes.Margins(bottom = 0.0) |> ignore
+    plot.Title(title)
+    plot.YLabel(yLabel)
+    plot.ShowLegend(Alignment.UpperLeft) |> ignore
+    plot.SavePng(file, 900, 650) |> ignore

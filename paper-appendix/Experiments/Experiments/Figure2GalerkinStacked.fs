@@ -54,7 +54,8 @@ let run (settings: Settings) : Outcome =
             let paths =
                 [ for i in 0 .. 199 ->
                     Figures.series (Array.init 41 (fun k -> z[(k * 200 + i) * 2])) (Array.init 41 (fun k -> z[(k * 200 + i) * 2 + 1]))
-                                   (if i = 0 then $"class {int labels[i]}" else "") (Figures.classColors[int labels[i]].WithAlpha(0.35)) 1.0f ]
+                                   (if Array.findIndex (fun l -> l = labels[i]) labels = i then $"class {int labels[i]}" else "")
+                                   (Figures.classColors[int labels[i]].WithAlpha(0.35)) 1.0f ]
             yield name, model, accuracy, paths ]
     let file (name: string) = if name.StartsWith "Galerkin" then "figure2-galerkin-flow.png" else "figure2-stacked-flow.png"
     for name, _, _, paths in results do
