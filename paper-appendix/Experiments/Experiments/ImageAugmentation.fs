@@ -142,7 +142,12 @@ let run (settings: Settings) : Outcome =
         names [ "ours", results |> List.map (fun (_, a, _, _, _) -> a) |> Array.ofList, Figures.classColors[1]
                 "paper, MNIST", paperMnist, Figures.classColors[0] ]
     let trained = results |> List.forall (fun (_, _, _, first, last) -> last < first)
-    let accurate = results |> List.forall (fun (_, a, _, _, _) -> a >= (if settings.Quick then 0.3 else 0.7))
+    let accuracyOf (name: string) = results |> List.pick (fun (m, a, _, _, _) -> if m.Name = name then Some a else None)
+    let nodeAccuracy = accuracyOf "NODE"
+    // Full size: the paper's ranking (every augmentation beats the plain NODE) and a floor; quick: learning at all.
+    let accurate =
+        if settings.Quick then results |> List.forall (fun (_, a, _, _, _) -> a >= 0.3)
+        else results |> List.forall (fun (m, a, _, _, _) -> a >= 0.6 && (m.Name = "NODE" || a > nodeAccuracy))
     { Rows =
         [ yield row "dataset" dataset "MNIST and CIFAR-10"
           for m, accuracy, nfe, _, _ in results ->
@@ -152,7 +157,7 @@ let run (settings: Settings) : Outcome =
         [ $"Ours on {dataset}: images average-pooled to 14 × 14, {trainX.shape[0]} training images, {epochs} epoch(s), batch 64, AdamW 1e-3 (weight decay 5e-4), dopri5 at {tol} by autograd, about 4–5K parameters per model. The paper: full-size MNIST and CIFAR-10, 20 epochs, dopri5 adjoint at 1e-4, about 20K (MNIST) and 35K (CIFAR-10) parameters. Reproducing that on 2 CPU cores would take days; the rows are not comparable in size, only in ranking."
           "The paper's CIFAR-10 row: NODE 58.9% / 93 NFE, ANODE 70.8% / 169, IL-NODE 73.4% / 65, 2nd-order 72.8% / 59. Its MNIST architectures are not published; ours follow the CIFAR models with 1 input channel."
           "Fields: GroupNorm → Conv 3×3 → Softplus → Conv 3×3 → Softplus → GroupNorm → Conv 1×1; head: Conv 1×1 → AdaptiveAvgPool(4) → Linear(96 → 10). ANODE prepends 7 zero channels, IL-NODE lifts with a 3×3 convolution to 8 channels, 2nd-order lifts to 4 and prepends 4 zero (velocity) channels." ]
-      Check = if settings.Quick then "the IDX pipeline reads the written files, every model's loss falls and every model reaches 30% test accuracy (ten classes: 3× chance)" else "every model's loss falls and every model reaches 70% test accuracy"
+      Check = if settings.Quick then "the IDX pipeline reads the written files, every model's loss falls and every model reaches 30% test accuracy (ten classes: 3× chance)" else "every model's loss falls, every model reaches 60% test accuracy, and every augmented model beats the plain NODE (the paper's ranking)"
       Passed = trained && accurate }
 
 let experiment =

@@ -1,0 +1,74 @@
+/// Symbolic derivatives of expressions: the vector–Jacobian product (reverse mode) with respect to every variable
+/// at once, and the Jacobian–vector product (forward mode). These are the building blocks of the paper's formulas:
+/// the adjoint system ȧ = −aᵀ ∂f/∂z − ∂l/∂z, Theorem 1's δL/δθ(s) = aᵀ ∂f/∂θ(s), Corollary 1's projections.
+/// Rules (d = the cotangent): a ± b → d, ±d; a ⊙ b → d ⊙ b, d ⊙ a; a / b → d / b, −d ⊙ a / b²; a^p → p d ⊙ a^(p−1);
+/// f(a) → d ⊙ f′(a); A B → d Bᵀ, Aᵀ d; Aᵀ → dᵀ; Σ a → d·1. A scalar operand of a tensor operation receives the sum of
+/// its cotangent (broadcasting in reverse).
+module NeuralOde.Core.Symbolic.Derivative
+
+open NeuralOde.Core.Symbolic
+
+/// f′(a) as an expression.
+let derivativeOf (f: Fn) (a: Expr) =
+    match f with
+    | Tanh -> Sub(Const 1.0, Pow(Apply(Tanh, a), 2.0))
+    | Sigmoid -> Mul(Apply(Sigmoid, a), Sub(Const 1.0, Apply(Sigmoid, a)))
+    | Softplus -> Apply(Sigmoid, a)
+    | Sin -> Apply(Cos, a)
+    | Cos -> Neg(Apply(Sin, a))
+    | Exp -> Apply(Exp, a)
+    | Log -> Div(Const 1.0, a)
+
+/// The cotangent `d` reduced to the shape of `operand`: summed when the operand is a scalar and `d` is not.
+let private reduceTo (operand: Expr) (d: Expr) =
+    if Expr.isScalar operand && not (Expr.isScalar d) then SumAll d else d
+
+let private merge (a: Map<string, Expr>) (b: Map<string, Expr>) =
+    b |> Map.fold (fun acc k v -> acc |> Map.add k (match Map.tryFind k acc with Some u -> Add(u, v) | None -> v)) a
+
+/// dᵀ ∂e/∂v for every variable v of `e`, with `cotangent` d shaped like e: a map from variable name to an expression
+/// shaped like that variable. Variables e does not use are absent. Simplified.
+let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
+    let rec go (e: Expr) (d: Expr) : Map<string, Expr> =
+        match e with
+        | Const _ -> Map.empty
+        | Var(name, _) -> Map [ name, reduceTo e d ]
+        | Add(a, b) -> merge (go a (reduceTo a d)) (go b (reduceTo b d))
+        | Sub(a, b) -> merge (go a (reduceTo a d)) (go b (reduceTo b (Neg d)))
+        | Mul(a, b) -> merge (go a (reduceTo a (Mul(d, b)))) (go b (reduceTo b (Mul(d, a))))
+        | Div(a, b) -> merge (go a (reduceTo a (Div(d, b)))) (go b (reduceTo b (Neg(Div(Mul(d, a), Pow(b, 2.0))))))
+        | Neg a -> go a (Neg d)
+        | Pow(a, p) -> go a (Mul(d, Mul(Const p, Pow(a, p - 1.0))))
+        | Apply(f, a) -> go a (Mul(d, derivativeOf f a))
+        | MatMul(a, b) -> merge (go a (MatMul(d, Transpose b))) (go b (MatMul(Transpose a, d)))
+        | Transpose a -> go a (Transpose d)
+        | SumAll a -> go a (if Expr.isScalar a then d else Mul(d, OnesLike a))
+        | OnesLike _ -> Map.empty
+    go e cotangent |> Map.map (fun _ v -> Simplify.simplify v)
+
+/// ∂e/∂v · t summed over the variables v given tangents t (shaped like v): the directional derivative of e, shaped
+/// like e. Variables without a tangent are held fixed. Simplified.
+let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
+    let rec go (e: Expr) : Expr =
+        match e with
+        | Const _ | OnesLike _ -> Const 0.0
+        | Var(name, _) -> defaultArg (Map.tryFind name tangents) (Const 0.0)
+        | Add(a, b) -> Add(go a, go b)
+        | Sub(a, b) -> Sub(go a, go b)
+        | Mul(a, b) -> Add(Mul(go a, b), Mul(a, go b))
+        | Div(a, b) -> Sub(Div(go a, b), Div(Mul(a, go b), Pow(b, 2.0)))
+        | Neg a -> Neg(go a)
+        | Pow(a, p) -> Mul(Mul(Const p, Pow(a, p - 1.0)), go a)
+        | Apply(f, a) -> Mul(derivativeOf f a, go a)
+        | MatMul(a, b) ->
+            // A zero tangent is the scalar 0, which has no matrix shape: drop the term instead.
+            let left = match go a with Const 0.0 -> None | ta -> Some(MatMul(ta, b))
+            let right = match go b with Const 0.0 -> None | tb -> Some(MatMul(a, tb))
+            match left, right with
+            | Some l, Some r -> Add(l, r)
+            | Some l, None -> l
+            | None, Some r -> r
+            | None, None -> Const 0.0
+        | Transpose a -> match go a with Const 0.0 -> Const 0.0 | t -> Transpose t
+        | SumAll a -> match go a with Const 0.0 -> Const 0.0 | t -> SumAll t
+    Simplify.simplify (go e)

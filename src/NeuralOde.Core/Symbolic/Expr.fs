@@ -1,0 +1,173 @@
+/// Expressions over tensors, the symbolic layer's one internal type (Massaroli et al. 2020 give the gradients of a
+/// field in closed form; this is what lets the library derive them for the user's field). A vector field
+/// f(s, z; θ) is written as an Expr over named variables — the state, the depth, parameters, data — with elementwise
+/// arithmetic, the usual functions, 2-D matrix products, transposes and full sums. Derivatives (Derivative.fs),
+/// evaluation on tensors (Evaluate.fs) and rendering (Render.fs) all work on this type.
+namespace NeuralOde.Core.Symbolic
+
+/// Whether a variable is a scalar (0-dim, broadcast against tensors) or a tensor.
+type Kind =
+    /// A 0-dim tensor.
+    | Scalar
+    /// A tensor of any shape.
+    | Tensor
+
+/// The elementwise functions.
+type Fn =
+    /// tanh.
+    | Tanh
+    /// The logistic function 1 / (1 + e^−x).
+    | Sigmoid
+    /// log(1 + e^x).
+    | Softplus
+    /// sin.
+    | Sin
+    /// cos.
+    | Cos
+    /// e^x.
+    | Exp
+    /// The natural logarithm.
+    | Log
+
+/// An expression over named tensors. Elementwise operations take operands of one shape, or a scalar and a tensor
+/// (the scalar is broadcast); MatMul takes 2-D operands [n, k] and [k, m].
+[<CustomEquality; NoComparison>]
+type Expr =
+    /// A number, broadcast against tensors.
+    | Const of float
+    /// A named tensor, bound when the expression is evaluated.
+    | Var of name: string * kind: Kind
+    /// a + b.
+    | Add of Expr * Expr
+    /// a − b.
+    | Sub of Expr * Expr
+    /// a ⊙ b, elementwise.
+    | Mul of Expr * Expr
+    /// a / b, elementwise.
+    | Div of Expr * Expr
+    /// −a.
+    | Neg of Expr
+    /// a^p for a constant exponent p.
+    | Pow of Expr * float
+    /// f(a), elementwise.
+    | Apply of Fn * Expr
+    /// The matrix product A B of 2-D operands.
+    | MatMul of Expr * Expr
+    /// Aᵀ of a 2-D operand.
+    | Transpose of Expr
+    /// The sum of all elements: a scalar.
+    | SumAll of Expr
+    /// A tensor of ones with the shape of the operand (the cotangent of a sum, broadcast back).
+    | OnesLike of Expr
+
+    /// Structural equality (used by simplification and common-subexpression elimination).
+    override this.Equals(other) =
+        match other with
+        | :? Expr as o -> Expr.Same(this, o)
+        | _ -> false
+
+    override this.GetHashCode() =
+        match this with
+        | Const c -> hash c
+        | Var(n, _) -> hash n
+        | Add(a, b) -> 3 * a.GetHashCode() + b.GetHashCode() + 1
+        | Sub(a, b) -> 5 * a.GetHashCode() + b.GetHashCode() + 2
+        | Mul(a, b) -> 7 * a.GetHashCode() + b.GetHashCode() + 3
+        | Div(a, b) -> 11 * a.GetHashCode() + b.GetHashCode() + 4
+        | Neg a -> 13 * a.GetHashCode() + 5
+        | Pow(a, p) -> 17 * a.GetHashCode() + hash p
+        | Apply(f, a) -> 19 * a.GetHashCode() + hash f
+        | MatMul(a, b) -> 23 * a.GetHashCode() + b.GetHashCode() + 6
+        | Transpose a -> 29 * a.GetHashCode() + 7
+        | SumAll a -> 31 * a.GetHashCode() + 8
+        | OnesLike a -> 37 * a.GetHashCode() + 9
+
+    static member private Same(x: Expr, y: Expr) =
+        match x, y with
+        | Const a, Const b -> a = b || (System.Double.IsNaN a && System.Double.IsNaN b)
+        | Var(n, k), Var(m, l) -> n = m && k = l
+        | Add(a, b), Add(c, d) | Sub(a, b), Sub(c, d) | Mul(a, b), Mul(c, d) | Div(a, b), Div(c, d)
+        | MatMul(a, b), MatMul(c, d) -> Expr.Same(a, c) && Expr.Same(b, d)
+        | Neg a, Neg b | Transpose a, Transpose b | SumAll a, SumAll b | OnesLike a, OnesLike b -> Expr.Same(a, b)
+        | Pow(a, p), Pow(b, q) -> p = q && Expr.Same(a, b)
+        | Apply(f, a), Apply(g, b) -> f = g && Expr.Same(a, b)
+        | _ -> false
+
+    static member (+)(a: Expr, b: Expr) = Add(a, b)
+    static member (-)(a: Expr, b: Expr) = Sub(a, b)
+    /// Elementwise product (⊙).
+    static member (*)(a: Expr, b: Expr) = Mul(a, b)
+    static member (/)(a: Expr, b: Expr) = Div(a, b)
+    static member (~-)(a: Expr) = Neg a
+    static member (+)(a: Expr, c: float) = Add(a, Const c)
+    static member (+)(c: float, a: Expr) = Add(Const c, a)
+    static member (*)(c: float, a: Expr) = Mul(Const c, a)
+    static member (*)(a: Expr, c: float) = Mul(a, Const c)
+    static member (-)(c: float, a: Expr) = Sub(Const c, a)
+    static member (-)(a: Expr, c: float) = Sub(a, Const c)
+
+/// Building expressions.
+module Expr =
+    /// A tensor variable.
+    let tensor (name: string) = Var(name, Tensor)
+    /// A scalar variable (0-dim, broadcast).
+    let scalar (name: string) = Var(name, Scalar)
+    /// A constant.
+    let constant (c: float) = Const c
+    /// Matrix product of 2-D operands.
+    let matmul a b = MatMul(a, b)
+    /// Transpose of a 2-D operand.
+    let transpose a = Transpose a
+    /// Sum of all elements.
+    let sum a = SumAll a
+    /// a^p.
+    let pow a p = Pow(a, p)
+    /// tanh a.
+    let tanh a = Apply(Tanh, a)
+    /// The logistic sigmoid.
+    let sigmoid a = Apply(Sigmoid, a)
+    /// log(1 + e^a).
+    let softplus a = Apply(Softplus, a)
+    /// sin a.
+    let sin a = Apply(Sin, a)
+    /// cos a.
+    let cos a = Apply(Cos, a)
+    /// e^a.
+    let exp a = Apply(Exp, a)
+    /// log a.
+    let log a = Apply(Log, a)
+
+    /// Whether an expression's value is a scalar (0-dim): constants, scalar variables, sums, and elementwise
+    /// combinations of scalars.
+    let rec isScalar (e: Expr) =
+        match e with
+        | Const _ -> true
+        | Var(_, k) -> k = Scalar
+        | SumAll _ -> true
+        | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> isScalar a && isScalar b
+        | Neg a | Pow(a, _) | Apply(_, a) -> isScalar a
+        | MatMul _ | Transpose _ | OnesLike _ -> false
+
+    /// The names and kinds of the variables an expression uses, each once, in order of first use.
+    let variables (e: Expr) =
+        let seen = System.Collections.Generic.List<string * Kind>()
+        let rec walk e =
+            match e with
+            | Const _ -> ()
+            | Var(n, k) -> if not (seen.Contains((n, k))) then seen.Add((n, k))
+            | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> walk a; walk b
+            | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a -> walk a
+        walk e
+        List.ofSeq seen
+
+    /// The number of distinct subexpressions (the size of the expression as a graph with shared nodes).
+    let size (e: Expr) =
+        let seen = System.Collections.Generic.HashSet<Expr>()
+        let rec walk e =
+            if seen.Add e then
+                match e with
+                | Const _ | Var _ -> ()
+                | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> walk a; walk b
+                | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a -> walk a
+        walk e
+        seen.Count

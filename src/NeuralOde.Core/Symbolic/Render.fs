@@ -1,0 +1,67 @@
+/// Expressions as LaTeX and as plain text, with parentheses only where precedence needs them: ⊙ for the elementwise
+/// product, juxtaposition for the matrix product, ᵀ for the transpose, Σ for the full sum.
+module NeuralOde.Core.Symbolic.Render
+
+open System.Globalization
+open NeuralOde.Core.Symbolic
+
+let private number (c: float) =
+    if c = floor c && abs c < 1e15 then (int64 c).ToString(CultureInfo.InvariantCulture)
+    else c.ToString("R", CultureInfo.InvariantCulture)
+
+/// Precedence: sums 1, products 2, unary minus 3, powers and transposes 4, atoms 5.
+let private precedence (e: Expr) =
+    match e with
+    | Add _ | Sub _ -> 1
+    | Mul _ | Div _ | MatMul _ -> 2
+    | Neg _ -> 3
+    | Pow _ | Transpose _ -> 4
+    | Const c when c < 0.0 -> 3
+    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ -> 5
+
+let private render (latex: bool) (e: Expr) =
+    let rec go (e: Expr) =
+        let parens (text: string) = if latex then $"\\left({text}\\right)" else $"({text})"
+        let wrap (inner: Expr) (least: int) =
+            let text = go inner
+            if precedence inner < least then parens text else text
+        // Elementwise and matrix products side by side read ambiguously: the inner one is always parenthesised.
+        let wrapProduct (inner: Expr) (isOther: Expr -> bool) (least: int) =
+            if isOther inner then parens (go inner) else wrap inner least
+        let isElementwise e = match e with Mul _ | Div _ -> true | _ -> false
+        let isMatrix e = match e with MatMul _ -> true | _ -> false
+        match e with
+        | Const c -> number c
+        | Var(name, _) -> if latex && name.Length > 1 then $"\\mathrm{{{name}}}" else name
+        | Add(a, b) -> $"{wrap a 1} + {wrap b 2}"
+        | Sub(a, b) -> $"{wrap a 1} - {wrap b 2}"
+        | Mul(a, b) ->
+            let l, r = wrapProduct a isMatrix 2, wrapProduct b isMatrix 3
+            if latex then $"{l} \\odot {r}" else $"{l} .* {r}"
+        | Div(a, b) -> if latex then $"\\frac{{{go a}}}{{{go b}}}" else $"{wrap a 2} / {wrap b 3}"
+        | MatMul(a, b) ->
+            let l, r = wrapProduct a isElementwise 2, wrapProduct b isElementwise 3
+            if latex then $"{l} {r}" else $"{l} @ {r}"
+        | Neg a -> $"-{wrap a 3}"
+        | Pow(a, p) -> if latex then $"{wrap a 5}^{{{number p}}}" else $"{wrap a 5}^{number p}"
+        | Transpose a -> if latex then $"{wrap a 5}^\\top" else $"{wrap a 5}'"
+        | SumAll a -> if latex then $"\\sum {wrap a 3}" else $"sum({go a})"
+        | OnesLike a -> if latex then $"\\mathbf{{1}}_{{{go a}}}" else $"ones_like({go a})"
+        | Apply(f, a) ->
+            let name =
+                match f with
+                | Tanh -> if latex then "\\tanh" else "tanh"
+                | Sigmoid -> if latex then "\\sigma" else "sigmoid"
+                | Softplus -> if latex then "\\operatorname{softplus}" else "softplus"
+                | Sin -> if latex then "\\sin" else "sin"
+                | Cos -> if latex then "\\cos" else "cos"
+                | Exp -> if latex then "\\exp" else "exp"
+                | Log -> if latex then "\\log" else "log"
+            if latex then $"{name}\\left({go a}\\right)" else $"{name}({go a})"
+    go e
+
+/// The expression in LaTeX.
+let latex (e: Expr) = render true e
+
+/// The expression as plain text.
+let text (e: Expr) = render false e
