@@ -5,8 +5,15 @@ module NeuralOde.Core.Symbolic.Render
 open System.Globalization
 open NeuralOde.Core.Symbolic
 
-let private number (c: float) =
+let private number (latex: bool) (c: float) =
+    let pi = if latex then "\\pi" else "pi"
+    let k = c / System.Math.PI
     if c = floor c && abs c < 1e15 then (int64 c).ToString(CultureInfo.InvariantCulture)
+    elif c <> 0.0 && abs (k - round k) < 1e-12 && abs k < 1e6 then
+        match round k with
+        | 1.0 -> pi
+        | -1.0 -> "-" + pi
+        | m -> (int64 m).ToString(CultureInfo.InvariantCulture) + (if latex then pi else "*" + pi)
     else c.ToString("R", CultureInfo.InvariantCulture)
 
 /// Precedence: sums 1, products 2, unary minus 3, powers and transposes 4, atoms 5.
@@ -31,10 +38,14 @@ let private render (latex: bool) (e: Expr) =
         let isElementwise e = match e with Mul _ | Div _ -> true | _ -> false
         let isMatrix e = match e with MatMul _ -> true | _ -> false
         match e with
-        | Const c -> number c
+        | Const c -> number latex c
         | Var(name, _) -> if latex && name.Length > 1 then $"\\mathrm{{{name}}}" else name
         | Add(a, b) -> $"{wrap a 1} + {wrap b 2}"
         | Sub(a, b) -> $"{wrap a 1} - {wrap b 2}"
+        | Mul(Const c, b) when c >= 0.0 ->
+            // A coefficient is written before its factor: 2 (z − 1), not 2 ⊙ (z − 1).
+            let r = wrapProduct b isMatrix 3
+            if latex then $"{number latex c} {r}" else $"{number latex c}*{r}"
         | Mul(a, b) ->
             let l, r = wrapProduct a isMatrix 2, wrapProduct b isMatrix 3
             if latex then $"{l} \\odot {r}" else $"{l} .* {r}"
@@ -43,7 +54,7 @@ let private render (latex: bool) (e: Expr) =
             let l, r = wrapProduct a isElementwise 2, wrapProduct b isElementwise 3
             if latex then $"{l} {r}" else $"{l} @ {r}"
         | Neg a -> $"-{wrap a 3}"
-        | Pow(a, p) -> if latex then $"{wrap a 5}^{{{number p}}}" else $"{wrap a 5}^{number p}"
+        | Pow(a, p) -> if latex then $"{wrap a 5}^{{{number latex p}}}" else $"{wrap a 5}^{number latex p}"
         | Transpose a -> if latex then $"{wrap a 5}^\\top" else $"{wrap a 5}'"
         | SumAll a -> if latex then $"\\sum {wrap a 3}" else $"sum({go a})"
         | OnesLike a -> if latex then $"\\mathbf{{1}}_{{{go a}}}" else $"ones_like({go a})"
