@@ -102,11 +102,18 @@ let test (extra: string list) =
             lines.Add line
             line <- p.StandardOutput.ReadLine()
         p.WaitForExit()
-        List.ofSeq lines
+        List.ofSeq lines, p.ExitCode
+    let experimentLines, experimentCode = experimentLines
     let experimentVerdicts = experimentLines |> List.filter (fun l -> l.StartsWith "experiment ")
     let experimentsPassed = experimentVerdicts |> List.filter (fun l -> l.EndsWith ": passed") |> List.length
-    // No verdict at all (a crash before the first experiment ended) counts as one failure.
-    let experimentsFailed = if experimentVerdicts.IsEmpty then 1 else experimentVerdicts.Length - experimentsPassed
+    // Every experiment announced must report; one that never does (the process died) fails, and so does a non-zero
+    // exit with nothing failed (at least one failure).
+    let expected =
+        experimentLines |> List.tryPick (fun l -> if l.StartsWith "experiments to run: " then Some(int (l.Substring 20)) else None)
+        |> Option.defaultValue 1
+    let experimentsFailed =
+        let missingOrFailed = max 0 (expected - experimentsPassed)
+        if missingOrFailed = 0 && experimentCode <> 0 then 1 else missingOrFailed
     printfn "== README code blocks (each C# block a program, each F# block a script) =="
     let snippets =
         try ReadmeSnippets.run root (Path.Combine(outDir, "readme"))

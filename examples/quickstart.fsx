@@ -1,6 +1,7 @@
 // The F# script quickstart: `dotnet fsi quickstart.fsx`, with NeuralOde.Core from your NuGet feed. In this
 // repository, `dotnet fsi build.fsx pack` first and add the line  #i "nuget: <repository>/out/packages"  above the
-// #r lines. The test command runs this file against freshly packed packages (tests/Consumers/Consumers.fsx).
+// #r lines (the NuGet cache keeps the first 0.1.0 it restored: after packing again, delete
+// ~/.nuget/packages/neuralode.core/0.1.0, or the script runs the old one). The test command runs this file against freshly packed packages (tests/Consumers/Consumers.fsx).
 //
 // No native library is loaded by hand: F# Interactive runs the package's content/NeuralOde.Core.fsx, which loads
 // TorchSharp's backend before the first TorchSharp call below (with the fix Debian 12 and Ubuntu 22.04 need).

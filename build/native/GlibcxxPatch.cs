@@ -19,7 +19,7 @@
 // what this code expects (not ELF64 little-endian, another symbol needs GLIBCXX_3.4.32, the name's bytes are shared).
 //
 // This file is compiled twice: by MSBuild's RoslynCodeTaskFactory (build/native/NeuralOde.Native.targets, and the
-// same targets shipped in the NeuralOde NuGet package's buildTransitive folder), and into the C# test project with
+// same targets shipped in the NeuralOde.Core NuGet package's buildTransitive folder), and into the C# test project with
 // NEURALODE_NO_MSBUILD defined, where tests exercise the same code on the real file.
 #nullable enable
 using System;

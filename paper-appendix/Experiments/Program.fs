@@ -44,6 +44,8 @@ let main argv =
                     match experiments |> List.tryFind (fun e -> e.Name = n) with
                     | Some e -> e
                     | None -> failwithf "unknown experiment '%s'; known: %s" n (experiments |> List.map (fun e -> e.Name) |> String.concat ", "))
+        // The test command compares the verdict lines with this count: an experiment that never reports fails.
+        printfn "experiments to run: %d" chosen.Length
         let results =
             [ for e in chosen do
                 let dir = Path.Combine(out, e.Name)
@@ -56,7 +58,8 @@ let main argv =
                     with ex ->
                         { Rows = []; Figures = []; Notes = [ $"failed: {ex}" ]; Check = "the experiment ran"; Passed = false }
                 let seconds = clock.Elapsed.TotalSeconds
-                Report.write e settings outcome seconds
+                try Report.write e settings outcome seconds
+                with ex -> printfn "   could not write results.md: %s" ex.Message
                 for r in outcome.Rows do printfn "   %s: %s   (paper: %s)" r.Quantity r.Ours r.Paper
                 for n in outcome.Notes do if n.StartsWith "failed:" then printfn "   %s" n
                 printfn "   check: %s — %s" outcome.Check (if outcome.Passed then "holds" else "DOES NOT HOLD")

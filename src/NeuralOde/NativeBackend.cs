@@ -10,6 +10,8 @@ public enum NativeBackendState
 {
     /// <summary>Not Linux: TorchSharp's own loading applies unchanged.</summary>
     NotApplicable,
+    /// <summary>The libstdc++ this process uses has GLIBCXX_3.4.32 (or the shim needs no fix): nothing was done.</summary>
+    NotNeeded,
     /// <summary>TorchSharp's shim was already loaded in this process; nothing was done.</summary>
     AlreadyLoaded,
     /// <summary>Loaded from where it lies: the system's libstdc++ suffices or the build already fixed the file.</summary>
@@ -30,7 +32,7 @@ public sealed record NativeBackendReport(NativeBackendState State, string? Shim,
     public override string ToString() => State switch
     {
         NativeBackendState.LoadedFixedCopy => $"LoadedFixedCopy: {Shim} fixed for this system's libstdc++ as {FixedCopy}",
-        NativeBackendState.NotApplicable or NativeBackendState.ShimNotFound => State.ToString(),
+        NativeBackendState.NotApplicable or NativeBackendState.NotNeeded or NativeBackendState.ShimNotFound => State.ToString(),
         _ => $"{State}: {Shim}",
     };
 }
@@ -48,6 +50,7 @@ public static class NativeBackend
     /// TorchSharp already loaded it.
     /// </summary>
     /// <exception cref="DllNotFoundException">libtorch or a library it needs could not be found or loaded.</exception>
+    /// <exception cref="InvalidOperationException">TorchSharp already failed to load its backend in this process.</exception>
     /// <exception cref="IOException">The fixed copy could not be written (set NEURALODE_NATIVE_CACHE).</exception>
     /// <exception cref="InvalidDataException">The shim is not the file the fix expects.</exception>
     public static NativeBackendReport EnsureLoaded() => Loader.ensureLoaded() switch
@@ -56,6 +59,7 @@ public static class NativeBackend
         Loader.NativeBackendStatus.Loaded s => new(NativeBackendState.Loaded, s.shim, null),
         Loader.NativeBackendStatus.LoadedFixedCopy s => new(NativeBackendState.LoadedFixedCopy, s.original, s.copy),
         Loader.NativeBackendStatus.ShimNotFound => new(NativeBackendState.ShimNotFound, null, null),
+        { IsNotNeeded: true } => new(NativeBackendState.NotNeeded, null, null),
         _ => new(NativeBackendState.NotApplicable, null, null),
     };
 
@@ -66,7 +70,9 @@ public static class NativeBackend
 #pragma warning restore CA2255
     internal static void LoadWhenFirstUsed()
     {
+        // Whatever happens here must not escape: an exception from a module initializer would make this whole
+        // assembly unusable for the rest of the process.
         try { Loader.ensureLoaded(); }
-        catch (Exception e) when (e is DllNotFoundException or IOException or InvalidDataException or InvalidOperationException) { }
+        catch (Exception) { }
     }
 }

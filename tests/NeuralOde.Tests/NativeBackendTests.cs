@@ -13,10 +13,18 @@ public class NativeBackendTests
         using var x = TorchSharp.torch.ones(2);
         var report = NativeBackend.EnsureLoaded();
         if (!OperatingSystem.IsLinux()) { Assert.Equal(NativeBackendState.NotApplicable, report.State); return; }
-        Assert.Contains(report.State, new[] { NativeBackendState.Loaded, NativeBackendState.AlreadyLoaded });
-        Assert.Equal("libLibTorchSharp.so", Path.GetFileName(report.Shim));
+        Assert.Contains(report.State, new[] { NativeBackendState.Loaded, NativeBackendState.AlreadyLoaded, NativeBackendState.NotNeeded });
         Assert.Null(report.FixedCopy);
-        Assert.Equal($"{report.State}: {report.Shim}", report.ToString());
+        if (report.State == NativeBackendState.NotNeeded)
+        {
+            Assert.Null(report.Shim);
+            Assert.Equal("NotNeeded", report.ToString());
+        }
+        else
+        {
+            Assert.Equal("libLibTorchSharp.so", Path.GetFileName(report.Shim));
+            Assert.Equal($"{report.State}: {report.Shim}", report.ToString());
+        }
         Assert.Equal(report, NativeBackend.EnsureLoaded());
     }
 }

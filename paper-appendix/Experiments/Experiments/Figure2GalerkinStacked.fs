@@ -56,14 +56,23 @@ let run (settings: Settings) : Outcome =
                     Figures.series (Array.init 41 (fun k -> z[(k * 200 + i) * 2])) (Array.init 41 (fun k -> z[(k * 200 + i) * 2 + 1]))
                                    (if Array.findIndex (fun l -> l = labels[i]) labels = i then $"class {int labels[i]}" else "")
                                    (Figures.classColors[int labels[i]].WithAlpha(0.35)) 1.0f ]
-            yield name, model, accuracy, paths ]
+            yield name, Tensors.parameterCount model, accuracy, paths ]
     let file (name: string) = if name.StartsWith "Galerkin" then "figure2-galerkin-flow.png" else "figure2-stacked-flow.png"
     for name, _, _, paths in results do
         Figures.save (Path.Combine(settings.Out, file name)) $"Depth flow of the test points: {name}" "z1" "z2" paths
     // θ(s) over depth: the first four entries of each.
+    // θ(s) as each layer uses it in a forward pass at depth s (told the depth as the block tells it), not read off
+    // its parameters: the check below then tests the layers' depth dependence.
     let grid = Tensors.linspace 0.0 1.0 201
-    let galerkinTheta = grid |> Array.map (fun s -> use _ = torch.no_grad() in Tensors.values (galerkin.WeightsAt s))
-    let stackedTheta = grid |> Array.map (fun s -> use _ = torch.no_grad() in use row = stacked.Weights[int64 (stacked.IntervalOf s)] in Tensors.values row)
+    let thetaUsed (layer: torch.nn.Module<torch.Tensor, torch.Tensor>) (s: float) =
+        use _ = torch.no_grad()
+        (layer :> obj :?> IDepthAware).SetDepth s
+        use probe = torch.zeros([| 1L; 16L |])
+        use _y = layer.forward probe
+        let weights = match box layer with :? GalLinear as l -> l.LastWeights | _ -> (layer :> obj :?> StackedLinear).LastWeights
+        Tensors.values weights
+    let galerkinTheta = grid |> Array.map (thetaUsed galerkin)
+    let stackedTheta = grid |> Array.map (thetaUsed stacked)
     let colours = [| ScottPlot.Colors.RoyalBlue; ScottPlot.Colors.OrangeRed; ScottPlot.Colors.SeaGreen; ScottPlot.Colors.DarkViolet |]
     Figures.save (Path.Combine(settings.Out, "figure2-theta.png")) "θ(s): smooth for Galerkin (solid), piecewise constant for stacked (thin)" "depth s" "θ_k(s), four entries"
         [ for k in 0 .. 3 do
@@ -80,8 +89,8 @@ let run (settings: Settings) : Outcome =
     for _, _, classifier in classifiers do classifier.Dispose()
     let accuracyOf (prefix: string) = results |> List.pick (fun (n, _, a, _) -> if n.StartsWith prefix then Some a else None)
     { Rows =
-        [ for name, model, accuracy, _ in results do
-            yield row $"{name}: test accuracy on moons (1000 points), parameters" $"{100.0 * accuracy:F1}%%, {Tensors.parameterCount model}" "qualitative figure only"
+        [ for name, parameters, accuracy, _ in results do
+            yield row $"{name}: test accuracy on moons (1000 points), parameters" $"{100.0 * accuracy:F1}%%, {parameters}" "qualitative figure only"
           yield row "largest change of θ between neighbouring depths inside an interval: stacked / Galerkin" $"{stackedVariation:G3} / {galerkinVariation:G3}" "stacked: piecewise constant; Galerkin: smooth" ]
       Figures = [ "figure2-galerkin-flow.png"; "figure2-stacked-flow.png"; "figure2-theta.png" ]
       Notes =

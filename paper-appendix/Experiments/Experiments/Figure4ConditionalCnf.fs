@@ -55,7 +55,8 @@ let run (settings: Settings) : Outcome =
     use _tl = testLabels
     let conditional = Tensors.scalar ((flow.LogProbability(test, oneHot testLabels)).mean())
     let exact = Tensors.scalar ((GaussianMixture.logDensity mixture test).mean())
-    // The conditional density of a component is a single Gaussian: log N(x; μ_k, σ²I) = log p(x) + log k − log p(k | x).
+    // The conditional density of a component is a single Gaussian, p(x | k) = N(x; μ_k, σ²I), whose expected log is
+    // −log(2πσ²) − 1 in 2-D (and log p(x | k) = log p(x) + log p(k | x) + log K by Bayes with uniform components).
     let componentLog = -(log (2.0 * System.Math.PI * sigma * sigma)) - 1.0
     { Rows =
         [ row "distance of each condition's sample mean from its component's mean" (offsets |> List.map (fun d -> $"{d:F2}") |> String.concat ", ") "samples follow their condition (qualitative)"

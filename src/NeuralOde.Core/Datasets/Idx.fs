@@ -17,8 +17,8 @@ type IdxArray =
       /// The values, row-major.
       Data: byte[] }
 
-/// The most values one file may hold (2^31 − 1: one .NET array).
-let [<Literal>] MaxValues = 2147483647L
+/// The most values one file may hold (one .NET array: Array.MaxLength).
+let [<Literal>] MaxValues = 2147483591L
 
 let private invalid (path: string) (why: string) =
     InvalidDataException($"'{path}' is not a valid IDX file of unsigned bytes: {why}.")
@@ -57,6 +57,10 @@ let read (path: string) : IdxArray =
     let total = dimensions |> Array.fold (fun acc d -> acc * int64 d) 1L
     let shape = String.Join(" × ", dimensions)
     if total > MaxValues then raise (invalid path $"its dimensions {shape} hold {total} values, more than one array can")
+    // An uncompressed file must be long enough for what it declares: checked before allocating for it.
+    if not (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)) then
+        let available = FileInfo(path).Length - 4L - 4L * int64 rank
+        if available < total then raise (invalid path $"it ends inside the values ({available} of {total} bytes)")
     let data = readExactly path stream (int total) "the values"
     if stream.ReadByte() <> -1 then raise (invalid path $"it has bytes after the {total} values its dimensions declare")
     { Dimensions = dimensions; Data = data }
@@ -65,6 +69,9 @@ let read (path: string) : IdxArray =
 let write (path: string) (dimensions: int[]) (data: byte[]) =
     if isNull dimensions || dimensions.Length < 1 || dimensions.Length > 4 then
         raise (ArgumentException("dimensions must hold 1 to 4 sizes.", "dimensions"))
+    if dimensions |> Array.exists (fun d -> d < 0) then
+        let given = String.Join(", ", dimensions)
+        raise (ArgumentException($"dimensions must not be negative; got {given}.", "dimensions"))
     let total = dimensions |> Array.fold (fun acc d -> acc * int64 d) 1L
     if isNull data || int64 data.Length <> total then
         let given = if isNull data then 0 else data.Length

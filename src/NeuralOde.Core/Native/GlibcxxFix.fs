@@ -55,7 +55,9 @@ let libstdcxxHasRequiredVersion (path: string option) =
     let candidates = match path with Some p -> [ p ] | None -> libstdcxxCandidates
     candidates
     |> List.tryFind File.Exists
-    |> Option.map (fun p -> indexOf (File.ReadAllBytes p) (Encoding.ASCII.GetBytes(RequiredVersion + "\000")) 0 >= 0)
+    |> Option.bind (fun p ->
+        try Some(indexOf (File.ReadAllBytes p) (Encoding.ASCII.GetBytes(RequiredVersion + "\000")) 0 >= 0)
+        with :? IOException | :? UnauthorizedAccessException -> None)
 
 [<Struct>]
 type private Section = { Type: uint32; Offset: int64; Size: int64; Link: uint32; Info: uint32 }

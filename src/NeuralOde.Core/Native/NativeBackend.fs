@@ -20,6 +20,9 @@ open System.Security.Cryptography
 type NativeBackendStatus =
     /// Not Linux: TorchSharp's own loading applies unchanged.
     | NotApplicable
+    /// The libstdc++ this process uses has GLIBCXX_3.4.32, or the shim TorchSharp will load needs no fix: nothing was
+    /// done, TorchSharp's own loading applies.
+    | NotNeeded
     /// TorchSharp's shim was already loaded in this process, from this path; nothing was done.
     | AlreadyLoaded of shim: string
     /// The backend was loaded from where it lies: this system's libstdc++ suffices, or the build already fixed the
@@ -92,25 +95,30 @@ let private cacheRoot () =
             Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache"))
         Path.Combine(xdg, "neuralode")
 
-/// The fixed copy of `shim` in the private cache, written (temporary file, then rename) unless a good one is there.
-/// The folder is named by the original's SHA-256, so another TorchSharp version gets its own copy.
-let private fixedCopy (shim: string) (fixedImage: byte[]) =
-    let original = File.ReadAllBytes shim
+/// The fixed copy of `shim` in the private cache, written (temporary file, then rename) unless the copy there is
+/// byte for byte `fixedImage`. The folder is named by the original's SHA-256 (another TorchSharp version gets its own
+/// copy) and made readable by this user only; a copy that differs in any byte — stale, corrupt or planted — is
+/// replaced, never loaded.
+let private fixedCopy (shim: string) (original: byte[]) (fixedImage: byte[]) =
     let id = Convert.ToHexString(SHA256.HashData original).Substring(0, 16).ToLowerInvariant()
     let dir = Path.Combine(cacheRoot (), "native", id)
     let copy = Path.Combine(dir, ShimFile)
     let good () =
-        File.Exists copy
-        && (try GlibcxxFix.patchImage (File.ReadAllBytes copy) copy = GlibcxxFix.AlreadyPatched with :? InvalidDataException -> false)
-        && FileInfo(copy).Length = int64 fixedImage.Length
+        try File.Exists copy && File.ReadAllBytes(copy).AsSpan().SequenceEqual(ReadOnlySpan fixedImage)
+        with :? IOException | :? UnauthorizedAccessException -> false
     if not (good ()) then
+        let temp = Path.Combine(dir, $"{ShimFile}.{Guid.NewGuid():N}.tmp")
         try
-            Directory.CreateDirectory dir |> ignore
-            let temp = Path.Combine(dir, $"{ShimFile}.{Environment.ProcessId}.tmp")
-            File.WriteAllBytes(temp, fixedImage)
-            File.Move(temp, copy, overwrite = true)
-        with :? IOException | :? UnauthorizedAccessException as e ->
-            raise (IOException($"NeuralOde could not write the fixed copy of TorchSharp's native shim to '{copy}' ({e.Message}). Set NEURALODE_NATIVE_CACHE to a writable folder.", e))
+            try
+                Directory.CreateDirectory(dir, UnixFileMode.UserRead ||| UnixFileMode.UserWrite ||| UnixFileMode.UserExecute) |> ignore
+                File.WriteAllBytes(temp, fixedImage)
+                File.Move(temp, copy, overwrite = true)
+            with :? IOException | :? UnauthorizedAccessException as e ->
+                // Another process may have written the same copy meanwhile.
+                if not (good ()) then
+                    raise (IOException($"NeuralOde could not write the fixed copy of TorchSharp's native shim to '{copy}' ({e.Message}). Set NEURALODE_NATIVE_CACHE to a writable folder.", e))
+        finally
+            try if File.Exists temp then File.Delete temp with _ -> ()
     copy
 
 let private load (path: string) =
@@ -125,11 +133,26 @@ let private loadBackend () =
     match mappedPath ShimFile with
     | Some shim -> AlreadyLoaded shim
     | None ->
+    if (mappedPath "libtorch_cpu.so").IsSome then
+        // libtorch is in the process but the shim is not: TorchSharp tried to load its backend and failed, which it
+        // does not retry (its type initializer has failed for good).
+        raise (InvalidOperationException(
+            "TorchSharp already tried to load its native backend in this process and failed (libtorch is loaded, its shim libLibTorchSharp.so is not); nothing can be fixed now. Call NeuralOde.Core.Native.NativeBackend.ensureLoaded () (C#: NativeBackend.EnsureLoaded()) before the first TorchSharp call."))
+    // The libstdc++ this process already uses (the .NET runtime links it), else the usual places.
+    let libstdcxx = mappedPath "libstdc++.so.6"
+    match GlibcxxFix.libstdcxxHasRequiredVersion libstdcxx with
+    | Some true | None -> NotNeeded
+    | Some false ->
     let folders = searchFolders ()
     match folders |> List.tryFind (fun dir -> File.Exists(Path.Combine(dir, ShimFile))) with
     | None -> ShimNotFound folders
     | Some shimDir ->
     let shim = Path.Combine(shimDir, ShimFile)
+    let original = try File.ReadAllBytes shim with :? UnauthorizedAccessException as e -> raise (IOException($"NeuralOde cannot read TorchSharp's shim '{shim}': {e.Message}", e))
+    let image = Array.copy original
+    match GlibcxxFix.patchImage image shim with
+    | GlibcxxFix.NotNeeded -> NotNeeded
+    | outcome ->
     let libtorch =
         match libtorchFolder shimDir folders with
         | Some dir -> dir
@@ -146,15 +169,13 @@ let private loadBackend () =
         |> List.filter (snd >> File.Exists)
         |> List.map (fun (file, path) -> file, load path)
         |> List.tryPick (fun (file, handle) -> if file = "libtorch_cpu.so" then Some handle else None)
+    // Already fixed (a build output): loaded where it lies, so that a script referencing built DLLs finds it.
     let status, path =
-        if GlibcxxFix.libstdcxxHasRequiredVersion None = Some false then
-            let image = File.ReadAllBytes shim
-            match GlibcxxFix.patchImage image shim with
-            | GlibcxxFix.Patched ->
-                let copy = fixedCopy shim image
-                LoadedFixedCopy(shim, copy), copy
-            | GlibcxxFix.AlreadyPatched | GlibcxxFix.NotNeeded -> Loaded shim, shim
-        else Loaded shim, shim
+        match outcome with
+        | GlibcxxFix.Patched ->
+            let copy = fixedCopy shim original image
+            LoadedFixedCopy(shim, copy), copy
+        | _ -> Loaded shim, shim
     let shimHandle = load path
     let resolver =
         DllImportResolver(fun name _ _ ->
@@ -169,10 +190,11 @@ let private loadBackend () =
     status
 
 /// Makes TorchSharp's native backend loadable in this process and loads it, once; later calls return the first
-/// call's status. Does nothing when the shim is already loaded (TorchSharp was initialised first: then it is too
-/// late to fix a failed load, and a successful one needs nothing). Raises DllNotFoundException, IOException or
-/// InvalidDataException, each saying what was missing and what to do, when the backend needs the fix and it
-/// cannot be made.
+/// call's status. Does nothing when the libstdc++ this process uses has GLIBCXX_3.4.32 (NotNeeded) or the shim is
+/// already loaded (AlreadyLoaded). Otherwise it loads the build output's already-fixed shim, or a fixed copy of the
+/// package's, and points TorchSharp at it. Raises InvalidOperationException when TorchSharp already failed to load
+/// its backend in this process (too late), and DllNotFoundException, IOException or InvalidDataException, each
+/// saying what was missing and what to do, when the fix is needed and cannot be made.
 let ensureLoaded () : NativeBackendStatus =
     lock gate (fun () ->
         match outcome with

@@ -58,9 +58,12 @@ type DenseTrajectory internal (tableau: ButcherTableau, steps: StepRecord[]) =
     member this.Evaluate(times: float[]) : torch.Tensor =
         if isNull times then raise (ArgumentNullException("times"))
         if times.Length = 0 then raise (ArgumentException("times must hold at least one time.", "times"))
-        let states = times |> Array.map this.Evaluate
-        try torch.stack(states, 0L)
-        finally for s in states do s.Dispose()
+        let states = Collections.Generic.List<torch.Tensor>(times.Length)
+        try
+            for t in times do states.Add(this.Evaluate t)
+            torch.stack(states, 0L)
+        finally
+            for s in states do s.Dispose()
 
     interface IDisposable with
         member _.Dispose() =
