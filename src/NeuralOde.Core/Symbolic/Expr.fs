@@ -105,6 +105,16 @@ type Expr =
     static member (*)(a: Expr, c: float) = Mul(a, Const c)
     static member (-)(c: float, a: Expr) = Sub(Const c, a)
     static member (-)(a: Expr, c: float) = Sub(a, Const c)
+    /// sin, so that F#'s `sin e` builds an expression.
+    static member Sin(a: Expr) = Apply(Fn.Sin, a)
+    /// cos, so that F#'s `cos e` builds an expression.
+    static member Cos(a: Expr) = Apply(Fn.Cos, a)
+    /// exp, so that F#'s `exp e` builds an expression.
+    static member Exp(a: Expr) = Apply(Fn.Exp, a)
+    /// log, so that F#'s `log e` builds an expression.
+    static member Log(a: Expr) = Apply(Fn.Log, a)
+    /// tanh, so that F#'s `tanh e` builds an expression.
+    static member Tanh(a: Expr) = Apply(Fn.Tanh, a)
 
 /// Building expressions.
 module Expr =
