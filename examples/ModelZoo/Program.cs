@@ -10,6 +10,7 @@ var families = new Dictionary<string, Func<bool, TextWriter, double>>
     ["depth-variant"] = DepthVariantExample.Run,
     ["cnf"] = CnfExample.Run,
     ["regularisers"] = RegularisersExample.Run,
+    ["symbolic"] = SymbolicExample.Run,
 };
 var quick = args.Contains("--quick");
 var chosen = args.Where(a => !a.StartsWith("--")).ToList();

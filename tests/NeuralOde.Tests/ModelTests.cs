@@ -120,4 +120,8 @@ public class ModelTests
     [Fact]
     public void DepthVariantExampleFits() =>
         Assert.True(ModelZoo.DepthVariantExample.Run(quick: true, TextWriter.Null) < 0.02);
+
+    [Fact]
+    public void SymbolicExampleMatchesAutograd() =>
+        Assert.True(ModelZoo.SymbolicExample.Run(quick: true, TextWriter.Null) < 1e-10);
 }

@@ -1,6 +1,6 @@
-/// Algebraic simplification of expressions, bottom-up: constant folding, the identities of 0 and 1, double
-/// negation and transposition, and x − x, x / x only where no shape is lost (a tensor minus itself stays, since the
-/// zero must keep its shape). Derivatives are simplified as they are built so that they stay compact.
+/// Algebraic simplification of expressions, bottom-up: constant folding, the identities of 0 and 1, x + x = 2x,
+/// ones that multiply a tensor of their shape, double negation and transposition — only where no shape is lost (a
+/// tensor minus itself stays, since the zero must keep its shape). Derivatives are simplified as they are built so that they stay compact.
 module NeuralOde.Core.Symbolic.Simplify
 
 open NeuralOde.Core.Symbolic
@@ -15,6 +15,11 @@ let private step (e: Expr) =
     | Add(a, b) when isConst 0.0 b -> a
     | Add(a, b) when isConst 0.0 a -> b
     | Add(a, Neg b) -> Sub(a, b)
+    // x + x = 2x (structural equality).
+    | Add(a, b) when a = b -> Mul(Const 2.0, a)
+    // Elementwise operands have one shape (or one is a scalar): ones shaped like a tensor operand change nothing.
+    | Mul(OnesLike _, b) when not (Expr.isScalar b) -> b
+    | Mul(a, OnesLike _) when not (Expr.isScalar a) -> a
     | Sub(Const a, Const b) -> Const(a - b)
     | Sub(a, b) when isConst 0.0 b -> a
     | Sub(a, b) when isConst 0.0 a -> Neg b

@@ -1,0 +1,144 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using TorchSharp;
+using CoreExpr = NeuralOde.Core.Symbolic.Expr;
+using CoreSymbolic = NeuralOde.Core.Symbolic;
+
+namespace NeuralOde;
+
+/// <summary>
+/// A symbolic expression over named tensors: a vector field or loss written with C# operators and the functions of
+/// <see cref="Symbolic"/>, differentiated exactly (<see cref="Vjp"/>, <see cref="Jvp"/>), evaluated on tensors and
+/// printed as LaTeX or text. <c>*</c> and <c>/</c> are elementwise; <see cref="Symbolic.MatMul"/> is the matrix product.
+/// </summary>
+public sealed class SymbolicExpression
+{
+    internal SymbolicExpression(CoreExpr value) => Value = value;
+
+    internal CoreExpr Value { get; }
+
+    /// <summary>a + b.</summary>
+    public static SymbolicExpression operator +(SymbolicExpression a, SymbolicExpression b) => new(CoreExpr.NewAdd(a.Value, b.Value));
+    /// <summary>a − b.</summary>
+    public static SymbolicExpression operator -(SymbolicExpression a, SymbolicExpression b) => new(CoreExpr.NewSub(a.Value, b.Value));
+    /// <summary>a ⊙ b, elementwise.</summary>
+    public static SymbolicExpression operator *(SymbolicExpression a, SymbolicExpression b) => new(CoreExpr.NewMul(a.Value, b.Value));
+    /// <summary>a / b, elementwise.</summary>
+    public static SymbolicExpression operator /(SymbolicExpression a, SymbolicExpression b) => new(CoreExpr.NewDiv(a.Value, b.Value));
+    /// <summary>−a.</summary>
+    public static SymbolicExpression operator -(SymbolicExpression a) => new(CoreExpr.NewNeg(a.Value));
+    /// <summary>A number as a constant expression.</summary>
+    public static implicit operator SymbolicExpression(double c) => new(CoreExpr.NewConst(c));
+
+    /// <summary>The variables the expression uses, in order of first use.</summary>
+    public IReadOnlyList<string> Variables => CoreSymbolic.ExprModule.variables(Value).Select(v => v.Item1).ToList();
+
+    /// <summary>
+    /// dᵀ ∂e/∂v for every variable v, with <paramref name="cotangent"/> d shaped like this expression: one simplified
+    /// expression per variable, shaped like that variable.
+    /// </summary>
+    public IReadOnlyDictionary<string, SymbolicExpression> Vjp(SymbolicExpression cotangent)
+    {
+        ArgumentNullException.ThrowIfNull(cotangent);
+        return CoreSymbolic.Derivative.vjp(Value, cotangent.Value).ToDictionary(kv => kv.Key, kv => new SymbolicExpression(kv.Value));
+    }
+
+    /// <summary>The directional derivative Σ_v ∂e/∂v · t_v for the given tangents (shaped like their variables).</summary>
+    public SymbolicExpression Jvp(IReadOnlyDictionary<string, SymbolicExpression> tangents)
+    {
+        ArgumentNullException.ThrowIfNull(tangents);
+        var map = MapModule.OfSeq(tangents.Select(kv => Tuple.Create(kv.Key, kv.Value.Value)));
+        return new(CoreSymbolic.Derivative.jvp(Value, map));
+    }
+
+    /// <summary>The value with each variable bound by name (a scalar variable to a 0-dim tensor).</summary>
+    /// <exception cref="ArgumentException">A variable is not bound, or a scalar is bound to a tensor that is not 0-dim.</exception>
+    public torch.Tensor Evaluate(IReadOnlyDictionary<string, torch.Tensor> environment)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        return CoreSymbolic.Evaluate.evaluate(MapModule.OfSeq(environment.Select(kv => Tuple.Create(kv.Key, kv.Value))), Value);
+    }
+
+    /// <summary>The expression in LaTeX.</summary>
+    public string ToLatex() => CoreSymbolic.Render.latex(Value);
+
+    /// <summary>The expression as plain text (<c>.*</c> elementwise, <c>@</c> matrix product, <c>'</c> transpose).</summary>
+    public override string ToString() => CoreSymbolic.Render.text(Value);
+}
+
+/// <summary>Building symbolic expressions: variables, constants and functions.</summary>
+public static class Symbolic
+{
+    /// <summary>A tensor variable.</summary>
+    public static SymbolicExpression Tensor(string name) => new(CoreSymbolic.ExprModule.tensor(Named(name)));
+    /// <summary>A scalar variable (0-dim, broadcast against tensors).</summary>
+    public static SymbolicExpression Scalar(string name) => new(CoreSymbolic.ExprModule.scalar(Named(name)));
+    /// <summary>tanh.</summary>
+    public static SymbolicExpression Tanh(SymbolicExpression a) => new(CoreSymbolic.ExprModule.tanh(a.Value));
+    /// <summary>The logistic sigmoid.</summary>
+    public static SymbolicExpression Sigmoid(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sigmoid(a.Value));
+    /// <summary>log(1 + eˣ).</summary>
+    public static SymbolicExpression Softplus(SymbolicExpression a) => new(CoreSymbolic.ExprModule.softplus(a.Value));
+    /// <summary>sin.</summary>
+    public static SymbolicExpression Sin(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sin(a.Value));
+    /// <summary>cos.</summary>
+    public static SymbolicExpression Cos(SymbolicExpression a) => new(CoreSymbolic.ExprModule.cos(a.Value));
+    /// <summary>eˣ.</summary>
+    public static SymbolicExpression Exp(SymbolicExpression a) => new(CoreSymbolic.ExprModule.exp(a.Value));
+    /// <summary>The natural logarithm.</summary>
+    public static SymbolicExpression Log(SymbolicExpression a) => new(CoreSymbolic.ExprModule.log(a.Value));
+    /// <summary>a to a constant power.</summary>
+    public static SymbolicExpression Pow(SymbolicExpression a, double p) => new(CoreSymbolic.ExprModule.pow(a.Value, p));
+    /// <summary>The matrix product of 2-D operands.</summary>
+    public static SymbolicExpression MatMul(SymbolicExpression a, SymbolicExpression b) => new(CoreSymbolic.ExprModule.matmul(a.Value, b.Value));
+    /// <summary>The transpose of a 2-D operand.</summary>
+    public static SymbolicExpression Transpose(SymbolicExpression a) => new(CoreSymbolic.ExprModule.transpose(a.Value));
+    /// <summary>The sum of all elements.</summary>
+    public static SymbolicExpression Sum(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sum(a.Value));
+
+    static string Named(string name) =>
+        string.IsNullOrWhiteSpace(name) ? throw new ArgumentException("A variable needs a name.", nameof(name)) : name;
+}
+
+/// <summary>
+/// The paper's formulas for a field dz/ds = f(s, z; θ) with an optional running loss l(s, z), derived symbolically:
+/// the adjoint system ȧ = −aᵀ∂f/∂z − ∂l/∂z (Proposition 1) and Theorem 1's δL/δθ(s) = aᵀ∂f/∂θ for each parameter.
+/// </summary>
+public sealed class SymbolicDerivation
+{
+    readonly CoreSymbolic.Formulas.Derivation _derivation;
+
+    SymbolicDerivation(CoreSymbolic.Formulas.Derivation derivation) => _derivation = derivation;
+
+    /// <summary>Derives the formulas of <paramref name="field"/> for the state variable and the parameters named.</summary>
+    /// <exception cref="ArgumentException">The field does not use the state or a parameter.</exception>
+    public static SymbolicDerivation Derive(SymbolicExpression field, string state, IEnumerable<string> parameters,
+                                            SymbolicExpression? runningLoss = null)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(parameters);
+        var loss = runningLoss is null ? FSharpOption<CoreExpr>.None : FSharpOption<CoreExpr>.Some(runningLoss.Value);
+        return new(CoreSymbolic.Formulas.derive(field.Value, state, ListModule.OfSeq(parameters), loss));
+    }
+
+    /// <summary>The adjoint's variable name (a).</summary>
+    public string Adjoint => _derivation.Adjoint;
+
+    /// <summary>da/ds = −aᵀ∂f/∂z − ∂l/∂z, shaped like the state.</summary>
+    public SymbolicExpression AdjointDerivative => new(_derivation.AdjointDerivative);
+
+    /// <summary>For each parameter θ, Theorem 1's δL/δθ(s) = aᵀ∂f/∂θ(s), shaped like θ.</summary>
+    public IReadOnlyDictionary<string, SymbolicExpression> ParameterIntegrands =>
+        _derivation.ParameterIntegrands.ToDictionary(kv => kv.Key, kv => new SymbolicExpression(kv.Value));
+
+    /// <summary>The derivation as LaTeX lines; parameters named in <paramref name="galerkin"/> get Corollary 1's projection.</summary>
+    public IReadOnlyList<string> ToLatex(params string[] galerkin) =>
+        CoreSymbolic.Formulas.latex(_derivation, ListModule.OfSeq(galerkin ?? Array.Empty<string>())).ToList();
+
+    /// <summary>The derivation as plain-text lines.</summary>
+    public IReadOnlyList<string> ToText() => CoreSymbolic.Formulas.text(_derivation).ToList();
+}
