@@ -142,3 +142,49 @@ public sealed class SymbolicDerivation
     /// <summary>The derivation as plain-text lines.</summary>
     public IReadOnlyList<string> ToText() => CoreSymbolic.Formulas.text(_derivation).ToList();
 }
+
+/// <summary>What <see cref="SymbolicAdjoint.Gradients"/> returns.</summary>
+/// <param name="Final">z(S).</param>
+/// <param name="Integral">∫ l ds over the span (0 without a running loss).</param>
+/// <param name="StateGradient">dL/dz(s0) = a(s0).</param>
+/// <param name="ParameterGradients">dL/dθ for each parameter.</param>
+public sealed record SymbolicGradients(torch.Tensor Final, double Integral, torch.Tensor StateGradient,
+                                       IReadOnlyDictionary<string, torch.Tensor> ParameterGradients);
+
+/// <summary>
+/// Gradients by the adjoint method with the adjoint system derived symbolically and evaluated without an autograd
+/// graph: for dz/ds = f(s, z; θ) and L = Φ(z(S)) + ∫ l(s, z) ds, z is solved forward, then [z, a, μ] backward with
+/// ȧ = −aᵀ∂f/∂z − ∂l/∂z, μ̇ = −aᵀ∂f/∂θ (Proposition 1). The running loss must not depend on θ.
+/// </summary>
+public static class SymbolicAdjoint
+{
+    /// <summary>dL/dz(s0) and dL/dθ for the field over <paramref name="state"/> from <paramref name="x0"/> on [start, end].</summary>
+    /// <param name="field">f, using the state variable, the parameters and (optionally) the depth variable.</param>
+    /// <param name="state">The state's variable name.</param>
+    /// <param name="parameters">The parameters' values by variable name (a scalar variable: a 0-dim tensor).</param>
+    /// <param name="terminalGradient">z(S) ↦ ∂Φ/∂z(S).</param>
+    /// <param name="x0">The initial state.</param>
+    /// <param name="start">s0.</param>
+    /// <param name="end">S.</param>
+    /// <param name="depth">The depth's scalar variable name, when the field or loss uses one.</param>
+    /// <param name="runningLoss">l(s, z), when there is one.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
+    public static SymbolicGradients Gradients(SymbolicExpression field, string state, IReadOnlyDictionary<string, torch.Tensor> parameters,
+                                              Func<torch.Tensor, torch.Tensor> terminalGradient, torch.Tensor x0, double start, double end,
+                                              string? depth = null, SymbolicExpression? runningLoss = null,
+                                              Solver? solver = null, StepSize? stepSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(terminalGradient);
+        ArgumentNullException.ThrowIfNull(x0);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        var r = CoreSymbolic.SymbolicAdjoint.gradients(field.Value, state,
+            depth is null ? FSharpOption<string>.None : FSharpOption<string>.Some(depth),
+            MapModule.OfSeq(parameters.Select(kv => Tuple.Create(kv.Key, kv.Value))),
+            runningLoss is null ? FSharpOption<CoreExpr>.None : FSharpOption<CoreExpr>.Some(runningLoss.Value),
+            FuncConvert.FromFunc(terminalGradient), x0, start, end, tableau, control);
+        return new(r.Final, r.Integral, r.StateGradient, r.ParameterGradients.ToDictionary(kv => kv.Key, kv => kv.Value));
+    }
+}
