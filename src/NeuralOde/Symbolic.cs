@@ -99,6 +99,24 @@ public static class Symbolic
     /// <summary>The sum of all elements.</summary>
     public static SymbolicExpression Sum(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sum(a.Value));
 
+    /// <summary>ψ_j(s) of a basis (j from 0) at a scalar depth expression.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="j"/> does not index a function of the basis.</exception>
+    public static SymbolicExpression Psi(Basis basis, int j, SymbolicExpression s)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        ArgumentNullException.ThrowIfNull(s);
+        return new(CoreSymbolic.ExprModule.psi(basis.Value, j, s.Value));
+    }
+
+    /// <summary>θ(s) = Σ_j α_j ψ_j(s): a Galerkin parameter from one coefficient expression per basis function.</summary>
+    public static SymbolicExpression Galerkin(Basis basis, IEnumerable<SymbolicExpression> coefficients, SymbolicExpression s)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        ArgumentNullException.ThrowIfNull(coefficients);
+        ArgumentNullException.ThrowIfNull(s);
+        return new(CoreSymbolic.ExprModule.galerkin(basis.Value, ListModule.OfSeq(coefficients.Select(c => c.Value)), s.Value));
+    }
+
     static string Named(string name) =>
         string.IsNullOrWhiteSpace(name) ? throw new ArgumentException("A variable needs a name.", nameof(name)) : name;
 }

@@ -50,4 +50,9 @@ let evaluate (environment: Map<string, torch.Tensor>) (e: Expr) : torch.Tensor =
         | Transpose a -> (go a).t()
         | SumAll a -> (go a).sum()
         | OnesLike a -> torch.ones_like(go a)
+        | Psi(b, j, s, d) ->
+            let depth = (go s).ToDouble()
+            // valuesAt refuses depths outside the basis's domain (an extrapolation would be silent).
+            let values = NeuralOde.Core.Basis.valuesAt b depth
+            constant (if d = 0 then values[j] else b.Derivatives depth |> fun v -> v[j])
     (go e).MoveToOuterDisposeScope()

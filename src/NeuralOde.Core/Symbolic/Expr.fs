@@ -59,6 +59,9 @@ type Expr =
     | SumAll of Expr
     /// A tensor of ones with the shape of the operand (the cotangent of a sum, broadcast back).
     | OnesLike of Expr
+    /// ψ_index(depth) of a basis (derivative = 0), or its derivative ψ′_index(depth) (derivative = 1): a scalar, for
+    /// Galerkin parameters θ(s) = Σ_j α_j ψ_j(s) written inside an expression.
+    | Psi of basis: NeuralOde.Core.Basis * index: int * depth: Expr * derivative: int
 
     /// Structural equality (used by simplification and common-subexpression elimination).
     override this.Equals(other) =
@@ -81,6 +84,7 @@ type Expr =
         | Transpose a -> 29 * a.GetHashCode() + 7
         | SumAll a -> 31 * a.GetHashCode() + 8
         | OnesLike a -> 37 * a.GetHashCode() + 9
+        | Psi(b, j, s, d) -> 41 * s.GetHashCode() + 43 * j + d + hash b.Name
 
     static member private Same(x: Expr, y: Expr) =
         match x, y with
@@ -91,6 +95,7 @@ type Expr =
         | Neg a, Neg b | Transpose a, Transpose b | SumAll a, SumAll b | OnesLike a, OnesLike b -> Expr.Same(a, b)
         | Pow(a, p), Pow(b, q) -> p = q && Expr.Same(a, b)
         | Apply(f, a), Apply(g, b) -> f = g && Expr.Same(a, b)
+        | Psi(b, j, s, d), Psi(c, k, t, e) -> obj.ReferenceEquals(b, c) && j = k && d = e && Expr.Same(s, t)
         | _ -> false
 
     static member (+)(a: Expr, b: Expr) = Add(a, b)
@@ -146,6 +151,16 @@ module Expr =
     let exp a = Apply(Exp, a)
     /// log a.
     let log a = Apply(Log, a)
+    /// ψ_j(s) of `basis` (j from 0), at the scalar depth expression `s`.
+    let psi (basis: NeuralOde.Core.Basis) (j: int) (s: Expr) =
+        if j < 0 || j >= basis.Terms then
+            raise (System.ArgumentOutOfRangeException("j", j, $"j must index one of the basis's {basis.Terms} functions (0 to {basis.Terms - 1}); got {j}."))
+        Psi(basis, j, s, 0)
+    /// θ(s) = Σ_j α_j ψ_j(s) for coefficient expressions α_0 … α_{m−1} (each shaped like θ).
+    let galerkin (basis: NeuralOde.Core.Basis) (coefficients: Expr list) (s: Expr) =
+        if coefficients.Length <> basis.Terms then
+            raise (System.ArgumentException($"{basis} has {basis.Terms} functions; got {coefficients.Length} coefficients.", "coefficients"))
+        coefficients |> List.mapi (fun j a -> Mul(a, psi basis j s)) |> List.reduce (fun x y -> Add(x, y))
 
     /// Whether an expression's value is a scalar (0-dim): constants, scalar variables, sums, and elementwise
     /// combinations of scalars.
@@ -156,6 +171,7 @@ module Expr =
         | SumAll _ -> true
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> isScalar a && isScalar b
         | Neg a | Pow(a, _) | Apply(_, a) -> isScalar a
+        | Psi(_, _, s, _) -> isScalar s
         | MatMul _ | Transpose _ | OnesLike _ -> false
 
     /// The names and kinds of the variables an expression uses, each once, in order of first use.
@@ -166,7 +182,7 @@ module Expr =
             | Const _ -> ()
             | Var(n, k) -> if not (seen.Contains((n, k))) then seen.Add((n, k))
             | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> walk a; walk b
-            | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a -> walk a
+            | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) -> walk a
         walk e
         List.ofSeq seen
 
@@ -178,6 +194,6 @@ module Expr =
                 match e with
                 | Const _ | Var _ -> ()
                 | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> walk a; walk b
-                | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a -> walk a
+                | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) -> walk a
         walk e
         seen.Count

@@ -24,7 +24,7 @@ let private precedence (e: Expr) =
     | Neg _ -> 3
     | Pow _ | Transpose _ -> 4
     | Const c when c < 0.0 -> 3
-    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ -> 5
+    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ | Psi _ -> 5
 
 let private render (latex: bool) (e: Expr) =
     let rec go (e: Expr) =
@@ -58,6 +58,9 @@ let private render (latex: bool) (e: Expr) =
         | Transpose a -> if latex then $"{wrap a 5}^\\top" else $"{wrap a 5}'"
         | SumAll a -> if latex then $"\\sum {wrap a 3}" else $"sum({go a})"
         | OnesLike a -> if latex then $"\\mathbf{{1}}_{{{go a}}}" else $"ones_like({go a})"
+        | Psi(_, j, s, d) ->
+            let prime = if d = 0 then "" else "'"
+            if latex then $"\\psi{prime}_{{{j}}}\\left({go s}\\right)" else $"psi{prime}_{j}({go s})"
         | Apply(f, a) ->
             let name =
                 match f with

@@ -65,4 +65,5 @@ let rec simplify (e: Expr) : Expr =
         | Transpose a -> Transpose(simplify a)
         | SumAll a -> SumAll(simplify a)
         | OnesLike a -> OnesLike(simplify a)
+        | Psi(b, j, s, d) -> Psi(b, j, simplify s, d)
     step rebuilt

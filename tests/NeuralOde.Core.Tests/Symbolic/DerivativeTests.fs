@@ -118,6 +118,23 @@ let tests =
             Expect.equal (Render.text g["w"]) "z' @ (v .* (1 - tanh(z @ w)^2))" "d/dw"
             Expect.equal (Render.latex g["z"]) "\\left(v \\odot \\left(1 - \\tanh\\left(z w\\right)^{2}\\right)\\right) w^\\top" "LaTeX"
         }
+        test "basis functions in expressions: the depth derivative of Σ z ⊙ ψ_j(s) is Σ z ⊙ ψ′_j(s) (central differences)" {
+            let basis = NeuralOde.Core.Basis.legendre 4 1.0
+            let s = Expr.scalar "s"
+            let e = Expr.sum (Mul(z, Mul(Expr.psi basis 2 s, Expr.psi basis 3 s)))
+            let ds = (Derivative.vjp e (Const 1.0))["s"]
+            use zv = torch.tensor([| 0.3; -1.1; 2.0 |], dtype = torch.float64)
+            let at (depth: float) (expr: Expr) =
+                use sv = torch.tensor(depth, dtype = torch.float64)
+                use v = Evaluate.evaluate (Map [ "z", zv; "s", sv ]) expr
+                v.ToDouble()
+            let h = 1e-6
+            let central = (at (0.4 + h) e - at (0.4 - h) e) / (2.0 * h)
+            Expect.floatClose { absolute = 1e-7; relative = 1e-7 } (at 0.4 ds) central "d/ds"
+            // The scalar s receives the summed cotangent: Σz · (ψ₃ ψ′₂ + ψ₂ ψ′₃), the product rule.
+            Expect.equal (Render.text ds) "sum(z) .* psi_3(s) .* psi'_2(s) + sum(z) .* psi_2(s) .* psi'_3(s)" "product rule, rendered"
+            Raises.raises<ArgumentOutOfRangeException> (fun () -> Expr.psi basis 4 s |> ignore) |> ignore
+        }
         test "the interpreter names an unbound variable and a scalar bound to a tensor" {
             use t = torch.ones(2L, dtype = torch.float64)
             let e = Raises.raises<ArgumentException> (fun () -> Evaluate.evaluate (Map [ "z", t ]) (Add(z, Expr.tensor "q")) |> ignore)

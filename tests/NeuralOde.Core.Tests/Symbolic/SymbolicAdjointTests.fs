@@ -36,6 +36,30 @@ let tests =
             for name, value in expected do
                 Expect.floatClose { absolute = 1e-8; relative = 1e-8 } (r.ParameterGradients[name].ToDouble()) value $"dℓ/d{name}"
         }
+        test "a Galerkin field tanh(z W(s)), W(s) = Σ_j α_j ψ_j(s): the symbolic spectral gradient equals autograd" {
+            // Corollary 1 symbolically: dL/dα_j is the μ_j of the derived adjoint system (aᵀ∂f/∂W(s) ψ_j(s)).
+            let basis = Basis.fourier 1 1.0
+            use g = torch.Generator(17UL)
+            let z, s = Expr.tensor "z", Expr.scalar "s"
+            let names = [ for j in 0 .. basis.Terms - 1 -> $"alpha{j}" ]
+            let w = Expr.galerkin basis (names |> List.map Expr.tensor) s
+            let field = Expr.tanh (Expr.matmul z w)
+            let alphas = names |> List.map (fun n -> n, torch.randn([| 2L; 2L |], dtype = torch.float64, generator = g) * 0.6)
+            use x0 = torch.randn([| 3L; 2L |], dtype = torch.float64, generator = g)
+            let r = SymbolicAdjoint.gradients field "z" (Some "s") (Map alphas) None (fun zS -> zS * 2.0) x0 (0.0, 1.0) Solvers.dopri5 tight
+            let leaves = alphas |> List.map (fun (_, a) -> a.detach().requires_grad_(true))
+            let f: VectorField =
+                fun t x ->
+                    let psi = Basis.valuesAt basis t
+                    let weight = List.mapi (fun j (a: torch.Tensor) -> a * psi[j]) leaves |> List.reduce (+)
+                    x.matmul(weight).tanh()
+            use solution = Ode.odeint f x0 [| 0.0; 1.0 |] Solvers.dopri5 tight
+            use loss = solution.Final.square().sum()
+            loss.backward()
+            for (name, _), leaf in List.zip alphas leaves do
+                Expect.isLessThan (Tensors.relativeError (Tensors.toArray r.ParameterGradients[name]) (Tensors.toArray leaf.grad)) 1e-8 $"dL/d{name}"
+            Expect.stringContains (Render.text field) "psi_2(s)" "ψ_j(s) in the expression"
+        }
         test "a matrix field tanh(z W) ⊙ c: the symbolic adjoint equals autograd through the solver" {
             use g = torch.Generator(21UL)
             let field = Mul(Expr.tanh (Expr.matmul (Expr.tensor "z") (Expr.tensor "W")), Expr.scalar "c")
