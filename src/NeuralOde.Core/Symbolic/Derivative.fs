@@ -44,7 +44,7 @@ let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
         | Transpose a -> go a (Transpose d)
         | SumAll a -> go a (if Expr.isScalar a then d else Mul(d, OnesLike a))
         | OnesLike _ -> Map.empty
-        | Psi(b, j, s, 0) -> go s (reduceTo s (Mul(d, Psi(b, j, s, 1))))
+        | Psi(b, j, s, order) when order = 0 || order = -1 -> go s (reduceTo s (Mul(d, Psi(b, j, s, order + 1))))
         | Psi _ -> raise (System.NotSupportedException("A basis function's second derivative is not available: differentiate ψ′_j(s) with respect to the depth only once."))
     go e cotangent |> Map.map (fun _ v -> Simplify.simplify v)
 
@@ -73,7 +73,7 @@ let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
             | None, None -> Const 0.0
         | Transpose a -> match go a with Const 0.0 -> Const 0.0 | t -> Transpose t
         | SumAll a -> match go a with Const 0.0 -> Const 0.0 | t -> SumAll t
-        | Psi(b, j, s, 0) -> Mul(Psi(b, j, s, 1), go s)
+        | Psi(b, j, s, order) when order = 0 || order = -1 -> Mul(Psi(b, j, s, order + 1), go s)
         | Psi(_, _, s, _) ->
             match go s with
             | Const 0.0 -> Const 0.0

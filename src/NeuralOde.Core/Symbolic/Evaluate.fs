@@ -54,5 +54,8 @@ let evaluate (environment: Map<string, torch.Tensor>) (e: Expr) : torch.Tensor =
             let depth = (go s).ToDouble()
             // valuesAt refuses depths outside the basis's domain (an extrapolation would be silent).
             let values = NeuralOde.Core.Basis.valuesAt b depth
-            constant (if d = 0 then values[j] else b.Derivatives depth |> fun v -> v[j])
+            constant (match d with
+                      | 0 -> values[j]
+                      | 1 -> (b.Derivatives depth)[j]
+                      | _ -> (b.Integrals depth)[j])
     (go e).MoveToOuterDisposeScope()

@@ -59,8 +59,9 @@ type Expr =
     | SumAll of Expr
     /// A tensor of ones with the shape of the operand (the cotangent of a sum, broadcast back).
     | OnesLike of Expr
-    /// ψ_index(depth) of a basis (derivative = 0), or its derivative ψ′_index(depth) (derivative = 1): a scalar, for
-    /// Galerkin parameters θ(s) = Σ_j α_j ψ_j(s) written inside an expression.
+    /// ψ_index(depth) of a basis (derivative = 0), its derivative ψ′_index(depth) (derivative = 1), or its
+    /// antiderivative Ψ_index(depth) = ∫_0^depth ψ_index (derivative = −1): a scalar, for Galerkin parameters
+    /// θ(s) = Σ_j α_j ψ_j(s) written inside an expression and for their closed forms.
     | Psi of basis: NeuralOde.Core.Basis * index: int * depth: Expr * derivative: int
 
     /// Structural equality (used by simplification and common-subexpression elimination).

@@ -59,8 +59,9 @@ let private render (latex: bool) (e: Expr) =
         | SumAll a -> if latex then $"\\sum {wrap a 3}" else $"sum({go a})"
         | OnesLike a -> if latex then $"\\mathbf{{1}}_{{{go a}}}" else $"ones_like({go a})"
         | Psi(_, j, s, d) ->
-            let prime = if d = 0 then "" else "'"
-            if latex then $"\\psi{prime}_{{{j}}}\\left({go s}\\right)" else $"psi{prime}_{j}({go s})"
+            let letter = if d < 0 then (if latex then "\\Psi" else "Psi") else (if latex then "\\psi" else "psi")
+            let prime = if d = 1 then "'" else ""
+            if latex then $"{letter}{prime}_{{{j}}}\\left({go s}\\right)" else $"{letter}{prime}_{j}({go s})"
         | Apply(f, a) ->
             let name =
                 match f with

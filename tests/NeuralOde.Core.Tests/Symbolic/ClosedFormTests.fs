@@ -1,0 +1,56 @@
+/// Closed forms derived symbolically: dz/ds = θ(s) ⊙ z with θ(s) = Σ_j α_j ψ_j(s) solves to z(0) ⊙ exp(Σ_j α_j Ψ_j(S));
+/// its VJP is the spectral gradient in the basis integrals, equal to the hand-written SpectralClosedForm and to the
+/// symbolic adjoint's numerical solve.
+module NeuralOde.Tests.Symbolic.ClosedFormTests
+
+open System
+open Expecto
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Core.Symbolic
+open NeuralOde.Tests.Support
+
+[<Tests>]
+let tests =
+    testList "Symbolic/closed forms" [
+        test "the diagonal linear Galerkin field: derived closed form = SpectralClosedForm = the symbolic adjoint" {
+            // Monomials: every Ψ_j(1) ≠ 0, so every coefficient moves z(S) (with Legendre, Ψ_1(1) = Ψ_2(1) = 0 and
+            // those gradients vanish).
+            let basis = Basis.polynomial 3 1.0
+            let n = 4L
+            use g = torch.Generator(29UL)
+            use alpha = torch.randn([| n; 3L |], dtype = torch.float64, generator = g) * 0.5     // [n, m], as SpectralClosedForm
+            use z0 = torch.randn([| 1L; n |], dtype = torch.float64, generator = g)
+            let z, s = Expr.tensor "z", Expr.scalar "s"
+            let names = [ for j in 0 .. 2 -> $"alpha{j}" ]
+            let field = Mul(Expr.galerkin basis (names |> List.map Expr.tensor) s, z)
+            let solution =
+                match ClosedForm.linearSolution field "z" "s" (Expr.tensor "z0") (Expr.scalar "S") with
+                | Some e -> e
+                | None -> failtest "the diagonal linear field has a closed form"
+            Expect.equal (Render.text solution) "z0 .* exp(alpha0 .* Psi_0(S) + alpha1 .* Psi_1(S) + alpha2 .* Psi_2(S))" "derived"
+            let columns = names |> List.mapi (fun j name -> name, alpha.narrow(1L, int64 j, 1L).reshape(1L, n).contiguous())
+            use horizon = torch.tensor(1.0, dtype = torch.float64)
+            let env = Map(columns @ [ "z0", z0; "S", horizon ])
+            use zS = Evaluate.evaluate env solution
+            use exact = SpectralClosedForm.diagonalLinearSolution basis alpha z0
+            Expect.isLessThan (Tensors.relativeError (Tensors.toArray zS) (Tensors.toArray exact)) 1e-13 "z(S)"
+            // L = Σ z(S)²: the cotangent is 2 z(S).
+            let gradients = Derivative.vjp solution (Mul(Const 2.0, solution))
+            use byHand = SpectralClosedForm.diagonalLinearGradient basis alpha z0 (exact * 2.0)      // [n, m]
+            let adjoint =
+                SymbolicAdjoint.gradients field "z" (Some "s") (Map columns) None (fun zEnd -> zEnd * 2.0) z0 (0.0, 1.0)
+                    Solvers.dopri5 (StepControl.adaptive 1e-11 1e-13)
+            for j, name in List.indexed names do
+                use derived = Evaluate.evaluate env gradients[name]
+                use column = byHand.narrow(1L, int64 j, 1L).reshape(1L, n)
+                Expect.isLessThan (Tensors.relativeError (Tensors.toArray derived) (Tensors.toArray column)) 1e-12 $"dL/d{name}: closed form vs SpectralClosedForm"
+                Expect.isLessThan (Tensors.relativeError (Tensors.toArray adjoint.ParameterGradients[name]) (Tensors.toArray column)) 1e-8 $"dL/d{name}: vs the symbolic adjoint"
+        }
+        test "a field that is not linear in the state has no closed form here" {
+            let z, s = Expr.tensor "z", Expr.scalar "s"
+            let basis = Basis.fourier 1 1.0
+            let field = Mul(Expr.galerkin basis [ Expr.scalar "a0"; Expr.scalar "a1"; Expr.scalar "a2" ] s, Expr.tanh z)
+            Expect.isNone (ClosedForm.linearSolution field "z" "s" (Expr.tensor "z0") (Const 1.0)) "tanh z"
+        }
+    ]
