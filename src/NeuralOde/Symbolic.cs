@@ -117,6 +117,21 @@ public static class Symbolic
         return new(CoreSymbolic.ExprModule.galerkin(basis.Value, ListModule.OfSeq(coefficients.Select(c => c.Value)), s.Value));
     }
 
+    /// <summary>
+    /// The closed-form solution z(S) = z(0) ⊙ exp(Σ_j α_j Ψ_j(S)) of dz/ds = θ(s) ⊙ z when <paramref name="field"/> has
+    /// that form (θ linear in basis functions of the depth variable, free of the state), else null. Its
+    /// <see cref="SymbolicExpression.Vjp"/> is the spectral gradient in the basis integrals.
+    /// </summary>
+    public static SymbolicExpression? LinearClosedForm(SymbolicExpression field, string state, string depth,
+                                                       SymbolicExpression initial, SymbolicExpression horizon)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        ArgumentNullException.ThrowIfNull(initial);
+        ArgumentNullException.ThrowIfNull(horizon);
+        var solution = CoreSymbolic.ClosedForm.linearSolution(field.Value, state, depth, initial.Value, horizon.Value);
+        return FSharpOption<CoreExpr>.get_IsSome(solution) ? new SymbolicExpression(solution.Value) : null;
+    }
+
     static string Named(string name) =>
         string.IsNullOrWhiteSpace(name) ? throw new ArgumentException("A variable needs a name.", nameof(name)) : name;
 }

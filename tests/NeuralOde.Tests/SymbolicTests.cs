@@ -108,4 +108,37 @@ public class SymbolicTests
         Assert.Equal(0.1098826299, r.ParameterGradients["alpha2"].ToDouble(), 8);
         Assert.Contains("psi_1(s)", field.ToString());
     }
+
+    /// <summary>The closed form of a linear Galerkin field from C#, and its gradient against finite differences.</summary>
+    [Fact]
+    public void LinearClosedFormAndItsGradient()
+    {
+        var z = Symbolic.Tensor("z");
+        var s = Symbolic.Scalar("s");
+        var basis = Bases.Polynomial(2);
+        var field = Symbolic.Galerkin(basis, new[] { Symbolic.Scalar("a0"), Symbolic.Scalar("a1") }, s) * z;
+        var solution = Symbolic.LinearClosedForm(field, "z", "s", Symbolic.Tensor("z0"), Symbolic.Scalar("S"));
+        Assert.NotNull(solution);
+        Assert.Null(Symbolic.LinearClosedForm(Symbolic.Tanh(field), "z", "s", Symbolic.Tensor("z0"), Symbolic.Scalar("S")));
+        double Final(double a0, double a1)
+        {
+            var env = new Dictionary<string, torch.Tensor>
+            {
+                ["a0"] = torch.tensor(a0, dtype: torch.float64), ["a1"] = torch.tensor(a1, dtype: torch.float64),
+                ["z0"] = torch.tensor(new[] { 1.5 }, dtype: torch.float64), ["S"] = torch.tensor(1.0, dtype: torch.float64),
+            };
+            using var value = solution!.Evaluate(env);
+            return value.ToDouble();
+        }
+        // z(1) = 1.5 exp(a0 + a1/2): the derivative with respect to a1 is z(1)/2.
+        Assert.Equal(1.5 * Math.Exp(0.3 + 0.2 / 2), Final(0.3, 0.2), 12);
+        var gradient = solution!.Vjp(1.0)["a1"];
+        var env2 = new Dictionary<string, torch.Tensor>
+        {
+            ["a0"] = torch.tensor(0.3, dtype: torch.float64), ["a1"] = torch.tensor(0.2, dtype: torch.float64),
+            ["z0"] = torch.tensor(new[] { 1.5 }, dtype: torch.float64), ["S"] = torch.tensor(1.0, dtype: torch.float64),
+        };
+        using var g = gradient.Evaluate(env2);
+        Assert.Equal((Final(0.3, 0.2 + 1e-6) - Final(0.3, 0.2 - 1e-6)) / 2e-6, g.ToDouble(), 7);
+    }
 }
