@@ -28,6 +28,11 @@ let gradients (field: Expr) (state: string) (depth: string option) (parameters: 
               (x0: torch.Tensor) (span: float * float) (solver: ButcherTableau) (control: StepControl) : AdjointResult =
     let names = parameters |> Map.toList |> List.map fst
     let derivation = Formulas.derive field state names runningLoss
+    // Each formula compiled once, its common subexpressions shared.
+    let fieldCode = Compile.compile field
+    let lossCode = Compile.compile (defaultArg runningLoss (Const 0.0))
+    let adjointCode = Compile.compile derivation.AdjointDerivative
+    let integrandCode = names |> List.map (fun p -> p, Compile.compile derivation.ParameterIntegrands[p]) |> Map.ofList
     let t0, t1 = span
     use _ = torch.no_grad()
     let depthBinding (t: float) =
@@ -39,13 +44,12 @@ let gradients (field: Expr) (state: string) (depth: string option) (parameters: 
     let shape = x0.shape
     let n = x0.numel()
     // Forward: [z; q] with q̇ = l, flattened.
-    let loss = defaultArg runningLoss (Const 0.0)
     let forward: VectorField =
         fun t y ->
             let z = y.narrow(0L, 0L, n).reshape(shape)
             let env = environment t [ state, z ]
-            use dz = Evaluate.evaluate env field
-            use dq = Evaluate.evaluate env loss
+            use dz = fieldCode.Invoke env
+            use dq = lossCode.Invoke env
             use dqSum = dq.sum()
             torch.cat([| dz.reshape(-1L); dqSum.reshape(1L) |], 0L)
     use y0 = torch.cat([| x0.reshape(-1L); torch.zeros([| 1L |], dtype = x0.dtype, device = x0.device) |], 0L)
@@ -61,9 +65,9 @@ let gradients (field: Expr) (state: string) (depth: string option) (parameters: 
             let z = y.narrow(0L, 0L, n).reshape(shape)
             let a = y.narrow(0L, n, n).reshape(shape)
             let env = environment t [ state, z; derivation.Adjoint, a ]
-            use dz = Evaluate.evaluate env field
-            use da = Evaluate.evaluate env derivation.AdjointDerivative
-            let dmu = names |> List.map (fun p -> (Evaluate.evaluate env derivation.ParameterIntegrands[p]).neg().reshape(-1L))
+            use dz = fieldCode.Invoke env
+            use da = adjointCode.Invoke env
+            let dmu = names |> List.map (fun p -> (integrandCode[p].Invoke env).neg().reshape(-1L))
             let parts = [ dz.reshape(-1L); da.reshape(-1L) ] @ dmu
             let result = torch.cat(Array.ofList parts, 0L)
             for d in dmu do d.Dispose()
