@@ -16,6 +16,7 @@ open System.Xml.Linq
 
 #load "tests/Consumers/Consumers.fsx"
 #load "tests/Readme/ReadmeSnippets.fsx"
+#load "tests/NeuralOde.Benchmarks/SideBySide.fsx"
 
 type Target =
     | Build
@@ -158,6 +159,13 @@ let demo (extra: string list) =
 
 let bench (extra: string list) =
     dotnet [ "build"; "tests/NeuralOde.Benchmarks/NeuralOde.Benchmarks.fsproj"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build of the benchmarks"
+    match extra with
+    | "side-by-side" :: options ->
+        let option name fallback = match options |> List.skipWhile ((<>) name) with _ :: v :: _ -> int v | _ -> fallback
+        SideBySide.run root (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll") (Path.Combine(outDir, "bench"))
+            (option "--rounds" 4) (option "--threads" 2) (option "--iterations" 100)
+        |> require "side-by-side"
+    | _ ->
     run root "dotnet" ((binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: extra) @ [ "--out"; Path.Combine(outDir, "bench") ])
     |> require "benchmarks"
 

@@ -85,7 +85,7 @@ let private project (fsharp: bool) (package: string) (version: string) =
 let runAll (root: string) (packages: string) (version: string) (work: string) =
     let examples = Path.Combine(root, "examples")
     let nativeCache = Path.Combine(work, "native-cache")
-    let environment = [ "NEURALODE_NATIVE_CACHE", nativeCache ]
+    let environment = [ ("NEURALODE_NATIVE_CACHE", nativeCache) ]
     let expectedRuntimeStatus = if needsGlibcxxFix () then "native backend: LoadedFixedCopy" else "native backend: NotNeeded"
     let consumer name (body: string -> int * string) (expect: string list) =
         printfn "-- consumer: %s" name

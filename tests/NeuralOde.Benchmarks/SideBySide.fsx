@@ -1,0 +1,103 @@
+// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--rounds N]
+// [--threads T] [--iterations N]`). This VM's speed drifts 1.5–2× over minutes, so a figure compared with an old
+// figure proves nothing: here the peer (torchdiffeq, ../shared/bench-peers/w1_rk4_autograd.py) and the library
+// (the benchmark binary's `profile --workload w1`) run alternately, round by round, in the same minutes, and each
+// round's ratio ours / peer is reported, with the median and the best (min over min). Never part of the tests; it
+// skips with a message where Debian's PyTorch or the peers are absent (see ../shared/bench-peers/README.md).
+module SideBySide
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open System.Text.RegularExpressions
+
+/// One round's medians and minima (milliseconds per W1 iteration).
+type Round = { Index: int; PeerMedian: float; PeerMin: float; OursMedian: float; OursMin: float; PeerFirst: bool }
+
+let private exec (workDir: string) (environment: (string * string) list) (program: string) (args: string list) =
+    let psi = ProcessStartInfo(program, args, WorkingDirectory = workDir, UseShellExecute = false,
+                               RedirectStandardOutput = true, RedirectStandardError = true)
+    for name, value in environment do psi.Environment[name] <- value
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    p.WaitForExit()
+    p.ExitCode, out.Result + err.Result
+
+/// Why the side-by-side run cannot happen here, or None.
+let missing (peersScripts: string) (peersDir: string) =
+    if not (File.Exists "/usr/bin/python3") then Some "no /usr/bin/python3"
+    elif not (File.Exists(Path.Combine(peersScripts, "w1_rk4_autograd.py"))) then Some $"no peer scripts in {peersScripts}"
+    elif not (Directory.Exists(Path.Combine(peersDir, "torchdiffeq"))) then Some $"no torchdiffeq in {peersDir} (run setup_peers.sh)"
+    else
+        let code, _ = exec "." [] "/usr/bin/python3" [ "-c"; "import torch" ]
+        if code <> 0 then Some "Debian's PyTorch is not installed (apt-get install python3-torch libopenblas0-openmp)" else None
+
+/// Runs `rounds` alternating rounds of W1 and writes a markdown table to `out`/side-by-side-w1.md.
+let run (root: string) (benchmarks: string) (out: string) (rounds: int) (threads: int) (iterations: int) =
+    let peersScripts =
+        match Environment.GetEnvironmentVariable "BENCH_PEERS_SCRIPTS" with
+        | null | "" -> Path.GetFullPath(Path.Combine(root, "..", "shared", "bench-peers"))
+        | dir -> dir
+    let peersDir = match Environment.GetEnvironmentVariable "PEERS_DIR" with null | "" -> "/tmp/peers" | dir -> dir
+    match missing peersScripts peersDir with
+    | Some why ->
+        printfn "side-by-side skipped: %s. See ../shared/bench-peers/README.md." why
+        0
+    | None ->
+    Directory.CreateDirectory out |> ignore
+    let peer (index: int) =
+        let results = Path.Combine(out, "side-by-side-peer", $"round-{index}")
+        let env = [ "BENCH_THREADS", string threads; "RESULTS_DIR", results; "PEERS_DIR", peersDir ]
+        let code, text =
+            exec peersScripts env "/usr/bin/python3"
+                [ "w1_rk4_autograd.py"; "--iters"; string (iterations + 20); "--warmup"; "20"; "--timed"; string iterations; "--tag"; $"round{index}" ]
+        if code <> 0 then failwithf "the peer failed (exit %d):\n%s" code text
+        let file = Directory.GetFiles(results, "*.json") |> Array.exactlyOne
+        use doc = JsonDocument.Parse(File.ReadAllText file)
+        // The timing summary is the object holding median_ms (its key differs between scripts' versions).
+        let rec find (e: JsonElement) =
+            match e.ValueKind with
+            | JsonValueKind.Object ->
+                match e.TryGetProperty "median_ms" with
+                | true, m -> Some(m.GetDouble(), e.GetProperty("min_ms").GetDouble())
+                | _ -> e.EnumerateObject() |> Seq.tryPick (fun p -> find p.Value)
+            | _ -> None
+        match find doc.RootElement with
+        | Some r -> r
+        | None -> failwithf "no median_ms in %s" file
+    let ours () =
+        let code, text = exec root [] "dotnet" [ benchmarks; "profile"; "--workload"; "w1"; "--iterations"; string iterations; "--threads"; string threads ]
+        if code <> 0 then failwithf "the library's benchmark failed (exit %d):\n%s" code text
+        let m = Regex.Match(text, @"median ([0-9.]+) ms, min ([0-9.]+) ms")
+        if not m.Success then failwithf "no median in the benchmark's output:\n%s" text
+        float m.Groups[1].Value, float m.Groups[2].Value
+    let results =
+        [ for i in 1 .. rounds do
+            let peerFirst = i % 2 = 1
+            let (pm, pmin), (om, omin) =
+                if peerFirst then let p = peer i in p, ours ()
+                else let o = ours () in peer i, o
+            printfn "round %d (%s first): peer %.1f ms, ours %.1f ms, ratio %.2f" i (if peerFirst then "peer" else "ours") pm om (om / pm)
+            yield { Index = i; PeerMedian = pm; PeerMin = pmin; OursMedian = om; OursMin = omin; PeerFirst = peerFirst } ]
+    let ratios = results |> List.map (fun r -> r.OursMedian / r.PeerMedian) |> List.sort
+    let medianRatio = ratios[ratios.Length / 2]
+    let best = (results |> List.map (fun r -> r.OursMin) |> List.min) / (results |> List.map (fun r -> r.PeerMin) |> List.min)
+    let row (r: Round) =
+        let first = if r.PeerFirst then "peer" else "ours"
+        $"| {r.Index} | {first} | {r.PeerMedian:F1} | {r.OursMedian:F1} | {r.OursMedian / r.PeerMedian:F2} |"
+    let lines =
+        [ yield "# W1 side by side: NeuralOde against torchdiffeq, alternating rounds"
+          yield ""
+          yield $"{threads} thread(s), {iterations} timed iterations per side per round; the peer is Debian's PyTorch with torchdiffeq (../shared/bench-peers). Ratios below 1 mean NeuralOde is faster."
+          yield ""
+          yield "| round | first | peer median (ms) | ours median (ms) | ours / peer |"
+          yield "|---|---|---|---|---|"
+          yield! results |> List.map row
+          yield ""
+          yield $"Median of the per-round ratios: **{medianRatio:F2}**; best against best (min over min): **{best:F2}**." ]
+    let file = Path.Combine(out, $"side-by-side-w1-{threads}t.md")
+    File.WriteAllLines(file, lines)
+    printfn "median ratio %.2f, best %.2f; table in %s" medianRatio best file
+    0
