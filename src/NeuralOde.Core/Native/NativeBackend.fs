@@ -74,17 +74,52 @@ let private searchFolders () =
     |> List.map Path.GetFullPath
     |> List.distinct
 
-/// Folder holding libtorch_cpu.so: beside the shim, in the search folders, or wherever the host resolves
-/// "torch_cpu" for TorchSharp (F# Interactive resolves it from the referenced libtorch package).
+/// The libtorch version TorchSharp was built against ("2.10.0"), read from its private constant; None if absent.
+let private expectedLibtorch () =
+    try
+        match typeof<TorchSharp.torch>.GetField("libtorchPackageVersion", Reflection.BindingFlags.NonPublic ||| Reflection.BindingFlags.Static) with
+        | null -> None
+        | field ->
+            match field.GetRawConstantValue() with
+            | :? string as v ->
+                // NuGet folders drop a fourth component of 0: "2.10.0.0" is the folder "2.10.0".
+                let parts = v.Split('.')
+                Some(if parts.Length = 4 && parts[3] = "0" then String.Join(".", parts[..2]) else v)
+            | _ -> None
+    with _ -> None
+
+/// libtorch's native folder in a NuGet packages folder (F# Interactive loads TorchSharp from there):
+/// libtorch-cpu-<rid>/<version>/runtimes/<rid>/native, the version TorchSharp expects first.
+let private packageLibtorch (has: string -> bool) =
+    let rid = runtimeId ()
+    let torchDir = Path.GetDirectoryName(torchAssembly().Location)
+    let roots =
+        [ if not (String.IsNullOrEmpty torchDir) then yield Path.GetFullPath(Path.Combine(torchDir, "..", "..", "..", ".."))
+          match Environment.GetEnvironmentVariable "NUGET_PACKAGES" with
+          | null | "" -> ()
+          | dir -> yield dir
+          yield Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages") ]
+        |> List.distinct
+    let expected = expectedLibtorch ()
+    roots |> List.tryPick (fun root ->
+        let package = Path.Combine(root, $"libtorch-cpu-{rid}")
+        if not (Directory.Exists package) then None
+        else
+            Directory.GetDirectories package
+            |> Array.map Path.GetFileName
+            |> Array.sortBy (fun v -> (if Some v = expected then 0 else 1), v)
+            |> Array.tryPick (fun v ->
+                let dir = Path.Combine(package, v, "runtimes", rid, "native")
+                if has dir then Some dir else None))
+
+/// Folder holding libtorch_cpu.so: beside the shim, in the search folders, or in the NuGet packages folder. Never a
+/// bare-name load: the system's library path may hold another libtorch (Debian's python3-torch installs 1.13 in
+/// /usr/lib), which must not be loaded into the process.
 let private libtorchFolder (shimDir: string) (folders: string list) =
     let has dir = File.Exists(Path.Combine(dir, "libtorch_cpu.so"))
     match shimDir :: folders |> List.tryFind has with
     | Some dir -> Some dir
-    | None ->
-        let mutable handle = IntPtr.Zero
-        if NativeLibrary.TryLoad("torch_cpu", torchAssembly (), Nullable(), &handle) then
-            mappedPath "libtorch_cpu.so" |> Option.map Path.GetDirectoryName
-        else None
+    | None -> packageLibtorch has
 
 let private cacheRoot () =
     let env name = match Environment.GetEnvironmentVariable name with null | "" -> None | v -> Some v
