@@ -60,6 +60,47 @@ let tests =
                 Expect.isLessThan (Tensors.relativeError (Tensors.toArray r.ParameterGradients[name]) (Tensors.toArray leaf.grad)) 1e-8 $"dL/d{name}"
             Expect.stringContains (Render.text field) "psi_2(s)" "ψ_j(s) in the expression"
         }
+        test "a GalLinear field: the symbolic spectral gradient equals spectralConverged (Corollary 1 by quadrature)" {
+            // f(s, z) = tanh(z W(s)ᵀ + b(s)) with the layer's coefficients split per basis function:
+            // W_j = α[0 : in·out, j] viewed [out, in], b_j = α[in·out :, j] viewed [1, out].
+            let basis = Basis.fourier 1 1.0
+            let inputs, outputs = 2L, 2L
+            use layer = new GalLinear(inputs, outputs, basis, torch.float64)
+            use g = torch.Generator(41UL)
+            let initialise () =
+                use _ = torch.no_grad()
+                use init = torch.randn(layer.Coefficients.shape, dtype = torch.float64, generator = g) * 0.7
+                layer.Coefficients.copy_(init) |> ignore
+            initialise ()
+            use x0 = torch.randn([| 1L; inputs |], dtype = torch.float64, generator = g)
+            let field: VectorField = fun s x -> layer.forward(x, s).tanh()
+            let solveFinal () =
+                use _ = torch.no_grad()
+                use solution = Ode.odeint field x0 [| 0.0; 1.0 |] Solvers.dopri5 tight
+                solution.Final.clone()
+            use final = solveFinal ()
+            use terminal = final * 2.0
+            use quadrature = InfiniteDimensionalGradient.spectralConverged basis 1e-10 field (fun () -> layer.LastWeights) x0 terminal None Solvers.dopri5 tight
+            // The same field symbolically.
+            let z, s = Expr.tensor "z", Expr.scalar "s"
+            let wNames = [ for j in 0 .. basis.Terms - 1 -> $"W{j}" ]
+            let bNames = [ for j in 0 .. basis.Terms - 1 -> $"b{j}" ]
+            let w = Expr.galerkin basis (wNames |> List.map Expr.tensor) s
+            let b = Expr.galerkin basis (bNames |> List.map Expr.tensor) s
+            let symbolicField = Expr.tanh (Add(Expr.matmul z (Expr.transpose w), b))
+            let alpha = layer.Coefficients.detach()
+            let parameters =
+                Map [ for j in 0 .. basis.Terms - 1 do
+                        yield wNames[j], alpha.narrow(0L, 0L, inputs * outputs).select(1L, int64 j).reshape(outputs, inputs).contiguous()
+                        yield bNames[j], alpha.narrow(0L, inputs * outputs, outputs).select(1L, int64 j).reshape(1L, outputs).contiguous() ]
+            let r = SymbolicAdjoint.gradients symbolicField "z" (Some "s") parameters None (fun zS -> zS * 2.0) x0 (0.0, 1.0) Solvers.dopri5 tight
+            let columns =
+                [ for j in 0 .. basis.Terms - 1 ->
+                    Array.append (Tensors.toArray r.ParameterGradients[wNames[j]]) (Tensors.toArray r.ParameterGradients[bNames[j]]) ]
+            for j in 0 .. basis.Terms - 1 do
+                use column = quadrature.select(1L, int64 j)
+                Expect.isLessThan (Tensors.relativeError columns[j] (Tensors.toArray column)) 1e-7 $"dL/dα_{j}: symbolic adjoint vs spectralConverged"
+        }
         test "a matrix field tanh(z W) ⊙ c: the symbolic adjoint equals autograd through the solver" {
             use g = torch.Generator(21UL)
             let field = Mul(Expr.tanh (Expr.matmul (Expr.tensor "z") (Expr.tensor "W")), Expr.scalar "c")
