@@ -6,56 +6,66 @@ open System
 open TorchSharp
 open NeuralOde.Core.Symbolic
 
+/// The dtype and device constants take: those of the bound tensors (float64 on the CPU when none is bound).
+let internal dtypeAndDevice (environment: Map<string, torch.Tensor>) =
+    match environment |> Seq.tryHead with
+    | Some kv -> kv.Value.dtype, kv.Value.device
+    | None -> torch.float64, torch.CPU
+
+/// The value of a constant or a variable: the bound tensor (an alias), checked for its kind.
+let internal leaf (environment: Map<string, torch.Tensor>) (dtype: torch.ScalarType) (device: torch.Device) (e: Expr) =
+    match e with
+    | Const c -> torch.tensor(c, dtype = dtype, device = device)
+    | Var(name, kind) ->
+        match Map.tryFind name environment with
+        | None -> raise (ArgumentException($"The variable '{name}' is not bound in the environment.", "environment"))
+        | Some t ->
+            if kind = Scalar && t.Dimensions <> 0 then
+                let shape = String.Join(", ", t.shape)
+                raise (ArgumentException($"The scalar variable '{name}' is bound to a tensor of shape [{shape}]; give a 0-dim tensor.", "environment"))
+            t.alias()
+    | _ -> raise (ArgumentException("Not a constant or a variable.", "e"))
+
+/// The root operation of `e` applied to its operands' values (in the order of Expr.children).
+let internal operation (dtype: torch.ScalarType) (device: torch.Device) (e: Expr) (operands: torch.Tensor list) : torch.Tensor =
+    match e, operands with
+    | Add _, [ a; b ] -> torch.add(a, b)
+    | Sub _, [ a; b ] -> torch.sub(a, b)
+    | Mul _, [ a; b ] -> torch.mul(a, b)
+    | Div _, [ a; b ] -> torch.div(a, b)
+    | Neg _, [ a ] -> a.neg()
+    | Pow(_, p), [ a ] -> use exponent = torch.tensor(p, dtype = dtype, device = device) in torch.pow(a, exponent)
+    | Apply(f, _), [ x ] ->
+        match f with
+        | Tanh -> x.tanh()
+        | Sigmoid -> x.sigmoid()
+        | Softplus -> torch.nn.functional.softplus(x)
+        | Sin -> x.sin()
+        | Cos -> x.cos()
+        | Exp -> x.exp()
+        | Log -> x.log()
+    | MatMul _, [ a; b ] -> a.mm(b)
+    | Transpose _, [ a ] -> a.t()
+    | SumAll _, [ a ] -> a.sum()
+    | OnesLike _, [ a ] -> torch.ones_like(a)
+    | Psi(b, j, _, d), [ s ] ->
+        let depth = s.ToDouble()
+        // valuesAt refuses depths outside the basis's domain (an extrapolation would be silent).
+        let values = NeuralOde.Core.Basis.valuesAt b depth
+        let value = match d with 0 -> values[j] | 1 -> (b.Derivatives depth)[j] | _ -> (b.Integrals depth)[j]
+        torch.tensor(value, dtype = dtype, device = device)
+    | _ -> raise (ArgumentException($"{operands.Length} operand(s) do not fit the expression's root.", "operands"))
+
 /// The value of `e` with each variable bound in `environment` (by name). Constants take the dtype and device of the
 /// bound tensors. Raises ArgumentException naming a variable that is not bound, or one bound to a tensor of the wrong
 /// kind (a scalar variable needs a 0-dim tensor).
 let evaluate (environment: Map<string, torch.Tensor>) (e: Expr) : torch.Tensor =
     if environment.IsEmpty && not (Expr.variables e).IsEmpty then
         raise (ArgumentException("The environment binds no variables.", "environment"))
-    let like = environment |> Seq.tryHead |> Option.map (fun kv -> kv.Value)
-    let dtype, device =
-        match like with
-        | Some t -> t.dtype, t.device
-        | None -> torch.float64, torch.CPU
+    let dtype, device = dtypeAndDevice environment
     use scope = torch.NewDisposeScope()
-    let constant (c: float) = torch.tensor(c, dtype = dtype, device = device)
     let rec go (e: Expr) : torch.Tensor =
         match e with
-        | Const c -> constant c
-        | Var(name, kind) ->
-            match Map.tryFind name environment with
-            | None -> raise (ArgumentException($"The variable '{name}' is not bound in the environment.", "environment"))
-            | Some t ->
-                if kind = Scalar && t.Dimensions <> 0 then
-                    let shape = String.Join(", ", t.shape)
-                    raise (ArgumentException($"The scalar variable '{name}' is bound to a tensor of shape [{shape}]; give a 0-dim tensor.", "environment"))
-                t.alias()
-        | Add(a, b) -> torch.add(go a, go b)
-        | Sub(a, b) -> torch.sub(go a, go b)
-        | Mul(a, b) -> torch.mul(go a, go b)
-        | Div(a, b) -> torch.div(go a, go b)
-        | Neg a -> (go a).neg()
-        | Pow(a, p) -> use exponent = constant p in torch.pow(go a, exponent)
-        | Apply(f, a) ->
-            let x = go a
-            match f with
-            | Tanh -> x.tanh()
-            | Sigmoid -> x.sigmoid()
-            | Softplus -> torch.nn.functional.softplus(x)
-            | Sin -> x.sin()
-            | Cos -> x.cos()
-            | Exp -> x.exp()
-            | Log -> x.log()
-        | MatMul(a, b) -> (go a).mm(go b)
-        | Transpose a -> (go a).t()
-        | SumAll a -> (go a).sum()
-        | OnesLike a -> torch.ones_like(go a)
-        | Psi(b, j, s, d) ->
-            let depth = (go s).ToDouble()
-            // valuesAt refuses depths outside the basis's domain (an extrapolation would be silent).
-            let values = NeuralOde.Core.Basis.valuesAt b depth
-            constant (match d with
-                      | 0 -> values[j]
-                      | 1 -> (b.Derivatives depth)[j]
-                      | _ -> (b.Integrals depth)[j])
+        | Const _ | Var _ -> leaf environment dtype device e
+        | _ -> operation dtype device e (Expr.children e |> List.map go)
     (go e).MoveToOuterDisposeScope()

@@ -175,26 +175,26 @@ module Expr =
         | Psi(_, _, s, _) -> isScalar s
         | MatMul _ | Transpose _ | OnesLike _ -> false
 
+    /// The operands of an expression's root, in order (none for constants and variables; a basis function's depth).
+    let children (e: Expr) : Expr list =
+        match e with
+        | Const _ | Var _ -> []
+        | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> [ a; b ]
+        | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) -> [ a ]
+
     /// The names and kinds of the variables an expression uses, each once, in order of first use.
     let variables (e: Expr) =
         let seen = System.Collections.Generic.List<string * Kind>()
         let rec walk e =
             match e with
-            | Const _ -> ()
             | Var(n, k) -> if not (seen.Contains((n, k))) then seen.Add((n, k))
-            | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> walk a; walk b
-            | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) -> walk a
+            | _ -> children e |> List.iter walk
         walk e
         List.ofSeq seen
 
     /// The number of distinct subexpressions (the size of the expression as a graph with shared nodes).
     let size (e: Expr) =
         let seen = System.Collections.Generic.HashSet<Expr>()
-        let rec walk e =
-            if seen.Add e then
-                match e with
-                | Const _ | Var _ -> ()
-                | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> walk a; walk b
-                | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) -> walk a
+        let rec walk e = if seen.Add e then children e |> List.iter walk
         walk e
         seen.Count
