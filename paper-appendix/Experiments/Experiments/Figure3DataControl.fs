@@ -9,21 +9,6 @@ open type TorchSharp.torch.nn
 open NeuralOde.Core
 open Appendix.Experiment
 
-let private fit (name: string) (model: NeuralOdeModel) (x: torch.Tensor) (y: torch.Tensor) (epochs: int) =
-    use opt = torch.optim.Adam(model.parameters(), 0.01)
-    let bar = Progress.Bar(name, epochs)
-    for i in 1 .. epochs do
-        use _ = torch.NewDisposeScope()
-        opt.zero_grad()
-        let loss = functional.mse_loss(model.forward x, y)
-        loss.backward()
-        opt.step() |> ignore
-        bar.Report(i, Tensors.scalar loss)
-    use _ = torch.no_grad()
-    use prediction = model.forward x
-    use loss = functional.mse_loss(prediction, y)
-    Tensors.scalar loss
-
 /// z(s) of each input over 41 depths: [41][n].
 let private paths (model: NeuralOdeModel) (x: torch.Tensor) =
     use _ = torch.no_grad()
@@ -42,8 +27,8 @@ let run (settings: Settings) : Outcome =
     use y = x.neg()
     use controlled = new NeuralOdeModel(Sequential(new DataControl(), Linear(2L, 64L), Tanh(), Linear(64L, 1L)), solver, control, [| 0.0; 1.0 |])
     use vanilla = new NeuralOdeModel(Sequential(Linear(1L, 64L), Tanh(), Linear(64L, 1L)), solver, control, [| 0.0; 1.0 |])
-    let controlledLoss = fit "data-controlled" controlled x y controlledEpochs
-    let vanillaLoss = fit "vanilla NODE" vanilla x y vanillaEpochs
+    let controlledLoss = Fit.fullBatchMse "data-controlled" controlled x y controlledEpochs 0.01
+    let vanillaLoss = Fit.fullBatchMse "vanilla NODE" vanilla x y vanillaEpochs 0.01
     // The best any increasing map can do against −x on a symmetric grid is the constant 0: MSE = mean(x²).
     let bound = Tensors.scalar (x.square().mean())
     use shown = torch.linspace(-1.0, 1.0, 21L).reshape(-1L, 1L)

@@ -17,18 +17,8 @@ let run (settings: Settings) : Outcome =
     let field = Sequential(new DepthCat(), Linear(2L, 32L), Tanh(), Linear(32L, 32L), Tanh(), Linear(32L, 1L))
     let depth = Sequential(Linear(1L, 16L), Tanh(), Linear(16L, 1L))
     use model = new AdaptiveDepthModel(field, depth, Solvers.rk4, StepControl.steps 20)
-    use opt = torch.optim.Adam(model.parameters(), 0.01)
-    let bar = Progress.Bar("adaptive depth", epochs)
-    for i in 1 .. epochs do
-        use _ = torch.NewDisposeScope()
-        opt.zero_grad()
-        let loss = functional.mse_loss(model.forward x, y)
-        loss.backward()
-        opt.step() |> ignore
-        bar.Report(i, Tensors.scalar loss)
+    let mse = Fit.fullBatchMse "adaptive depth" model x y epochs 0.01
     use _ = torch.no_grad()
-    use prediction = model.forward x
-    let mse = Tensors.scalar (functional.mse_loss(prediction, y))
     // Trajectories: z at 41 fractions of each input's depth, drawn against s = τ·S(x).
     use shown = torch.linspace(-1.0, 1.0, 17L).reshape(-1L, 1L)
     let fractions = Tensors.linspace 0.0 1.0 41
