@@ -6,6 +6,8 @@
 // and checks an adjoint gradient against its closed form. Loaded by build.fsx (targets test and pack).
 module Consumers
 
+#load "../Scripts/Exec.fsx"
+
 open System
 open System.Diagnostics
 open System.IO
@@ -13,32 +15,8 @@ open System.IO
 /// One consumer's result.
 type Outcome = { Name: string; Passed: bool; Seconds: float; Output: string }
 
-/// Runs a program, echoing and returning its output (stdout and stderr together) and exit code.
-let private exec (workDir: string) (environment: (string * string) list) (program: string) (args: string list) =
-    let psi = ProcessStartInfo(program, args, WorkingDirectory = workDir, UseShellExecute = false,
-                               RedirectStandardOutput = true, RedirectStandardError = true)
-    psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] <- "1"
-    psi.Environment["DOTNET_NOLOGO"] <- "1"
-    for name, value in environment do psi.Environment[name] <- value
-    use p = new Process(StartInfo = psi)
-    let output = Text.StringBuilder()
-    let gate = obj ()
-    let add (line: string) =
-        if not (isNull line) then
-            lock gate (fun () -> output.AppendLine line |> ignore; printfn "    %s" line)
-    p.OutputDataReceived.Add(fun e -> add e.Data)
-    p.ErrorDataReceived.Add(fun e -> add e.Data)
-    p.Start() |> ignore
-    p.BeginOutputReadLine()
-    p.BeginErrorReadLine()
-    // A hung restore or program fails its consumer instead of hanging the test command.
-    if not (p.WaitForExit(TimeSpan.FromMinutes 10.0)) then
-        (try p.Kill(true) with _ -> ())
-        p.WaitForExit()
-        124, output.ToString() + "\n(killed after 10 minutes)"
-    else
-        p.WaitForExit()
-        p.ExitCode, output.ToString()
+/// Runs a program, echoing its output; a hung restore or program is killed after 10 minutes and fails its consumer.
+let private exec = Exec.run true (TimeSpan.FromMinutes 10.0)
 
 /// Packs NeuralOde.Core and NeuralOde into `packages` with a version no earlier run used (so the NuGet cache never
 /// serves a stale copy). Returns the version.

@@ -6,6 +6,8 @@
 // skips with a message where Debian's PyTorch or the peers are absent (see ../shared/bench-peers/README.md).
 module SideBySide
 
+#load "../Scripts/Exec.fsx"
+
 open System
 open System.Diagnostics
 open System.IO
@@ -15,15 +17,8 @@ open System.Text.RegularExpressions
 /// One round's medians and minima (milliseconds per W1 iteration).
 type Round = { Index: int; PeerMedian: float; PeerMin: float; OursMedian: float; OursMin: float; PeerFirst: bool }
 
-let private exec (workDir: string) (environment: (string * string) list) (program: string) (args: string list) =
-    let psi = ProcessStartInfo(program, args, WorkingDirectory = workDir, UseShellExecute = false,
-                               RedirectStandardOutput = true, RedirectStandardError = true)
-    for name, value in environment do psi.Environment[name] <- value
-    use p = Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    p.WaitForExit()
-    p.ExitCode, out.Result + err.Result
+/// Runs a program, returning its exit code and output; a round that hangs is killed after an hour.
+let private exec = Exec.run false (TimeSpan.FromHours 1.0)
 
 /// Why the side-by-side run cannot happen here, or None.
 let missing (peersScripts: string) (peersDir: string) =

@@ -8,6 +8,8 @@
 // package route itself is run by tests/Consumers.
 module ReadmeSnippets
 
+#load "../Scripts/Exec.fsx"
+
 open System
 open System.Diagnostics
 open System.IO
@@ -99,22 +101,8 @@ let fsharpModule (n: int) (s: Snippet) =
     sb.AppendLine("        ()") |> ignore
     sb.ToString()
 
-/// Runs a program, returning its exit code and its output (stdout and stderr together).
-let private exec (workDir: string) (program: string) (args: string list) =
-    let psi = ProcessStartInfo(program, args, WorkingDirectory = workDir, UseShellExecute = false,
-                               RedirectStandardOutput = true, RedirectStandardError = true)
-    psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] <- "1"
-    psi.Environment["DOTNET_NOLOGO"] <- "1"
-    use p = new Process(StartInfo = psi)
-    let output = StringBuilder()
-    let add (line: string) = if not (isNull line) then lock output (fun () -> output.AppendLine line |> ignore)
-    p.OutputDataReceived.Add(fun e -> add e.Data)
-    p.ErrorDataReceived.Add(fun e -> add e.Data)
-    p.Start() |> ignore
-    p.BeginOutputReadLine()
-    p.BeginErrorReadLine()
-    p.WaitForExit()
-    p.ExitCode, lock output (fun () -> output.ToString())
+/// Runs a program, returning its exit code and output; killed after 10 minutes.
+let private exec (workDir: string) (program: string) (args: string list) = Exec.run false (TimeSpan.FromMinutes 10.0) workDir [] program args
 
 /// Reads the per-block verdict lines ("snippet NN: passed" / "snippet NN: FAILED ...") a runner printed; a block
 /// without a line failed (the build or the script did not get that far).
