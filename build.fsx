@@ -14,6 +14,7 @@ open System.Diagnostics
 open System.IO
 open System.Xml.Linq
 
+#load "tests/Scripts/Exec.fsx"
 #load "tests/Consumers/Consumers.fsx"
 #load "tests/Readme/ReadmeSnippets.fsx"
 #load "tests/NeuralOde.Benchmarks/SideBySide.fsx"
@@ -92,19 +93,10 @@ let test (extra: string list) =
             0, 1
     printfn "== The paper's experiments, quick mode (paper-appendix/Experiments) =="
     let experimentOutput = Path.Combine(outDir, "appendix-quick")
-    let experimentLines =
-        let psi = ProcessStartInfo("dotnet", [ binary "paper-appendix/Experiments" "NeuralOde.Appendix.dll"; "all"; "quick"; "--out"; experimentOutput ],
-                                   WorkingDirectory = root, UseShellExecute = false, RedirectStandardOutput = true)
-        use p = Process.Start psi
-        let lines = ResizeArray<string>()
-        let mutable line = p.StandardOutput.ReadLine()
-        while not (isNull line) do
-            printfn "%s" line
-            lines.Add line
-            line <- p.StandardOutput.ReadLine()
-        p.WaitForExit()
-        List.ofSeq lines, p.ExitCode
-    let experimentLines, experimentCode = experimentLines
+    let experimentCode, experimentOutputText =
+        Exec.run true (TimeSpan.FromMinutes 30.0) root [] "dotnet"
+            [ binary "paper-appendix/Experiments" "NeuralOde.Appendix.dll"; "all"; "quick"; "--out"; experimentOutput ]
+    let experimentLines = experimentOutputText.Split('\n') |> Array.map (fun l -> l.TrimEnd('\r')) |> List.ofArray
     let experimentVerdicts = experimentLines |> List.filter (fun l -> l.StartsWith "experiment ")
     let experimentsPassed = experimentVerdicts |> List.filter (fun l -> l.EndsWith ": passed") |> List.length
     // Every experiment announced must report; one that never does (the process died) fails, and so does a non-zero

@@ -29,8 +29,9 @@ public sealed class AdaptiveDepthBlock : Module<torch.Tensor, torch.Tensor>
     {
         ArgumentNullException.ThrowIfNull(vectorField);
         ArgumentNullException.ThrowIfNull(depth);
-        _model = new Core.AdaptiveDepthModel(name + "_core", vectorField, depth, Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4)).Tableau,
-            Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4)).Control, (sensitivity ?? Sensitivities.Autograd()).Value, minDepth);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4));
+        _model = new Core.AdaptiveDepthModel(name + "_core", vectorField, depth, tableau,
+            control, (sensitivity ?? Sensitivities.Autograd()).Value, minDepth);
         register_module("model", _model);
     }
 

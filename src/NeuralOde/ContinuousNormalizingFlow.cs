@@ -65,8 +65,9 @@ public sealed class ContinuousNormalizingFlow : Module<torch.Tensor, torch.Tenso
             TraceEstimator.Hutchinson => Core.TraceEstimator.NewHutchinson(ToCore(noise)),
             _ => throw new ArgumentOutOfRangeException(nameof(trace), trace, "Use TraceEstimator.Exact or TraceEstimator.Hutchinson."),
         };
-        _flow = new Core.Cnf(name + "_core", vectorField, dimension, estimator, Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4)).Tableau,
-            Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4)).Control, (sensitivity ?? Sensitivities.Autograd()).Value,
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4));
+        _flow = new Core.Cnf(name + "_core", vectorField, dimension, estimator, tableau,
+            control, (sensitivity ?? Sensitivities.Autograd()).Value,
             t0, t1, generator);
         register_module("flow", _flow);
     }

@@ -20,9 +20,10 @@ public static class DepthGradients
         ArgumentNullException.ThrowIfNull(field);
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(depths);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return Core.InfiniteDimensionalGradient.along(FuncConvert.FromFunc(field), FuncConvert.FromFunc(weights), x0,
             start, end, terminalGradient, Loss(integralLoss), depths,
-            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
+            tableau, control);
     }
 
     /// <summary>Corollary 1: dℓ/dα = ∫ δℓ/δθ(s) ψ(s)ᵀ ds by Gauss–Legendre quadrature, nodes doubled until two results
@@ -35,9 +36,10 @@ public static class DepthGradients
         ArgumentNullException.ThrowIfNull(basis);
         ArgumentNullException.ThrowIfNull(field);
         ArgumentNullException.ThrowIfNull(weights);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return Core.InfiniteDimensionalGradient.spectralConverged(basis.Value, tolerance, FuncConvert.FromFunc(field),
             FuncConvert.FromFunc(weights), x0, terminalGradient, Loss(integralLoss),
-            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
+            tableau, control);
     }
 
     /// <summary>
@@ -62,9 +64,10 @@ public static class DepthGradients
         ArgumentNullException.ThrowIfNull(fieldFor);
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(partition);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return Core.InfiniteDimensionalGradient.stacked(Ode.StackedFields(fieldFor), FuncConvert.FromFunc(weights), partition, x0,
             terminalGradient, Loss(integralLoss), tolerance,
-            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
+            tableau, control);
     }
 
     /// <summary>

@@ -39,8 +39,9 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
         var loss = integralLoss is null
             ? FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.None
             : FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.Some(FuncConvert.FromFunc(integralLoss));
-        _block = new Core.NeuralOdeModel(name + "_core", vectorField, Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4)).Tableau,
-            Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4)).Control, (sensitivity ?? Sensitivities.Autograd()).Value,
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive(1e-4, 1e-4));
+        _block = new Core.NeuralOdeModel(name + "_core", vectorField, tableau,
+            control, (sensitivity ?? Sensitivities.Autograd()).Value,
             times ?? new[] { 0.0, 1.0 }, loss);
         if (kineticEnergy != 0.0 || jacobianFrobenius != 0.0)
             _block.Regulariser = FSharpOption<FSharpFunc<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>, FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>>.Some(

@@ -88,7 +88,8 @@ public static class Ode
         ArgumentNullException.ThrowIfNull(times);
         var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
         if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
-        return new OdeSolution(Core.Ode.trySolve(problem, Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control));
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        return new OdeSolution(Core.Ode.trySolve(problem, tableau, control));
     }
 
     /// <summary>
@@ -113,9 +114,10 @@ public static class Ode
     {
         ArgumentNullException.ThrowIfNull(vectorField);
         var f = FuncConvert.FromFunc<torch.Tensor, torch.Tensor, torch.Tensor>(vectorField);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return new OdeSolution(Core.Spans.solve(f, x0, t0, t1, fractions ?? new[] { 0.0, 1.0 },
             parameters ?? Enumerable.Empty<torch.Tensor>(), (sensitivity ?? Sensitivities.Autograd()).Value,
-            Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control));
+            tableau, control));
     }
 
     /// <summary>
@@ -135,7 +137,8 @@ public static class Ode
         ArgumentNullException.ThrowIfNull(x0);
         ArgumentNullException.ThrowIfNull(times);
         var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
-        var (solution, trajectory) = Core.Ode.solveDense(problem, Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control).ToValueTuple();
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        var (solution, trajectory) = Core.Ode.solveDense(problem, tableau, control).ToValueTuple();
         return new DenseSolution(solution, trajectory);
     }
 
@@ -162,8 +165,9 @@ public static class Ode
         if (parameters is null && sensitivity is not null && sensitivity.Value.Tag != CoreSensitivity.Tags.Autograd)
             throw new ArgumentNullException(nameof(parameters),
                 "An adjoint sensitivity computes gradients only for the tensors in `parameters`: pass the fields' tensors (e.g. layer.parameters()), or an empty list when only dL/dx0 is wanted.");
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return Core.Stacked.solve(StackedFields(fieldFor), partition, x0, parameters ?? Enumerable.Empty<torch.Tensor>(),
-            (sensitivity ?? Sensitivities.Autograd()).Value, Method.Of(solver, stepSize, StepSize.Adaptive()).Tableau, Method.Of(solver, stepSize, StepSize.Adaptive()).Control);
+            (sensitivity ?? Sensitivities.Autograd()).Value, tableau, control);
     }
 
     internal static FSharpFunc<int, FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>> StackedFields(Func<int, Func<double, torch.Tensor, torch.Tensor>> fieldFor) =>
