@@ -98,6 +98,21 @@ public static class Symbolic
     public static SymbolicExpression Transpose(SymbolicExpression a) => new(CoreSymbolic.ExprModule.transpose(a.Value));
     /// <summary>The sum of all elements.</summary>
     public static SymbolicExpression Sum(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sum(a.Value));
+    /// <summary>The sum over one axis of an operand of rank 2 or more (the axis is dropped; −1 is the last).</summary>
+    public static SymbolicExpression Sum(SymbolicExpression a, int axis)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        return new(CoreSymbolic.ExprModule.sumAxis(a.Value, axis));
+    }
+
+    /// <summary>The operands joined along <paramref name="axis"/> (−1: the last), e.g. a state and data x for a data-controlled field.</summary>
+    /// <exception cref="ArgumentException">No operand is given.</exception>
+    public static SymbolicExpression Concat(int axis, params SymbolicExpression[] parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        if (parts.Length == 0) throw new ArgumentException("A concatenation needs at least one operand.", nameof(parts));
+        return new(CoreSymbolic.ExprModule.concat(ListModule.OfSeq(parts.Select(p => p.Value)), axis));
+    }
 
     /// <summary>ψ_j(s) of a basis (j from 0) at a scalar depth expression.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="j"/> does not index a function of the basis.</exception>

@@ -2,7 +2,7 @@
 /// at once, and the Jacobian–vector product (forward mode). These are the building blocks of the paper's formulas:
 /// the adjoint system ȧ = −aᵀ ∂f/∂z − ∂l/∂z, Theorem 1's δL/δθ(s) = aᵀ ∂f/∂θ(s), Corollary 1's projections.
 /// Rules (d = the cotangent): a ± b → d, ±d; a ⊙ b → d ⊙ b, d ⊙ a; a / b → d / b, −d ⊙ a / b²; a^p → p d ⊙ a^(p−1);
-/// f(a) → d ⊙ f′(a); A B → d Bᵀ, Aᵀ d; Aᵀ → dᵀ; Σ a → d·1. A scalar operand of a tensor operation receives the sum of
+/// f(a) → d ⊙ f′(a); A B → d Bᵀ, Aᵀ d; Aᵀ → dᵀ; Σ a → d·1; Σ_k a → d spread along k; [a, b]_k → d's slices. A scalar operand of a tensor operation receives the sum of
 /// its cotangent (broadcasting in reverse).
 module NeuralOde.Core.Symbolic.Derivative
 
@@ -44,6 +44,13 @@ let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
         | Transpose a -> go a (Transpose d)
         | SumAll a -> go a (if Expr.isScalar a then d else Mul(d, OnesLike a))
         | OnesLike _ -> Map.empty
+        | SumAxis(a, k) -> go a (Spread(d, k, a))
+        | Spread(a, k, _) -> go a (SumAxis(d, k))
+        | Concat(parts, k) -> parts |> List.mapi (fun i p -> go p (Part(d, parts, i, k))) |> List.fold merge Map.empty
+        | Part(a, parts, i, k) ->
+            // The slice's cotangent goes back to its place; the other places get zeros shaped like their parts.
+            let padded = parts |> List.mapi (fun j p -> if j = i then d else Mul(Const 0.0, OnesLike p))
+            go a (Concat(padded, k))
         | Psi(b, j, s, order) when order = 0 || order = -1 -> go s (reduceTo s (Mul(d, Psi(b, j, s, order + 1))))
         | Psi _ -> raise (System.NotSupportedException("A basis function's second derivative is not available: differentiate ψ′_j(s) with respect to the depth only once."))
     go e cotangent |> Map.map (fun _ v -> Simplify.simplify v)
@@ -73,6 +80,14 @@ let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
             | None, None -> Const 0.0
         | Transpose a -> match go a with Const 0.0 -> Const 0.0 | t -> Transpose t
         | SumAll a -> match go a with Const 0.0 -> Const 0.0 | t -> SumAll t
+        | SumAxis(a, k) -> match go a with Const 0.0 -> Const 0.0 | t -> SumAxis(t, k)
+        | Spread(a, k, like) -> match go a with Const 0.0 -> Const 0.0 | t -> Spread(t, k, like)
+        | Concat(parts, k) ->
+            let tangents = parts |> List.map go
+            if tangents |> List.forall (fun t -> t = Const 0.0) then Const 0.0
+            // A zero tangent has no shape to join: zeros shaped like its part stand in.
+            else Concat(List.map2 (fun t p -> if t = Const 0.0 then Mul(Const 0.0, OnesLike p) else t) tangents parts, k)
+        | Part(a, parts, i, k) -> match go a with Const 0.0 -> Const 0.0 | t -> Part(t, parts, i, k)
         | Psi(b, j, s, order) when order = 0 || order = -1 -> Mul(Psi(b, j, s, order + 1), go s)
         | Psi(_, _, s, _) ->
             match go s with

@@ -48,6 +48,18 @@ let internal operation (dtype: torch.ScalarType) (device: torch.Device) (e: Expr
     | Transpose _, [ a ] -> a.t()
     | SumAll _, [ a ] -> a.sum()
     | OnesLike _, [ a ] -> torch.ones_like(a)
+    | SumAxis(_, k), [ a ] ->
+        if a.Dimensions < 2 then
+            let shape = String.Join(", ", a.shape)
+            raise (ArgumentException($"A sum over axis {k} needs an operand of rank 2 or more; got shape [{shape}]. Use the full sum for a vector.", "e"))
+        a.sum(int64 k)
+    | Spread(_, k, _), [ a; like ] -> a.unsqueeze(int64 k).expand_as(like).contiguous()
+    | Concat(_, k), parts -> torch.cat(Array.ofList parts, int64 k)
+    | Part(_, _, i, k), d :: parts ->
+        let axisOf (p: torch.Tensor) = if k < 0 then int64 p.Dimensions + int64 k else int64 k
+        let sizes = parts |> List.map (fun p -> p.shape[int (axisOf p)])
+        let offset = sizes |> List.take i |> List.sum
+        d.narrow(int64 k, offset, sizes[i])
     | Psi(b, j, _, d), [ s ] ->
         let depth = s.ToDouble()
         // valuesAt refuses depths outside the basis's domain (an extrapolation would be silent).

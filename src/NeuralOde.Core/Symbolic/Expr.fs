@@ -30,7 +30,7 @@ type Fn =
     | Log
 
 /// An expression over named tensors. Elementwise operations take operands of one shape, or a scalar and a tensor
-/// (the scalar is broadcast); MatMul takes 2-D operands [n, k] and [k, m].
+/// (the scalar is broadcast); MatMul takes 2-D operands [n, k] and [k, m]; SumAxis and Concat work along one axis.
 [<CustomEquality; NoComparison>]
 type Expr =
     /// A number, broadcast against tensors.
@@ -59,6 +59,16 @@ type Expr =
     | SumAll of Expr
     /// A tensor of ones with the shape of the operand (the cotangent of a sum, broadcast back).
     | OnesLike of Expr
+    /// The sum over one axis of an operand of rank ≥ 2 (the axis is dropped; negative axes count from the end).
+    | SumAxis of Expr * axis: int
+    /// The operand, of the shape of `like` without `axis`, repeated along `axis` to the shape of `like` (the
+    /// cotangent of a sum over that axis, broadcast back).
+    | Spread of Expr * axis: int * like: Expr
+    /// The operands joined along an axis (their other dimensions agree).
+    | Concat of Expr list * axis: int
+    /// The slice of the first operand along `axis` where operand `index` of `parts` sits in Concat(parts, axis) (the
+    /// cotangent of one part of a concatenation).
+    | Part of Expr * parts: Expr list * index: int * axis: int
     /// ψ_index(depth) of a basis (derivative = 0), its derivative ψ′_index(depth) (derivative = 1), or its
     /// antiderivative Ψ_index(depth) = ∫_0^depth ψ_index (derivative = −1): a scalar, for Galerkin parameters
     /// θ(s) = Σ_j α_j ψ_j(s) written inside an expression and for their closed forms.
@@ -85,6 +95,10 @@ type Expr =
         | Transpose a -> 29 * a.GetHashCode() + 7
         | SumAll a -> 31 * a.GetHashCode() + 8
         | OnesLike a -> 37 * a.GetHashCode() + 9
+        | SumAxis(a, k) -> 47 * a.GetHashCode() + k + 10
+        | Spread(a, k, l) -> 53 * a.GetHashCode() + 3 * l.GetHashCode() + k + 11
+        | Concat(parts, k) -> parts |> List.fold (fun h p -> 59 * h + p.GetHashCode()) (k + 12)
+        | Part(a, parts, i, k) -> parts |> List.fold (fun h p -> 61 * h + p.GetHashCode()) (67 * a.GetHashCode() + 7 * i + k + 13)
         | Psi(b, j, s, d) -> 41 * s.GetHashCode() + 43 * j + d + hash b.Name
 
     static member private Same(x: Expr, y: Expr) =
@@ -97,7 +111,14 @@ type Expr =
         | Pow(a, p), Pow(b, q) -> p = q && Expr.Same(a, b)
         | Apply(f, a), Apply(g, b) -> f = g && Expr.Same(a, b)
         | Psi(b, j, s, d), Psi(c, k, t, e) -> obj.ReferenceEquals(b, c) && j = k && d = e && Expr.Same(s, t)
+        | SumAxis(a, k), SumAxis(b, l) -> k = l && Expr.Same(a, b)
+        | Spread(a, k, u), Spread(b, l, v) -> k = l && Expr.Same(a, b) && Expr.Same(u, v)
+        | Concat(ps, k), Concat(qs, l) -> k = l && Expr.SameList(ps, qs)
+        | Part(a, ps, i, k), Part(b, qs, j, l) -> i = j && k = l && Expr.Same(a, b) && Expr.SameList(ps, qs)
         | _ -> false
+
+    static member private SameList(xs: Expr list, ys: Expr list) =
+        xs.Length = ys.Length && List.forall2 (fun x y -> Expr.Same(x, y)) xs ys
 
     static member (+)(a: Expr, b: Expr) = Add(a, b)
     static member (-)(a: Expr, b: Expr) = Sub(a, b)
@@ -136,6 +157,12 @@ module Expr =
     let transpose a = Transpose a
     /// Sum of all elements.
     let sum a = SumAll a
+    /// Sum over one axis of an operand of rank ≥ 2 (the axis is dropped; −1 is the last).
+    let sumAxis a (axis: int) = SumAxis(a, axis)
+    /// The operands joined along `axis` (−1: the last).
+    let concat (parts: Expr list) (axis: int) =
+        if List.isEmpty parts then raise (System.ArgumentException("A concatenation needs at least one operand.", "parts"))
+        Concat(parts, axis)
     /// a^p.
     let pow a p = Pow(a, p)
     /// tanh a.
@@ -173,14 +200,17 @@ module Expr =
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> isScalar a && isScalar b
         | Neg a | Pow(a, _) | Apply(_, a) -> isScalar a
         | Psi(_, _, s, _) -> isScalar s
-        | MatMul _ | Transpose _ | OnesLike _ -> false
+        | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ -> false
 
     /// The operands of an expression's root, in order (none for constants and variables; a basis function's depth).
     let children (e: Expr) : Expr list =
         match e with
         | Const _ | Var _ -> []
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> [ a; b ]
-        | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) -> [ a ]
+        | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) | SumAxis(a, _) -> [ a ]
+        | Spread(a, _, like) -> [ a; like ]
+        | Concat(parts, _) -> parts
+        | Part(a, parts, _, _) -> a :: parts
 
     /// The names and kinds of the variables an expression uses, each once, in order of first use.
     let variables (e: Expr) =

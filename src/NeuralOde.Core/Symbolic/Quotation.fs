@@ -2,7 +2,7 @@
 ///     Quotation.toExpr [ "theta" ] <@ fun (z: Expr) (theta: Expr) -> theta * z + sin z @>
 /// The lambda's parameters become the variables (by name; those listed as scalars are 0-dim, the rest tensors);
 /// + − * / and unary minus, sin, cos, exp, log, tanh, the Expr module's functions (Expr.sigmoid, Expr.softplus,
-/// Expr.pow, Expr.matmul, Expr.transpose, Expr.sum, ...), float constants and let bindings are translated. Anything
+/// Expr.pow, Expr.matmul, Expr.transpose, Expr.sum, Expr.sumAxis, Expr.concat, ...), float constants and let bindings are translated. Anything
 /// else raises ArgumentException naming the construct.
 module NeuralOde.Core.Symbolic.Quotation
 
@@ -13,7 +13,7 @@ open NeuralOde.Core.Symbolic
 type private Expr = NeuralOde.Core.Symbolic.Expr
 
 let private unsupported (what: string) =
-    ArgumentException($"The quoted field uses {what}, which the symbolic layer does not translate. Use + - * /, sin, cos, exp, log, tanh, the Expr module's functions (sigmoid, softplus, pow, matmul, transpose, sum) and float constants.", "quotation")
+    ArgumentException($"The quoted field uses {what}, which the symbolic layer does not translate. Use + - * /, sin, cos, exp, log, tanh, the Expr module's functions (sigmoid, softplus, pow, matmul, transpose, sum, sumAxis, concat) and float constants.", "quotation")
 
 /// The expression of a quoted lambda `fun v1 v2 ... -> body` over Expr values; the parameters named in `scalars`
 /// are scalar variables. Returns the expression; its variables are the lambda's parameters that the body uses.
@@ -56,6 +56,19 @@ let toExpr (scalars: string list) (quotation: Microsoft.FSharp.Quotations.Expr) 
             | "matmul", [ a; b ] -> MatMul(go a, go b)
             | "transpose", [ a ] -> Transpose(go a)
             | "sum", [ a ] -> SumAll(go a)
+            | "sumAxis", [ a; k ] ->
+                match k with
+                | Patterns.Value(:? int as axis, _) -> SumAxis(go a, axis)
+                | _ -> raise (unsupported "a sum over an axis that is not an integer constant")
+            | "concat", [ parts; k ] ->
+                let rec items (q: Microsoft.FSharp.Quotations.Expr) =
+                    match q with
+                    | Patterns.NewUnionCase(case, [ head; tail ]) when case.Name = "Cons" -> go head :: items tail
+                    | Patterns.NewUnionCase(case, []) when case.Name = "Empty" -> []
+                    | _ -> raise (unsupported "a concatenation whose operands are not a list literal")
+                match k with
+                | Patterns.Value(:? int as axis, _) -> Concat(items parts, axis)
+                | _ -> raise (unsupported "a concatenation along an axis that is not an integer constant")
             | "constant", [ c ] -> go c
             | name, _ -> raise (unsupported $"the function '{name}'")
         | Patterns.NewUnionCase(case, args) when case.DeclaringType = typeof<Expr> ->

@@ -24,7 +24,7 @@ let private precedence (e: Expr) =
     | Neg _ -> 3
     | Pow _ | Transpose _ -> 4
     | Const c when c < 0.0 -> 3
-    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ | Psi _ -> 5
+    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ | Psi _ | SumAxis _ | Spread _ | Concat _ | Part _ -> 5
 
 let private render (latex: bool) (e: Expr) =
     let rec go (e: Expr) =
@@ -58,6 +58,13 @@ let private render (latex: bool) (e: Expr) =
         | Transpose a -> if latex then $"{wrap a 5}^\\top" else $"{wrap a 5}'"
         | SumAll a -> if latex then $"\\sum {wrap a 3}" else $"sum({go a})"
         | OnesLike a -> if latex then $"\\mathbf{{1}}_{{{go a}}}" else $"ones_like({go a})"
+        | SumAxis(a, k) -> if latex then $"\\sum_{{[{k}]}} {wrap a 3}" else $"sum({go a}, axis={k})"
+        | Spread(a, k, like) -> if latex then $"\\operatorname{{spread}}_{{[{k}]}}\\left({go a}\\right)" else $"spread({go a}, axis={k}, like={go like})"
+        | Concat(parts, k) ->
+            let separator = if latex then ",\\, " else ", "
+            let items = parts |> List.map go |> String.concat separator
+            if latex then $"\\left[{items}\\right]_{{[{k}]}}" else $"[{items}]_{k}"
+        | Part(a, _, i, k) -> if latex then $"\\left({go a}\\right)_{{[{k}]:{i}}}" else $"part({go a}, axis={k}, index={i})"
         | Psi(_, j, s, d) ->
             let letter = if d < 0 then (if latex then "\\Psi" else "Psi") else (if latex then "\\psi" else "psi")
             let prime = if d = 1 then "'" else ""

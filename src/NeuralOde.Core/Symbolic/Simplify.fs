@@ -47,6 +47,9 @@ let private step (e: Expr) =
         | Exp -> Const(exp c)
         | Log -> Const(log c)
     | SumAll(Const c) -> Const c
+    // The slice of a concatenation where one of its own parts sits is that part.
+    | Part(Concat(ps, k), qs, i, l) when k = l && ps.Length = qs.Length && List.forall2 (fun (p: Expr) q -> p = q) ps qs -> ps[i]
+    | Concat([ a ], _) -> a
     | _ -> e
 
 /// The simplified expression (bottom-up, one pass: each rewrite only shrinks the expression).
@@ -65,5 +68,9 @@ let rec simplify (e: Expr) : Expr =
         | Transpose a -> Transpose(simplify a)
         | SumAll a -> SumAll(simplify a)
         | OnesLike a -> OnesLike(simplify a)
+        | SumAxis(a, k) -> SumAxis(simplify a, k)
+        | Spread(a, k, like) -> Spread(simplify a, k, simplify like)
+        | Concat(parts, k) -> Concat(List.map simplify parts, k)
+        | Part(a, parts, i, k) -> Part(simplify a, List.map simplify parts, i, k)
         | Psi(b, j, s, d) -> Psi(b, j, simplify s, d)
     step rebuilt

@@ -12,8 +12,8 @@ open TorchSharp
 open NeuralOde.Core.Symbolic
 open NeuralOde.Tests.Support
 
-/// z [N, d], w [d, d], b scalar: the variables of the random expressions, all shaped [N, d] at the top.
-let private z, w, b = Expr.tensor "z", Expr.tensor "w", Expr.scalar "b"
+/// z [N, d], w [d, d], u [2d, d], b scalar: the variables of the random expressions, all shaped [N, d] at the top.
+let private z, w, u, b = Expr.tensor "z", Expr.tensor "w", Expr.tensor "u", Expr.scalar "b"
 
 /// Expressions of shape [N, d] with values kept finite: denominators and logarithms get positive arguments, and
 /// exponentials bounded ones.
@@ -36,7 +36,14 @@ let rec private expression (depth: int) : Gen<Expr> =
             Gen.map (fun x -> Expr.matmul x w) sub
             Gen.map (fun x -> Expr.matmul x (Expr.transpose w)) sub
             Gen.map (fun x -> Mul(b, x)) sub
-            Gen.map (fun x -> Add(Mul(Expr.sum x, Const 0.1), z)) sub ]
+            Gen.map (fun x -> Add(Mul(Expr.sum x, Const 0.1), z)) sub
+            // Concatenation along the features (a state beside data) and along the batch, sums over one axis
+            // spread back, and a slice of a concatenation.
+            Gen.map2 (fun x y -> Expr.matmul (Expr.concat [ x; y ] 1) u) sub sub
+            Gen.map2 (fun x y -> Expr.matmul (Expr.concat [ x; Expr.tanh y ] -1) u) sub sub
+            Gen.map (fun x -> Add(z, Spread(Expr.sumAxis x 1, 1, x))) sub
+            Gen.map (fun x -> Mul(x, Spread(Expr.sumAxis (Expr.tanh x) 0, 0, x))) sub
+            Gen.map2 (fun x y -> Part(Mul(Const 2.0, Expr.concat [ x; Expr.sin y ] 0), [ x; Expr.sin y ], 1, 0)) sub sub ]
 
 type private Case = { Expression: Expr; Seed: int; Batch: int; Dim: int }
 
@@ -60,9 +67,9 @@ let private bindings (c: Case) =
     let g = torch.Generator(uint64 c.Seed)
     let n, d = int64 c.Batch, int64 c.Dim
     let draw (shape: int64[]) = torch.randn(shape, dtype = torch.float64, generator = g) * 0.7
-    Map [ "z", draw [| n; d |]; "w", draw [| d; d |]; "b", draw [||] ],
+    Map [ "z", draw [| n; d |]; "w", draw [| d; d |]; "u", draw [| 2L * d; d |]; "b", draw [||] ],
     draw [| n; d |],
-    Map [ "z", draw [| n; d |]; "w", draw [| d; d |]; "b", draw [||] ]
+    Map [ "z", draw [| n; d |]; "w", draw [| d; d |]; "u", draw [| 2L * d; d |]; "b", draw [||] ]
 
 let private close (name: string) (expected: torch.Tensor) (actual: torch.Tensor) =
     let e, a = Tensors.toArray expected, Tensors.toArray actual
@@ -80,7 +87,7 @@ let tests =
             let leaves = values |> Map.map (fun _ t -> t.detach().requires_grad_(true))
             use y = Evaluate.evaluate leaves c.Expression
             use loss = (y * v).sum()
-            let names = [ "z"; "w"; "b" ] |> List.filter (fun n -> Expr.variables c.Expression |> List.exists (fun (m, _) -> m = n))
+            let names = [ "z"; "w"; "u"; "b" ] |> List.filter (fun n -> Expr.variables c.Expression |> List.exists (fun (m, _) -> m = n))
             let grads = torch.autograd.grad([| loss |], names |> List.map (fun n -> leaves[n]) |> Array.ofList)
             let symbolic = Derivative.vjp c.Expression (Expr.tensor "v")
             let environment = values |> Map.add "v" v
