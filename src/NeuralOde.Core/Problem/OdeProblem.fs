@@ -11,6 +11,15 @@ type VectorField = float -> torch.Tensor -> torch.Tensor
 /// (Massaroli et al. 2020, Proposition 1).
 type IntegralLoss = float -> torch.Tensor -> torch.Tensor
 
+/// Vector–Jacobian products of a vector field known in closed form (a symbolic field's compiled derivatives):
+/// `Apply t x a` returns aᵀ ∂f/∂x (shaped like x) and aᵀ ∂f/∂θ for each tensor of `Parameters` (shaped like it), as
+/// new tensors, without autograd. The adjoint sensitivities use it in place of torch.autograd.grad.
+type VectorJacobianProduct =
+    { /// The tensors θ the products are for, in the order `Apply` returns them; f depends on no other tensor.
+      Parameters: torch.Tensor[]
+      /// (t, x, a) ↦ (aᵀ ∂f/∂x, [aᵀ ∂f/∂θ_i]).
+      Apply: float -> torch.Tensor -> torch.Tensor -> torch.Tensor * torch.Tensor[] }
+
 /// An initial value problem dx/dt = f(t, x), x(times[0]) = x0, whose solution is wanted at every point of `Times`.
 /// It is data only: how it is solved (solver, step control, sensitivity) is chosen when it is solved.
 type OdeProblem =
@@ -26,7 +35,10 @@ type OdeProblem =
       /// An optional running loss l(t, x) integrated over the span; its integral is returned with the solution.
       IntegralLoss: IntegralLoss option
       /// The output times as a 1-D tensor, when gradients with respect to the times are wanted (adjoint methods).
-      TimeTensor: torch.Tensor option }
+      TimeTensor: torch.Tensor option
+      /// f's vector–Jacobian products in closed form, when known: the adjoint methods then take no autograd graph
+      /// of f (the running loss, if any, is still differentiated by autograd).
+      VectorJacobianProduct: VectorJacobianProduct option }
 
     /// The start time.
     member p.T0 = p.Times[0]
@@ -45,7 +57,7 @@ module OdeProblem =
         Guard.timeGrid "times" times |> ignore
         if not (torch.is_floating_point x0) then
             raise (System.ArgumentException($"x0 must be a real floating-point tensor (float32 or float64; float16 and bfloat16 work with fixed steps and loose tolerances); got dtype {x0.dtype}.", "x0"))
-        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None }
+        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None; VectorJacobianProduct = None }
 
     /// A problem on the span [t0, t1] with outputs at its two ends.
     let onSpan (f: VectorField) (x0: torch.Tensor) (t0: float) (t1: float) = create f x0 [| t0; t1 |]
@@ -66,6 +78,13 @@ module OdeProblem =
     let withIntegralLoss (loss: IntegralLoss) (problem: OdeProblem) =
         if isNull (box loss) then raise (System.ArgumentNullException("integralLoss"))
         { problem with IntegralLoss = Some loss }
+
+    /// Gives f's vector–Jacobian products in closed form, for the adjoint methods (autograd through the solver does
+    /// not use them). The problem's parameters that the products do not list get zero gradient from f.
+    let withVectorJacobianProduct (vjp: VectorJacobianProduct) (problem: OdeProblem) =
+        if isNull (box vjp.Apply) then raise (System.ArgumentNullException("vectorJacobianProduct"))
+        if isNull vjp.Parameters then raise (System.ArgumentNullException("vectorJacobianProduct.Parameters"))
+        { problem with VectorJacobianProduct = Some vjp }
 
     /// Takes the output times from a 1-D tensor, so adjoint methods return dL/dtimes into it.
     let withTimeTensor (times: torch.Tensor) (problem: OdeProblem) =

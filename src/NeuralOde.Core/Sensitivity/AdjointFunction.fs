@@ -16,6 +16,8 @@ type Tensor = torch.Tensor
 /// Everything the backward pass needs besides tensors.
 type Config =
     { Field: VectorField
+      /// The field's vector–Jacobian products in closed form, when the problem has them.
+      Vjp: VectorJacobianProduct option
       Loss: IntegralLoss option
       /// The user's output times.
       Times: float[]
@@ -62,7 +64,7 @@ let private backsolveSegment (cfg: Config) weight (x: Tensor) (a: Tensor) (mu: T
     let field: VectorField =
         fun t y ->
             let parts = FlatState.unpack y layout
-            let dx, da, dTheta = AdjointSystem.derivatives cfg.Field cfg.Loss weight cfg.Parameters t parts[0] parts[1]
+            let dx, da, dTheta = AdjointSystem.derivatives cfg.Field cfg.Vjp cfg.Loss weight cfg.Parameters t parts[0] parts[1]
             FlatState.pack y.dtype (Array.append [| dx; da |] dTheta)
     use y = FlatState.pack x.dtype (Array.append [| x; a |] mu)
     use final = solveBackward cfg field y from until (2L * FlatState.numel cfg.Shape)
@@ -83,7 +85,7 @@ let private interpolatedSegment (cfg: Config) weight (xStart: Tensor) (a: Tensor
         fun t y ->
             let parts = FlatState.unpack y layout
             use x = trajectory.EvaluateWithin t
-            let _, da, dTheta = AdjointSystem.derivatives cfg.Field cfg.Loss weight cfg.Parameters t x parts[0]
+            let _, da, dTheta = AdjointSystem.derivatives cfg.Field cfg.Vjp cfg.Loss weight cfg.Parameters t x parts[0]
             FlatState.pack y.dtype (Array.append [| da |] dTheta)
     use y = FlatState.pack a.dtype (Array.append [| a |] mu)
     use final = solveBackward cfg field y from until (FlatState.numel cfg.Shape)

@@ -64,7 +64,7 @@ let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Te
             let adjointField: VectorField =
                 fun s a ->
                     use x = trajectory.EvaluateWithin s
-                    let _, da, _ = AdjointSystem.derivatives field loss 1.0 [||] s x a
+                    let _, da, _ = AdjointSystem.derivatives field None loss 1.0 [||] s x a
                     da
             use solution = Integrate.solve (OdeProblem.create adjointField adjoints[k + 1] [| grid[k + 1]; grid[k] |]) solver control
             adjoints[k] <- solution.States[1L]

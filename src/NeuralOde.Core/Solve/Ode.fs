@@ -21,7 +21,7 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
     let grid, outputIndex = AdjointFunction.grid problem.Times o.Checkpoints
     let statistics = BackwardStatistics()
     let config: AdjointFunction.Config =
-        { Field = problem.VectorField; Loss = problem.IntegralLoss; Times = problem.Times; Grid = grid
+        { Field = problem.VectorField; Vjp = problem.VectorJacobianProduct; Loss = problem.IntegralLoss; Times = problem.Times; Grid = grid
           OutputIndex = outputIndex; Shape = problem.X0.shape; Parameters = problem.Parameters
           Forward = (solver, control); Backward = (backwardSolver, backwardControl); Seminorm = o.Seminorm
           Interpolated = interpolated; Statistics = statistics

@@ -32,6 +32,8 @@ let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
     let rec go (e: Expr) (d: Expr) : Map<string, Expr> =
         match e with
         | Const _ -> Map.empty
+        // A tensor variable's cotangent is summed down to its shape where it was broadcast (a bias [k] in a batch).
+        | Var(name, Tensor) when not (Expr.isScalar d) -> Map [ name, ReduceLike(d, e) ]
         | Var(name, _) -> Map [ name, reduceTo e d ]
         | Add(a, b) -> merge (go a (reduceTo a d)) (go b (reduceTo b d))
         | Sub(a, b) -> merge (go a (reduceTo a d)) (go b (reduceTo b (Neg d)))
@@ -45,6 +47,7 @@ let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
         | SumAll a -> go a (if Expr.isScalar a then d else Mul(d, OnesLike a))
         | OnesLike _ -> Map.empty
         | SumAxis(a, k) -> go a (Spread(d, k, a))
+        | ReduceLike _ -> raise (System.NotSupportedException("A derivative through a broadcast's reduction (a second derivative with respect to a broadcast variable) is not available."))
         | Spread(a, k, _) -> go a (SumAxis(d, k))
         | Concat(parts, k) -> parts |> List.mapi (fun i p -> go p (Part(d, parts, i, k))) |> List.fold merge Map.empty
         | Part(a, parts, i, k) ->
@@ -81,6 +84,7 @@ let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
         | Transpose a -> match go a with Const 0.0 -> Const 0.0 | t -> Transpose t
         | SumAll a -> match go a with Const 0.0 -> Const 0.0 | t -> SumAll t
         | SumAxis(a, k) -> match go a with Const 0.0 -> Const 0.0 | t -> SumAxis(t, k)
+        | ReduceLike(a, like) -> match go a with Const 0.0 -> Const 0.0 | t -> ReduceLike(t, like)
         | Spread(a, k, like) -> match go a with Const 0.0 -> Const 0.0 | t -> Spread(t, k, like)
         | Concat(parts, k) ->
             let tangents = parts |> List.map go

@@ -53,6 +53,14 @@ let internal operation (dtype: torch.ScalarType) (device: torch.Device) (e: Expr
             let shape = String.Join(", ", a.shape)
             raise (ArgumentException($"A sum over axis {k} needs an operand of rank 2 or more; got shape [{shape}]. Use the full sum for a vector.", "e"))
         a.sum(int64 k)
+    | ReduceLike _, [ a; like ] ->
+        if a.shape = like.shape then a.alias()
+        else
+            // Broadcasting in reverse: sum the leading axes like lacks, then the axes where it has size 1.
+            let lead = a.Dimensions - like.Dimensions
+            let summed = if lead > 0L then a.sum([| 0L .. lead - 1L |]) else a.alias()
+            let ones = [| for k in 0L .. like.Dimensions - 1L do if like.shape[int k] = 1L && summed.shape[int k] <> 1L then yield k |]
+            if ones.Length > 0 then summed.sum(ones, keepdim = true) else summed
     | Spread(_, k, _), [ a; like ] -> a.unsqueeze(int64 k).expand_as(like).contiguous()
     | Concat(_, k), parts -> torch.cat(Array.ofList parts, int64 k)
     | Part(_, _, i, k), d :: parts ->

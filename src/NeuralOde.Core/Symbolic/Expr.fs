@@ -64,6 +64,9 @@ type Expr =
     /// The operand, of the shape of `like` without `axis`, repeated along `axis` to the shape of `like` (the
     /// cotangent of a sum over that axis, broadcast back).
     | Spread of Expr * axis: int * like: Expr
+    /// The first operand summed down to the shape of `like` (the cotangent of an operand that was broadcast, as a
+    /// bias [k] added to a batch [N, k]); the operand itself when the shapes agree.
+    | ReduceLike of Expr * like: Expr
     /// The operands joined along an axis (their other dimensions agree).
     | Concat of Expr list * axis: int
     /// The slice of the first operand along `axis` where operand `index` of `parts` sits in Concat(parts, axis) (the
@@ -96,6 +99,7 @@ type Expr =
         | SumAll a -> 31 * a.GetHashCode() + 8
         | OnesLike a -> 37 * a.GetHashCode() + 9
         | SumAxis(a, k) -> 47 * a.GetHashCode() + k + 10
+        | ReduceLike(a, l) -> 71 * a.GetHashCode() + 5 * l.GetHashCode() + 14
         | Spread(a, k, l) -> 53 * a.GetHashCode() + 3 * l.GetHashCode() + k + 11
         | Concat(parts, k) -> parts |> List.fold (fun h p -> 59 * h + p.GetHashCode()) (k + 12)
         | Part(a, parts, i, k) -> parts |> List.fold (fun h p -> 61 * h + p.GetHashCode()) (67 * a.GetHashCode() + 7 * i + k + 13)
@@ -112,6 +116,7 @@ type Expr =
         | Apply(f, a), Apply(g, b) -> f = g && Expr.Same(a, b)
         | Psi(b, j, s, d), Psi(c, k, t, e) -> obj.ReferenceEquals(b, c) && j = k && d = e && Expr.Same(s, t)
         | SumAxis(a, k), SumAxis(b, l) -> k = l && Expr.Same(a, b)
+        | ReduceLike(a, u), ReduceLike(b, v) -> Expr.Same(a, b) && Expr.Same(u, v)
         | Spread(a, k, u), Spread(b, l, v) -> k = l && Expr.Same(a, b) && Expr.Same(u, v)
         | Concat(ps, k), Concat(qs, l) -> k = l && Expr.SameList(ps, qs)
         | Part(a, ps, i, k), Part(b, qs, j, l) -> i = j && k = l && Expr.Same(a, b) && Expr.SameList(ps, qs)
@@ -200,7 +205,7 @@ module Expr =
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> isScalar a && isScalar b
         | Neg a | Pow(a, _) | Apply(_, a) -> isScalar a
         | Psi(_, _, s, _) -> isScalar s
-        | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ -> false
+        | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ | ReduceLike _ -> false
 
     /// The operands of an expression's root, in order (none for constants and variables; a basis function's depth).
     let children (e: Expr) : Expr list =
@@ -208,7 +213,7 @@ module Expr =
         | Const _ | Var _ -> []
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> [ a; b ]
         | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) | SumAxis(a, _) -> [ a ]
-        | Spread(a, _, like) -> [ a; like ]
+        | Spread(a, _, like) | ReduceLike(a, like) -> [ a; like ]
         | Concat(parts, _) -> parts
         | Part(a, parts, _, _) -> a :: parts
 

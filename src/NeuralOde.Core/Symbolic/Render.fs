@@ -17,7 +17,7 @@ let private number (latex: bool) (c: float) =
     else c.ToString("R", CultureInfo.InvariantCulture)
 
 /// Precedence: sums 1, products 2, unary minus 3, powers and transposes 4, atoms 5.
-let private precedence (e: Expr) =
+let rec private precedence (e: Expr) =
     match e with
     | Add _ | Sub _ -> 1
     | Mul _ | Div _ | MatMul _ -> 2
@@ -25,6 +25,7 @@ let private precedence (e: Expr) =
     | Pow _ | Transpose _ -> 4
     | Const c when c < 0.0 -> 3
     | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ | Psi _ | SumAxis _ | Spread _ | Concat _ | Part _ -> 5
+    | ReduceLike(a, _) -> precedence a
 
 let private render (latex: bool) (e: Expr) =
     let rec go (e: Expr) =
@@ -59,6 +60,8 @@ let private render (latex: bool) (e: Expr) =
         | SumAll a -> if latex then $"\\sum {wrap a 3}" else $"sum({go a})"
         | OnesLike a -> if latex then $"\\mathbf{{1}}_{{{go a}}}" else $"ones_like({go a})"
         | SumAxis(a, k) -> if latex then $"\\sum_{{[{k}]}} {wrap a 3}" else $"sum({go a}, axis={k})"
+        // Shape bookkeeping, not mathematics: a broadcast operand's cotangent is written as the cotangent.
+        | ReduceLike(a, _) -> go a
         | Spread(a, k, like) -> if latex then $"\\operatorname{{spread}}_{{[{k}]}}\\left({go a}\\right)" else $"spread({go a}, axis={k}, like={go like})"
         | Concat(parts, k) ->
             let separator = if latex then ",\\, " else ", "

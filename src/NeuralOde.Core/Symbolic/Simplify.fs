@@ -50,6 +50,7 @@ let private step (e: Expr) =
     // The slice of a concatenation where one of its own parts sits is that part.
     | Part(Concat(ps, k), qs, i, l) when k = l && ps.Length = qs.Length && List.forall2 (fun (p: Expr) q -> p = q) ps qs -> ps[i]
     | Concat([ a ], _) -> a
+    | ReduceLike(Const c, _) -> Const c
     | _ -> e
 
 /// The simplified expression (bottom-up, one pass: each rewrite only shrinks the expression).
@@ -69,6 +70,7 @@ let rec simplify (e: Expr) : Expr =
         | SumAll a -> SumAll(simplify a)
         | OnesLike a -> OnesLike(simplify a)
         | SumAxis(a, k) -> SumAxis(simplify a, k)
+        | ReduceLike(a, like) -> ReduceLike(simplify a, simplify like)
         | Spread(a, k, like) -> Spread(simplify a, k, simplify like)
         | Concat(parts, k) -> Concat(List.map simplify parts, k)
         | Part(a, parts, i, k) -> Part(simplify a, List.map simplify parts, i, k)

@@ -100,10 +100,19 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         checkBatch "x" x
         let f = vectorField x.shape[0] condition
         let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
+        // A field with a closed-form trace (a symbolic field) gives the exact trace at about the cost of one forward.
+        let closedForm = match trace, box field with Exact, (:? IExactTrace as e) -> Some e | _ -> None
         let augmented: VectorField = fun t y ->
             use scope = torch.NewDisposeScope()
             let z = y.narrow(1L, 0L, d)
-            let fz, tr = Trace.evaluate trace seed f t z
+            let fz, tr =
+                match closedForm with
+                | Some e ->
+                    let fz, tr = e.ValueAndTrace(t, z, condition)
+                    if isNull fz || fz.shape <> z.shape || isNull tr || tr.shape <> [| z.shape[0] |] then
+                        raise (ArgumentException($"The field's closed-form trace at t = {t} must give f shaped like z and one trace per sample.", "field"))
+                    fz, tr
+                | None -> Trace.evaluate trace seed f t z
             torch.cat([| fz; tr.unsqueeze(1L) |], 1L).MoveToOuterDisposeScope()
         // The solve runs in the caller's dispose scope, not one of ours: an adjoint's autograd function keeps
         // tensors made during the solve (TorchSharp's cache of its outputs, and its input y0) for the backward pass,

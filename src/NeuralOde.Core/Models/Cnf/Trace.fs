@@ -15,10 +15,18 @@ type Noise =
 /// Grathwohl et al. 2019, eq. 6).
 type TraceEstimator =
     /// d vector–Jacobian products, one per coordinate: the exact trace. Cost grows with the dimension d; for small d.
+    /// A field with a closed-form trace (IExactTrace: a symbolic field) gives it instead, at about one forward's cost.
     | Exact
     /// Hutchinson's unbiased estimate εᵀ (∂f/∂z) ε from one vector–Jacobian product (FFJORD), with ε drawn once per
     /// solve and held fixed while it runs.
     | Hutchinson of Noise
+
+/// A field that gives its value and the exact trace of its Jacobian together, in closed form (a symbolic field: see
+/// Symbolic/JacobianTrace.fs). A flow whose field is one uses it for the exact trace instead of d autograd passes.
+type IExactTrace =
+    /// f(s, z) [N, d] and tr(∂f/∂z) per sample [N] at depth s, with data-controlled inputs bound to `data` (null for
+    /// none); differentiable when grad is enabled.
+    abstract ValueAndTrace: depth: float * state: torch.Tensor * data: torch.Tensor -> torch.Tensor * torch.Tensor
 
 /// Trace estimators of the Jacobian ∂f/∂z of a batched field output f [N, d] with respect to z [N, d], one per
 /// sample (each row of f depends on the same row of z only).
