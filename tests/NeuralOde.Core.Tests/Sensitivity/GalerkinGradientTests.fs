@@ -107,8 +107,8 @@ let tests =
         }
     ]
 
-/// The closed form for fields linear in θ (SpectralClosedForm) against the adjoint, autograd and the quadrature of
-/// Theorem 1, for every basis.
+/// The closed form for fields linear in θ (SpectralClosedForm, derived symbolically) against the adjoint, autograd
+/// and the quadrature of Theorem 1, for every basis.
 [<Tests>]
 let closedFormTests =
     testList "Sensitivity/Galerkin/closed form" [
@@ -129,14 +129,16 @@ let closedFormTests =
                     loss.backward()
                     Expect.isLessThan (Tensors.relativeError (Tensors.toArray alpha.grad) (Tensors.toArray exact)) 1e-8 $"{name}: dL/dα"
             }
-        // With TorchSharp's matmul a mismatch here aborted the whole process (its native matmul lets libtorch's
-        // error escape); mm and mv raise. A runner that dies fails this test too.
-        test "coefficients with the wrong number of basis terms raise an exception, not a process abort" {
+        // A mismatch once reached libtorch (whose matmul aborted the process); the shapes are now checked first.
+        test "coefficients with the wrong number of basis terms are refused by name, not a process abort" {
             let basis = Basis.legendre 4 1.0
             use alpha = torch.zeros([| 3L; 5L |], dtype = torch.float64)
             use z0 = torch.ones([| 2L; 3L |], dtype = torch.float64)
-            let e = Expect.throwsC (fun () -> (SpectralClosedForm.diagonalLinearSolution basis alpha z0).Dispose()) id
-            Expect.stringContains e.Message "size mismatch" "libtorch's message"
+            let e = Raises.raises<System.ArgumentException> (fun () -> (SpectralClosedForm.diagonalLinearSolution basis alpha z0).Dispose())
+            Expect.stringContains e.Message "alpha must be [n, 4]" "names the argument and the shape it needs"
+            use alpha = torch.zeros([| 3L; 4L |], dtype = torch.float64)
+            let e = Raises.raises<System.ArgumentException> (fun () -> (SpectralClosedForm.diagonalLinearSolution basis alpha (z0.t())).Dispose())
+            Expect.stringContains e.Message "z0 must be [batch, 3]" "and z0"
         }
     ]
 

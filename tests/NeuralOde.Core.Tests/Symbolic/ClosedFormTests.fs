@@ -1,6 +1,6 @@
 /// Closed forms derived symbolically: dz/ds = θ(s) ⊙ z with θ(s) = Σ_j α_j ψ_j(s) solves to z(0) ⊙ exp(Σ_j α_j Ψ_j(S));
-/// its VJP is the spectral gradient in the basis integrals, equal to the hand-written SpectralClosedForm and to the
-/// symbolic adjoint's numerical solve.
+/// its VJP is the spectral gradient in the basis integrals, equal to the formula written out by hand here
+/// (Σ_batch ∂L/∂z(S) ⊙ z(S) Ψ(S)ᵀ), to SpectralClosedForm (which derives it) and to the symbolic adjoint's numerical solve.
 module NeuralOde.Tests.Symbolic.ClosedFormTests
 
 open System
@@ -13,7 +13,7 @@ open NeuralOde.Tests.Support
 [<Tests>]
 let tests =
     testList "Symbolic/closed forms" [
-        test "the diagonal linear Galerkin field: derived closed form = SpectralClosedForm = the symbolic adjoint" {
+        test "the diagonal linear Galerkin field: derived closed form = the hand formula = SpectralClosedForm = the symbolic adjoint" {
             // Monomials: every Ψ_j(1) ≠ 0, so every coefficient moves z(S) (with Legendre, Ψ_1(1) = Ψ_2(1) = 0 and
             // those gradients vanish).
             let basis = Basis.polynomial 3 1.0
@@ -33,18 +33,24 @@ let tests =
             use horizon = torch.tensor(1.0, dtype = torch.float64)
             let env = Map(columns @ [ "z0", z0; "S", horizon ])
             use zS = Evaluate.evaluate env solution
-            use exact = SpectralClosedForm.diagonalLinearSolution basis alpha z0
+            // By hand: z(S) = z0 ⊙ exp(α Ψ(S)), dL/dα = Σ_batch (∂L/∂z(S) ⊙ z(S)) Ψ(S)ᵀ.
+            use integrals = torch.tensor(basis.Integrals 1.0, dtype = torch.float64)
+            use exact = z0 * (alpha.mv(integrals)).exp()
             Expect.isLessThan (Tensors.relativeError (Tensors.toArray zS) (Tensors.toArray exact)) 1e-13 "z(S)"
+            use library = SpectralClosedForm.diagonalLinearSolution basis alpha z0
+            Expect.isLessThan (Tensors.relativeError (Tensors.toArray library) (Tensors.toArray exact)) 1e-13 "z(S) by SpectralClosedForm"
             // L = Σ z(S)²: the cotangent is 2 z(S).
             let gradients = Derivative.vjp solution (Mul(Const 2.0, solution))
-            use byHand = SpectralClosedForm.diagonalLinearGradient basis alpha z0 (exact * 2.0)      // [n, m]
+            use byHand = (exact * exact * 2.0).sum(0L).unsqueeze(1L).mm(integrals.unsqueeze(0L))      // [n, m]
+            use library = SpectralClosedForm.diagonalLinearGradient basis alpha z0 (exact * 2.0)
+            Expect.isLessThan (Tensors.relativeError (Tensors.toArray library) (Tensors.toArray byHand)) 1e-12 "dL/dα by SpectralClosedForm"
             let adjoint =
                 SymbolicAdjoint.gradients field "z" (Some "s") (Map columns) None (fun zEnd -> zEnd * 2.0) z0 (0.0, 1.0)
                     Solvers.dopri5 (StepControl.adaptive 1e-11 1e-13)
             for j, name in List.indexed names do
                 use derived = Evaluate.evaluate env gradients[name]
                 use column = byHand.narrow(1L, int64 j, 1L).reshape(1L, n)
-                Expect.isLessThan (Tensors.relativeError (Tensors.toArray derived) (Tensors.toArray column)) 1e-12 $"dL/d{name}: closed form vs SpectralClosedForm"
+                Expect.isLessThan (Tensors.relativeError (Tensors.toArray derived) (Tensors.toArray column)) 1e-12 $"dL/d{name}: derived closed form vs the hand formula"
                 Expect.isLessThan (Tensors.relativeError (Tensors.toArray adjoint.ParameterGradients[name]) (Tensors.toArray column)) 1e-8 $"dL/d{name}: vs the symbolic adjoint"
         }
         test "a field that is not linear in the state has no closed form here" {

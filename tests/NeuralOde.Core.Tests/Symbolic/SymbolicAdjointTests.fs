@@ -1,17 +1,38 @@
 /// The adjoint method with the symbolically derived adjoint system, evaluated without an autograd graph, on the
 /// paper-spec §2.4 test vector (a scalar Galerkin field; reference values from an independent pure-Python RK4 with
 /// 4000 steps, agreeing with central finite differences), and against autograd through the solver on a random
-/// matrix field.
+/// matrix field; and on random Galerkin fields (basis, width, activation) against Corollary 1 by quadrature
+/// (spectralConverged) and autograd through the solver.
 module NeuralOde.Tests.Symbolic.SymbolicAdjointTests
 
 open System
 open Expecto
+open FsCheck
+open FsCheck.FSharp
 open TorchSharp
 open NeuralOde.Core
 open NeuralOde.Core.Symbolic
 open NeuralOde.Tests.Support
 
 let private tight = StepControl.adaptive 1e-11 1e-13
+
+/// A random Galerkin field: the basis, the state's width, the activation, the batch and the seed.
+type GalerkinCase = { Basis: Basis; Width: int; Activation: Fn; Batch: int; Seed: int }
+
+let private galerkinGen =
+    gen {
+        let! basis = Gen.elements [ Basis.fourier 1 1.0; Basis.fourier 2 1.0; Basis.legendre 3 1.0; Basis.chebyshev 4 1.0; Basis.polynomial 2 1.0 ]
+        let! width = Gen.choose (1, 3)
+        let! activation = Gen.elements [ Tanh; Sigmoid; Sin; Softplus ]
+        let! batch = Gen.choose (1, 3)
+        let! seed = Gen.choose (0, 100_000)
+        return { Basis = basis; Width = width; Activation = activation; Batch = batch; Seed = seed }
+    }
+
+type private GalerkinArbitraries =
+    static member Case() = Arb.fromGen galerkinGen
+
+let private galerkinConfig = { FsCheckConfig.defaultConfig with maxTest = 10; arbitrary = [ typeof<GalerkinArbitraries> ] }
 
 [<Tests>]
 let tests =
@@ -60,47 +81,48 @@ let tests =
                 Expect.isLessThan (Tensors.relativeError (Tensors.toArray r.ParameterGradients[name]) (Tensors.toArray leaf.grad)) 1e-8 $"dL/d{name}"
             Expect.stringContains (Render.text field) "psi_2(s)" "ψ_j(s) in the expression"
         }
-        test "a GalLinear field: the symbolic spectral gradient equals spectralConverged (Corollary 1 by quadrature)" {
-            // f(s, z) = tanh(z W(s)ᵀ + b(s)) with the layer's coefficients split per basis function:
+        testPropertyWithConfig galerkinConfig "random GalLinear fields: symbolic spectral gradient = spectralConverged (Corollary 1 by quadrature) = autograd" <| fun (c: GalerkinCase) ->
+            // f(s, z) = σ(z W(s)ᵀ + b(s)) with the layer's coefficients split per basis function:
             // W_j = α[0 : in·out, j] viewed [out, in], b_j = α[in·out :, j] viewed [1, out].
-            let basis = Basis.fourier 1 1.0
-            let inputs, outputs = 2L, 2L
-            use layer = new GalLinear(inputs, outputs, basis, torch.float64)
-            use g = torch.Generator(41UL)
-            let initialise () =
-                use _ = torch.no_grad()
-                use init = torch.randn(layer.Coefficients.shape, dtype = torch.float64, generator = g) * 0.7
-                layer.Coefficients.copy_(init) |> ignore
-            initialise ()
-            use x0 = torch.randn([| 1L; inputs |], dtype = torch.float64, generator = g)
-            let field: VectorField = fun s x -> layer.forward(x, s).tanh()
-            let solveFinal () =
-                use _ = torch.no_grad()
-                use solution = Ode.odeint field x0 [| 0.0; 1.0 |] Solvers.dopri5 tight
-                solution.Final.clone()
-            use final = solveFinal ()
-            use terminal = final * 2.0
-            use quadrature = InfiniteDimensionalGradient.spectralConverged basis 1e-10 field (fun () -> layer.LastWeights) x0 terminal None Solvers.dopri5 tight
+            use scope = torch.NewDisposeScope()
+            let basis = c.Basis
+            let width = int64 c.Width
+            use layer = new GalLinear(width, width, basis, torch.float64)
+            use g = torch.Generator(uint64 c.Seed)
+            (use _ = torch.no_grad()
+             use init = torch.randn(layer.Coefficients.shape, dtype = torch.float64, generator = g) * 0.6
+             layer.Coefficients.copy_(init) |> ignore)
+            let x0 = torch.randn([| int64 c.Batch; width |], dtype = torch.float64, generator = g)
+            let activate (u: torch.Tensor) =
+                match c.Activation with
+                | Tanh -> u.tanh() | Sigmoid -> u.sigmoid() | Sin -> u.sin() | _ -> torch.nn.functional.softplus(u)
+            let field: VectorField = fun s x -> activate (layer.forward(x, s))
+            let final = (use _ = torch.no_grad() in (Ode.odeint field x0 [| 0.0; 1.0 |] Solvers.dopri5 tight).Final.clone())
+            let terminal = final * 2.0
+            let quadrature = InfiniteDimensionalGradient.spectralConverged basis 1e-10 field (fun () -> layer.LastWeights) x0 terminal None Solvers.dopri5 tight
+            // Autograd through the solver: L = Σ z(1)².
+            let leaf = layer.Coefficients
+            leaf.grad <- null
+            (use solution = Ode.odeint field x0 [| 0.0; 1.0 |] Solvers.dopri5 tight
+             use loss = solution.Final.square().sum()
+             loss.backward())
             // The same field symbolically.
             let z, s = Expr.tensor "z", Expr.scalar "s"
             let wNames = [ for j in 0 .. basis.Terms - 1 -> $"W{j}" ]
             let bNames = [ for j in 0 .. basis.Terms - 1 -> $"b{j}" ]
             let w = Expr.galerkin basis (wNames |> List.map Expr.tensor) s
             let b = Expr.galerkin basis (bNames |> List.map Expr.tensor) s
-            let symbolicField = Expr.tanh (Add(Expr.matmul z (Expr.transpose w), b))
+            let symbolicField = Apply(c.Activation, Add(Expr.matmul z (Expr.transpose w), b))
             let alpha = layer.Coefficients.detach()
             let parameters =
                 Map [ for j in 0 .. basis.Terms - 1 do
-                        yield wNames[j], alpha.narrow(0L, 0L, inputs * outputs).select(1L, int64 j).reshape(outputs, inputs).contiguous()
-                        yield bNames[j], alpha.narrow(0L, inputs * outputs, outputs).select(1L, int64 j).reshape(1L, outputs).contiguous() ]
+                        yield wNames[j], alpha.narrow(0L, 0L, width * width).select(1L, int64 j).reshape(width, width).contiguous()
+                        yield bNames[j], alpha.narrow(0L, width * width, width).select(1L, int64 j).reshape(1L, width).contiguous() ]
             let r = SymbolicAdjoint.gradients symbolicField "z" (Some "s") parameters None (fun zS -> zS * 2.0) x0 (0.0, 1.0) Solvers.dopri5 tight
-            let columns =
-                [ for j in 0 .. basis.Terms - 1 ->
-                    Array.append (Tensors.toArray r.ParameterGradients[wNames[j]]) (Tensors.toArray r.ParameterGradients[bNames[j]]) ]
             for j in 0 .. basis.Terms - 1 do
-                use column = quadrature.select(1L, int64 j)
-                Expect.isLessThan (Tensors.relativeError columns[j] (Tensors.toArray column)) 1e-7 $"dL/dα_{j}: symbolic adjoint vs spectralConverged"
-        }
+                let symbolic = Array.append (Tensors.toArray r.ParameterGradients[wNames[j]]) (Tensors.toArray r.ParameterGradients[bNames[j]])
+                Expect.isLessThan (Tensors.relativeError symbolic (Tensors.toArray (quadrature.select(1L, int64 j)))) 1e-7 $"dL/dα_{j} ({basis}): symbolic vs spectralConverged"
+                Expect.isLessThan (Tensors.relativeError symbolic (Tensors.toArray (leaf.grad.select(1L, int64 j)))) 1e-7 $"dL/dα_{j} ({basis}): symbolic vs autograd"
         test "a matrix field tanh(z W) ⊙ c: the symbolic adjoint equals autograd through the solver" {
             use g = torch.Generator(21UL)
             let field = Mul(Expr.tanh (Expr.matmul (Expr.tensor "z") (Expr.tensor "W")), Expr.scalar "c")
