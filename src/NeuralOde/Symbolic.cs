@@ -70,7 +70,7 @@ public sealed class SymbolicExpression
 }
 
 /// <summary>Building symbolic expressions: variables, constants and functions.</summary>
-public static class Symbolic
+public static partial class Symbolic
 {
     /// <summary>A tensor variable.</summary>
     public static SymbolicExpression Tensor(string name) => new(CoreSymbolic.ExprModule.tensor(Named(name)));
