@@ -1,7 +1,8 @@
 // NeuralOde build script: `dotnet fsi build.fsx <target>`.
 //   build   restore and build the solution (Release)
 //   test    every F# (Expecto) and C# (xunit) test, the paper's experiments in quick mode, the README's code
-//           blocks (tests/Readme/) and the consumer apps and script (tests/Consumers/), then one line `N passed, N failed`; non-zero exit on any failure
+//           blocks (tests/Readme/), the derivation scripts (paper-appendix/derivations/) and the consumer apps and script
+//           (tests/Consumers/), then one line `N passed, N failed`; non-zero exit on any failure
 //   demo    the main job: the paper's reflection experiments (Fig. 3, Fig. 5, g_1d), figures to out/demo/
 //   bench   the benchmark project (not part of test); tables to out/bench/
 //   pack    NuGet packages to out/packages/, then the consumers of `test` (tests/Consumers/) against a fresh pack
@@ -107,6 +108,18 @@ let test (extra: string list) =
     let experimentsFailed =
         let missingOrFailed = max 0 (expected - experimentsPassed)
         if missingOrFailed = 0 && experimentCode <> 0 then 1 else missingOrFailed
+    printfn "== Derivation scripts (paper-appendix/derivations: the paper's worked examples, derived and checked) =="
+    let derivations =
+        Directory.GetFiles(Path.Combine(root, "paper-appendix", "derivations"), "*.fsx")
+        |> Array.sort
+        |> Array.map (fun script ->
+            let code, output = Exec.run false (TimeSpan.FromMinutes 5.0) root [] "dotnet" [ "fsi"; script ]
+            let name = Path.GetFileName script
+            printfn "derivation %s: %s" name (if code = 0 then "passed" else "FAILED")
+            if code <> 0 then printfn "%s" output
+            code = 0)
+    let derivationsPassed = derivations |> Array.filter id |> Array.length
+    let derivationsFailed = derivations.Length - derivationsPassed
     printfn "== README code blocks (each C# block a program, each F# block a script) =="
     let snippets =
         try ReadmeSnippets.run root (Path.Combine(outDir, "readme"))
@@ -130,8 +143,9 @@ let test (extra: string list) =
     for o in snippets |> List.filter (fun o -> not o.Passed) do printfn "FAILED: %s" o.Name
     printfn "README blocks: %d passed, %d failed" snippetsPassed snippetsFailed
     printfn "Experiments (quick): %d passed, %d failed" experimentsPassed experimentsFailed
-    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed
-    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed
+    printfn "Derivation scripts: %d passed, %d failed" derivationsPassed derivationsFailed
+    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed + derivationsPassed
+    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed + derivationsFailed
     printfn "%d passed, %d failed" passed failed
     if failed > 0 then exit 1
 

@@ -1,5 +1,6 @@
 // The spectral gradient (Corollary 1 of Dissecting Neural ODEs) of a small linear example, by hand, checked against
-// the library's adjoint and against the quadrature of the Theorem 1 functional gradient.
+// the library's adjoint, against the quadrature of the Theorem 1 functional gradient, and against the closed form the
+// symbolic layer derives from the field (ClosedForm.linearSolution and its VJP).
 // Run after a build (`dotnet fsi build.fsx build`):  dotnet fsi paper-appendix/derivations/spectral-gradient-linear.fsx
 //
 // Example. Scalar state z, depth s ∈ [0, 1], Galerkin parameter θ(s) = Σ_j α_j ψ_j(s) on the Legendre basis
@@ -49,13 +50,28 @@ let byTheorem1 =
 let constant =
     (InfiniteDimensionalGradient.along field (fun () -> lastTheta) x0 (0.0, 1.0) zS None [| 0.1; 0.5; 0.9 |] Solvers.dopri5 control).data<float>().ToArray()
 
+// Symbolically: the closed form z(1) = z0 exp(Σ_j α_j Ψ_j(1)) derived from the field as written, and its VJP with
+// the cotangent ∂L/∂z(1) = z(1) — Corollary 1 in the basis integrals, with nothing written by hand.
+let bySymbolic =
+    let open' = NeuralOde.Core.Symbolic.Expr.tensor
+    let z, s = open' "z", NeuralOde.Core.Symbolic.Expr.scalar "s"
+    let names = [ for j in 0 .. 2 -> $"alpha{j}" ]
+    let field = NeuralOde.Core.Symbolic.Mul(NeuralOde.Core.Symbolic.Expr.galerkin basis (names |> List.map open') s, z)
+    let solution =
+        (NeuralOde.Core.Symbolic.ClosedForm.linearSolution field "z" "s" (open' "z0") (NeuralOde.Core.Symbolic.Const 1.0)).Value
+    let gradients = NeuralOde.Core.Symbolic.Derivative.vjp solution solution
+    printfn "derived: z(1) = %s" (NeuralOde.Core.Symbolic.Render.text solution)
+    printfn "derived: dL/dα_0 = %s" (NeuralOde.Core.Symbolic.Render.latex gradients["alpha0"])
+    let env = Map([ for j in 0 .. 2 -> names[j], torch.tensor(alpha0[j], dtype = torch.float64) ] @ [ "z0", torch.tensor(z0, dtype = torch.float64) ])
+    names |> List.map (fun n -> (NeuralOde.Core.Symbolic.Evaluate.evaluate env gradients[n]).ToDouble()) |> Array.ofList
+
 printfn "Legendre basis, α = %A, z0 = %g, L = z(1)²/2" alpha0 z0
 printfn "δL/δθ(s) at s = 0.1, 0.5, 0.9 (Theorem 1; by hand the constant z(1)² = %.12f): %A" byHand[0] constant
 printfn "%-26s %18s %18s %18s" "dL/dα" "j = 0" "j = 1" "j = 2"
-for name, g in [ "by hand", byHand; "adjoint (Corollary 1)", byAdjoint; "Theorem 1 + quadrature", byTheorem1 ] do
+for name, g in [ "by hand", byHand; "adjoint (Corollary 1)", byAdjoint; "Theorem 1 + quadrature", byTheorem1; "symbolic closed form", bySymbolic ] do
     printfn "%-26s %18.12f %18.12f %18.12f" name g[0] g[1] g[2]
 let worst =
-    [ byAdjoint; byTheorem1; constant ]
+    [ byAdjoint; byTheorem1; constant; bySymbolic ]
     |> List.map (fun g -> Array.mapi (fun j x -> abs (x - (if g.Length = 3 && obj.ReferenceEquals(g, constant) then byHand[0] else byHand[j]))) g |> Array.max)
     |> List.max
 printfn "largest difference from the hand derivation: %.2e" worst

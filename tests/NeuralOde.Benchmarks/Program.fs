@@ -8,6 +8,8 @@
 ///   w5     [--repeats N]     W1 with a Galerkin layer
 ///   w6     [--repeats N]     solve-only throughput of a 10,000-dimensional linear ODE with Dopri5
 ///   memory [--iterations N]  W1 for N iterations (default 10,000): RSS flat after warm-up (growth < 5%)
+///   symbolic-w2  [--repeats N]  W2 with the adjoint's VJPs compiled symbolically vs by autograd (ratio, one run)
+///   symbolic-cnf [--repeats N]  a CNF's exact trace, closed-form symbolic vs autograd, d = 2, 16, 64
 ///   all                      all of the above
 ///   peak --method M --steps N [--warm]   (internal) one W4 pass
 ///   profile --workload w1|floor|plain [--iterations N]   one of W1's three variants alone, N iterations (default
@@ -50,7 +52,9 @@ let main argv =
           "w4", (fun () -> write out "w4" (PeakMemory.w4 ()); true)
           "w5", (fun () -> write out "w5" (Timings.w5 (repeats 60)); true)
           "w6", (fun () -> write out "w6" (Timings.w6 (repeats 20)); true)
-          "memory", memory ]
+          "memory", memory
+          "symbolic-w2", (fun () -> write out "symbolic-w2" (SymbolicFields.w2 (repeats 20)); true)
+          "symbolic-cnf", (fun () -> write out "symbolic-cnf" (SymbolicFields.cnf (repeats 10)); true) ]
     match command with
     | "peak" ->
         let p = PeakMemory.pass (option args "--method" "adjoint") (int (option args "--steps" "10")) (List.contains "--warm" args)

@@ -2,7 +2,7 @@
 /// commutes — dz/ds = θ(s) ⊙ z, θ(s) = Σ_j c_j ψ_j(s) with coefficients c_j free of z and s — the solution is
 /// z(S) = z(0) ⊙ exp(Σ_j c_j Ψ_j(S)), Ψ_j(S) = ∫_0^S ψ_j (the basis's closed-form integrals). As an expression, its
 /// VJP gives the spectral gradient dL/dc_j in the basis integrals (Corollary 1 in closed form), which
-/// SpectralClosedForm.fs writes by hand for the diagonal case.
+/// SpectralClosedForm.fs evaluates for the diagonal case.
 module NeuralOde.Core.Symbolic.ClosedForm
 
 open NeuralOde.Core.Symbolic

@@ -32,7 +32,9 @@ let derive (field: Expr) (state: string) (parameters: string list) (runningLoss:
     for p in parameters do
         if not (List.contains p used) then
             raise (System.ArgumentException($"The field does not use the parameter '{p}'.", "parameters"))
-    let adjointName = if state = "a" then "λ" else "a"
+    // The adjoint's name: a, unless the field or the loss already uses it (a parameter named a), then λ, λ1, ….
+    let taken = used @ (runningLoss |> Option.map (Expr.variables >> List.map fst) |> Option.defaultValue [])
+    let adjointName = Seq.append [ "a"; "λ" ] (Seq.initInfinite (fun i -> $"λ{i + 1}")) |> Seq.find (fun n -> not (List.contains n taken))
     let kind = Expr.variables field |> List.find (fun (n, _) -> n = state) |> snd
     let a = Var(adjointName, kind)
     let throughField = Derivative.vjp field a

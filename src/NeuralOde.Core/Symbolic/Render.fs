@@ -16,6 +16,27 @@ let private number (latex: bool) (c: float) =
         | m -> (int64 m).ToString(CultureInfo.InvariantCulture) + (if latex then pi else "*" + pi)
     else c.ToString("R", CultureInfo.InvariantCulture)
 
+let private greek =
+    [ "alpha"; "beta"; "gamma"; "delta"; "epsilon"; "zeta"; "eta"; "theta"; "iota"; "kappa"; "lambda"; "mu"; "nu"; "xi"
+      "pi"; "rho"; "sigma"; "tau"; "phi"; "chi"; "psi"; "omega" ]
+
+/// A variable in LaTeX: a Greek letter by name or character (theta, θ → \theta), trailing digits as a subscript
+/// (alpha0 → \alpha_{0}, w1 → w_{1}), other names of several letters upright (\mathrm{name}).
+let private variable (name: string) =
+    let stem = name.TrimEnd([| '0' .. '9' |])
+    let digits = name.Substring(stem.Length)
+    let letters = "αβγδεζηθικλμνξπρστφχψω"
+    let body =
+        match List.tryFind ((=) stem) greek, stem with
+        | Some g, _ -> "\\" + g
+        | None, s when s.Length = 1 && letters.Contains s -> "\\" + greek[letters.IndexOf s]
+        | None, s when s.Length = 1 -> s
+        | None, "" -> ""
+        | None, s -> $"\\mathrm{{{s}}}"
+    if digits = "" then (if stem = "" then name else body)
+    elif stem = "" then name
+    else $"{body}_{{{digits}}}"
+
 /// Precedence: sums 1, products 2, unary minus 3, powers and transposes 4, atoms 5.
 let rec private precedence (e: Expr) =
     match e with
@@ -40,7 +61,7 @@ let private render (latex: bool) (e: Expr) =
         let isMatrix e = match e with MatMul _ -> true | _ -> false
         match e with
         | Const c -> number latex c
-        | Var(name, _) -> if latex && name.Length > 1 then $"\\mathrm{{{name}}}" else name
+        | Var(name, _) -> if latex then variable name else name
         | Add(a, b) -> $"{wrap a 1} + {wrap b 2}"
         | Sub(a, b) -> $"{wrap a 1} - {wrap b 2}"
         | Mul(Const c, b) when c >= 0.0 ->

@@ -35,11 +35,19 @@ let tests =
         test "the derivation renders as LaTeX and text" {
             let d = Formulas.derive field "z" [ "theta" ] (Some loss)
             let lines = Formulas.latex d [ "theta" ]
-            Expect.equal lines[0] "\\dot{z} = \\mathrm{theta} \\odot z + \\sin\\left(z\\right)" "the field"
+            Expect.equal lines[0] "\\dot{z} = \\theta \\odot z + \\sin\\left(z\\right)" "the field"
             Expect.stringContains lines[2] "\\dot{a} = " "the adjoint system"
             Expect.stringContains lines[3] "\\psi_j(s)" "Corollary 1's projection"
             let text = Formulas.text d
             Expect.equal text[0] "dz/ds = theta .* z + sin(z)" "plain text"
+        }
+        test "the adjoint's name never collides with a variable: a parameter named a makes it λ" {
+            let a, b, x = Expr.scalar "a", Expr.scalar "b", Expr.tensor "x"
+            let d = Formulas.derive (Add(Mul(a, z), Mul(b, x))) "z" [ "a"; "b" ] None
+            Expect.equal d.Adjoint "λ" "a is taken"
+            Expect.equal (Render.text d.AdjointDerivative) "-(λ .* a)" "ȧ = −λ a, not −a a"
+            Expect.equal (Render.latex d.AdjointDerivative) "-\\left(\\lambda \\odot a\\right)" "λ in LaTeX"
+            Expect.equal (Render.latex (Add(Expr.tensor "alpha0", Expr.tensor "w12"))) "\\alpha_{0} + w_{12}" "Greek names and subscripts"
         }
         test "a parameter the field does not use is refused by name" {
             let e = Raises.raises<ArgumentException> (fun () -> Formulas.derive field "z" [ "w" ] None |> ignore)
