@@ -11,6 +11,7 @@ var families = new Dictionary<string, Func<bool, TextWriter, double>>
     ["cnf"] = CnfExample.Run,
     ["regularisers"] = RegularisersExample.Run,
     ["symbolic"] = SymbolicExample.Run,
+    ["symbolic-field"] = SymbolicFieldExample.Run,
 };
 var quick = args.Contains("--quick");
 var chosen = args.Where(a => !a.StartsWith("--")).ToList();

@@ -124,4 +124,8 @@ public class ModelTests
     [Fact]
     public void SymbolicExampleMatchesAutograd() =>
         Assert.True(ModelZoo.SymbolicExample.Run(quick: true, TextWriter.Null) < 1e-10);
+
+    [Fact]
+    public void SymbolicFieldExampleLearnsTheDensity() =>
+        Assert.True(ModelZoo.SymbolicFieldExample.Run(quick: true, TextWriter.Null) > 0.2);
 }
