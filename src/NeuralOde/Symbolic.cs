@@ -96,6 +96,13 @@ public static partial class Symbolic
     public static SymbolicExpression MatMul(SymbolicExpression a, SymbolicExpression b) => new(CoreSymbolic.ExprModule.matmul(a.Value, b.Value));
     /// <summary>The transpose of a 2-D operand.</summary>
     public static SymbolicExpression Transpose(SymbolicExpression a) => new(CoreSymbolic.ExprModule.transpose(a.Value));
+    /// <summary>The matrix exponential e^a of a square 2-D operand (differentiated through its Fréchet derivative).</summary>
+    public static SymbolicExpression MatrixExp(SymbolicExpression a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        return new(CoreSymbolic.ExprModule.matrixExp(a.Value));
+    }
+
     /// <summary>The sum of all elements.</summary>
     public static SymbolicExpression Sum(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sum(a.Value));
     /// <summary>The sum over one axis of an operand of rank 2 or more (the axis is dropped; −1 is the last).</summary>
@@ -186,6 +193,15 @@ public sealed class SymbolicDerivation
     /// <summary>The derivation as LaTeX lines; parameters named in <paramref name="galerkin"/> get Corollary 1's projection.</summary>
     public IReadOnlyList<string> ToLatex(params string[] galerkin) =>
         CoreSymbolic.Formulas.latex(_derivation, ListModule.OfSeq(galerkin ?? Array.Empty<string>())).ToList();
+
+    /// <summary>The derivation as LaTeX lines with Corollary 1's projection for the parameters in
+    /// <paramref name="galerkin"/> and Corollary 2's per-interval integral for those in <paramref name="stacked"/>.</summary>
+    public IReadOnlyList<string> ToLatex(IEnumerable<string> galerkin, IEnumerable<string> stacked)
+    {
+        ArgumentNullException.ThrowIfNull(galerkin);
+        ArgumentNullException.ThrowIfNull(stacked);
+        return CoreSymbolic.Formulas.latexFor(_derivation, ListModule.OfSeq(galerkin), ListModule.OfSeq(stacked)).ToList();
+    }
 
     /// <summary>The derivation as plain-text lines.</summary>
     public IReadOnlyList<string> ToText() => CoreSymbolic.Formulas.text(_derivation).ToList();

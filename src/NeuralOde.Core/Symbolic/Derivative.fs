@@ -47,6 +47,9 @@ let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
         | SumAll a -> go a (if Expr.isScalar a then d else Mul(d, OnesLike a))
         | OnesLike _ -> Map.empty
         | SumAxis(a, k) -> go a (Spread(d, k, a))
+        // d/dM ⟨D, e^M⟩ = L(Mᵀ, D) (the Fréchet derivative's adjoint).
+        | MatrixExp m -> go m (ExpFrechet(Transpose m, d))
+        | ExpFrechet _ -> raise (System.NotSupportedException("A second derivative of the matrix exponential is not available."))
         | ReduceLike _ -> raise (System.NotSupportedException("A derivative through a broadcast's reduction (a second derivative with respect to a broadcast variable) is not available."))
         | Spread(a, k, _) -> go a (SumAxis(d, k))
         | Concat(parts, k) -> parts |> List.mapi (fun i p -> go p (Part(d, parts, i, k))) |> List.fold merge Map.empty
@@ -85,6 +88,12 @@ let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
         | SumAll a -> match go a with Const 0.0 -> Const 0.0 | t -> SumAll t
         | SumAxis(a, k) -> match go a with Const 0.0 -> Const 0.0 | t -> SumAxis(t, k)
         | ReduceLike(a, like) -> match go a with Const 0.0 -> Const 0.0 | t -> ReduceLike(t, like)
+        | MatrixExp m -> match go m with Const 0.0 -> Const 0.0 | t -> ExpFrechet(m, t)
+        | ExpFrechet(a, e) ->
+            match go a, go e with
+            | Const 0.0, Const 0.0 -> Const 0.0
+            | Const 0.0, te -> ExpFrechet(a, te)   // linear in the direction
+            | _ -> raise (System.NotSupportedException("A second derivative of the matrix exponential is not available."))
         | Spread(a, k, like) -> match go a with Const 0.0 -> Const 0.0 | t -> Spread(t, k, like)
         | Concat(parts, k) ->
             let tangents = parts |> List.map go

@@ -53,6 +53,20 @@ let internal operation (dtype: torch.ScalarType) (device: torch.Device) (e: Expr
             let shape = String.Join(", ", a.shape)
             raise (ArgumentException($"A sum over axis {k} needs an operand of rank 2 or more; got shape [{shape}]. Use the full sum for a vector.", "e"))
         a.sum(int64 k)
+    | MatrixExp _, [ m ] ->
+        if m.Dimensions <> 2L || m.shape[0] <> m.shape[1] then
+            let shape = String.Join(", ", m.shape)
+            raise (ArgumentException($"The matrix exponential needs a square 2-D operand; got shape [{shape}].", "e"))
+        m.matrix_exp()
+    | ExpFrechet _, [ x; e ] ->
+        // e^[[X, E], [0, X]] = [[e^X, L(X, E)], [0, e^X]] (Najfeld & Havel 1995; Higham, Functions of Matrices, §3.2).
+        use top = torch.cat([| x; e |], 1L)
+        use zero = torch.zeros_like(x)
+        use bottom = torch.cat([| zero; x |], 1L)
+        use block = torch.cat([| top; bottom |], 0L)
+        use exponential = block.matrix_exp()
+        let n = x.shape[0]
+        exponential.narrow(0L, 0L, n).narrow(1L, n, n).contiguous()
     | ReduceLike _, [ a; like ] ->
         if a.shape = like.shape then a.alias()
         else

@@ -67,6 +67,11 @@ type Expr =
     /// The first operand summed down to the shape of `like` (the cotangent of an operand that was broadcast, as a
     /// bias [k] added to a batch [N, k]); the operand itself when the shapes agree.
     | ReduceLike of Expr * like: Expr
+    /// The matrix exponential e^M of a square 2-D operand (the closed form of linear fields with commuting θ(s)).
+    | MatrixExp of Expr
+    /// The Fréchet derivative of the matrix exponential at X in the direction E, L(X, E) = d/dt e^{X + tE} at t = 0
+    /// (the upper-right block of e^[[X, E], [0, X]]); its adjoint is L(Xᵀ, ·), so it carries both e^M's JVP and VJP.
+    | ExpFrechet of at: Expr * direction: Expr
     /// The operands joined along an axis (their other dimensions agree).
     | Concat of Expr list * axis: int
     /// The slice of the first operand along `axis` where operand `index` of `parts` sits in Concat(parts, axis) (the
@@ -100,6 +105,8 @@ type Expr =
         | OnesLike a -> 37 * a.GetHashCode() + 9
         | SumAxis(a, k) -> 47 * a.GetHashCode() + k + 10
         | ReduceLike(a, l) -> 71 * a.GetHashCode() + 5 * l.GetHashCode() + 14
+        | MatrixExp a -> 73 * a.GetHashCode() + 15
+        | ExpFrechet(a, e) -> 79 * a.GetHashCode() + 7 * e.GetHashCode() + 16
         | Spread(a, k, l) -> 53 * a.GetHashCode() + 3 * l.GetHashCode() + k + 11
         | Concat(parts, k) -> parts |> List.fold (fun h p -> 59 * h + p.GetHashCode()) (k + 12)
         | Part(a, parts, i, k) -> parts |> List.fold (fun h p -> 61 * h + p.GetHashCode()) (67 * a.GetHashCode() + 7 * i + k + 13)
@@ -116,7 +123,8 @@ type Expr =
         | Apply(f, a), Apply(g, b) -> f = g && Expr.Same(a, b)
         | Psi(b, j, s, d), Psi(c, k, t, e) -> obj.ReferenceEquals(b, c) && j = k && d = e && Expr.Same(s, t)
         | SumAxis(a, k), SumAxis(b, l) -> k = l && Expr.Same(a, b)
-        | ReduceLike(a, u), ReduceLike(b, v) -> Expr.Same(a, b) && Expr.Same(u, v)
+        | ReduceLike(a, u), ReduceLike(b, v) | ExpFrechet(a, u), ExpFrechet(b, v) -> Expr.Same(a, b) && Expr.Same(u, v)
+        | MatrixExp a, MatrixExp b -> Expr.Same(a, b)
         | Spread(a, k, u), Spread(b, l, v) -> k = l && Expr.Same(a, b) && Expr.Same(u, v)
         | Concat(ps, k), Concat(qs, l) -> k = l && Expr.SameList(ps, qs)
         | Part(a, ps, i, k), Part(b, qs, j, l) -> i = j && k = l && Expr.Same(a, b) && Expr.SameList(ps, qs)
@@ -164,6 +172,8 @@ module Expr =
     let sum a = SumAll a
     /// Sum over one axis of an operand of rank ≥ 2 (the axis is dropped; −1 is the last).
     let sumAxis a (axis: int) = SumAxis(a, axis)
+    /// The matrix exponential e^a of a square 2-D operand.
+    let matrixExp a = MatrixExp a
     /// The operands joined along `axis` (−1: the last).
     let concat (parts: Expr list) (axis: int) =
         if List.isEmpty parts then raise (System.ArgumentException("A concatenation needs at least one operand.", "parts"))
@@ -205,7 +215,7 @@ module Expr =
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> isScalar a && isScalar b
         | Neg a | Pow(a, _) | Apply(_, a) -> isScalar a
         | Psi(_, _, s, _) -> isScalar s
-        | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ | ReduceLike _ -> false
+        | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ | ReduceLike _ | MatrixExp _ | ExpFrechet _ -> false
 
     /// The operands of an expression's root, in order (none for constants and variables; a basis function's depth).
     let children (e: Expr) : Expr list =
@@ -213,7 +223,8 @@ module Expr =
         | Const _ | Var _ -> []
         | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> [ a; b ]
         | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) | SumAxis(a, _) -> [ a ]
-        | Spread(a, _, like) | ReduceLike(a, like) -> [ a; like ]
+        | Spread(a, _, like) | ReduceLike(a, like) | ExpFrechet(a, like) -> [ a; like ]
+        | MatrixExp a -> [ a ]
         | Concat(parts, _) -> parts
         | Part(a, parts, _, _) -> a :: parts
 

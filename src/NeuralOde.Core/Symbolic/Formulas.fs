@@ -54,20 +54,28 @@ let derive (field: Expr) (state: string) (parameters: string list) (runningLoss:
       AdjointDerivative = adjointDerivative
       ParameterIntegrands = parameters |> List.map (fun p -> p, throughField[p]) |> Map.ofList }
 
-/// The derivation as LaTeX lines: the field, the adjoint system, and each parameter's gradient, with the Galerkin
-/// projection (Corollary 1) for the parameters named in `galerkin`.
-let latex (d: Derivation) (galerkin: string list) =
+/// The derivation as LaTeX lines: the field, the adjoint system, and each parameter's gradient — with Corollary 1's
+/// projection dL/dα_j = ∫ (aᵀ∂f/∂θ) ψ_j ds for the parameters named in `galerkin`, Corollary 2's per-interval integral
+/// dL/dθ_i = ∫_{s_i}^{s_{i+1}} aᵀ∂f/∂θ_i ds for those named in `stacked` (θ piecewise constant), and Theorem 1's
+/// integral over the span for the others.
+let latexFor (d: Derivation) (galerkin: string list) (stacked: string list) =
     let z, a = d.State, d.Adjoint
     [ yield $"\\dot{{{z}}} = {Render.latex d.Field}"
       match d.RunningLoss with
       | Some l -> yield $"\\ell(s, {z}) = {Render.latex l}"
       | None -> ()
-      yield $"\\dot{{{a}}} = {Render.latex d.AdjointDerivative}"
+      yield $"\\dot{{{Render.latex (Var(a, Tensor))}}} = {Render.latex d.AdjointDerivative}"
       for KeyValue(p, g) in d.ParameterIntegrands do
+          let name = Render.latex (Var(p, Tensor))
           if List.contains p galerkin then
-              yield $"\\frac{{dL}}{{d\\alpha_j}} = \\int_0^S \\left({Render.latex g}\\right) \\psi_j(s)\\, ds \\quad (\\theta(s) = \\textstyle\\sum_j \\alpha_j \\psi_j(s))"
+              yield $"\\frac{{dL}}{{d\\alpha_j}} = \\int_0^S \\left({Render.latex g}\\right) \\psi_j(s)\\, ds \\quad ({name}(s) = \\textstyle\\sum_j \\alpha_j \\psi_j(s))"
+          elif List.contains p stacked then
+              yield $"\\frac{{dL}}{{d{name}_i}} = \\int_{{s_i}}^{{s_{{i+1}}}} {Render.latex g}\\, ds \\quad ({name}(s) = {name}_i \\text{{ on }} [s_i, s_{{i+1}}))"
           else
-              yield $"\\frac{{\\delta L}}{{\\delta {p}(s)}} = {Render.latex g}, \\qquad \\frac{{dL}}{{d{p}}} = \\int_0^S {Render.latex g}\\, ds" ]
+              yield $"\\frac{{\\delta L}}{{\\delta {name}(s)}} = {Render.latex g}, \\qquad \\frac{{dL}}{{d{name}}} = \\int_0^S {Render.latex g}\\, ds" ]
+
+/// The derivation as LaTeX lines, with Corollary 1's projection for the parameters named in `galerkin`.
+let latex (d: Derivation) (galerkin: string list) = latexFor d galerkin []
 
 /// The derivation as plain-text lines.
 let text (d: Derivation) =

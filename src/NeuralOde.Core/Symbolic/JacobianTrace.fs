@@ -51,7 +51,8 @@ let derive (field: Expr) (state: string) : Jacobian =
             | Concat _ -> mixes "a concatenation along the batch"
             | Transpose _ -> mixes "a transpose"
             | SumAll _ | SumAxis _ | Spread _ -> mixes "a sum across elements"
-            | Part _ | OnesLike _ | Psi _ | Const _ | ReduceLike _ -> mixes "a construct of derivatives"
+            | Part _ | OnesLike _ | Psi _ | Const _ | ReduceLike _ | ExpFrechet _ -> mixes "a construct of derivatives"
+            | MatrixExp _ -> mixes "a matrix exponential of the state"
     let simplifyFactor f =
         match f with
         | Diagonal d -> Diagonal(Simplify.simplify d)

@@ -45,7 +45,7 @@ let rec private precedence (e: Expr) =
     | Neg _ -> 3
     | Pow _ | Transpose _ -> 4
     | Const c when c < 0.0 -> 3
-    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ | Psi _ | SumAxis _ | Spread _ | Concat _ | Part _ -> 5
+    | Const _ | Var _ | Apply _ | SumAll _ | OnesLike _ | Psi _ | SumAxis _ | Spread _ | Concat _ | Part _ | MatrixExp _ | ExpFrechet _ -> 5
     | ReduceLike(a, _) -> precedence a
 
 let private render (latex: bool) (e: Expr) =
@@ -83,6 +83,8 @@ let private render (latex: bool) (e: Expr) =
         | SumAxis(a, k) -> if latex then $"\\sum_{{[{k}]}} {wrap a 3}" else $"sum({go a}, axis={k})"
         // Shape bookkeeping, not mathematics: a broadcast operand's cotangent is written as the cotangent.
         | ReduceLike(a, _) -> go a
+        | MatrixExp m -> if latex then $"e^{{{go m}}}" else $"expm({go m})"
+        | ExpFrechet(x, e) -> if latex then $"L_{{\\exp}}\\left({go x},\\, {go e}\\right)" else $"expm_frechet({go x}, {go e})"
         | Spread(a, k, like) -> if latex then $"\\operatorname{{spread}}_{{[{k}]}}\\left({go a}\\right)" else $"spread({go a}, axis={k}, like={go like})"
         | Concat(parts, k) ->
             let separator = if latex then ",\\, " else ", "

@@ -71,6 +71,8 @@ let rec simplify (e: Expr) : Expr =
         | OnesLike a -> OnesLike(simplify a)
         | SumAxis(a, k) -> SumAxis(simplify a, k)
         | ReduceLike(a, like) -> ReduceLike(simplify a, simplify like)
+        | MatrixExp a -> MatrixExp(simplify a)
+        | ExpFrechet(a, e) -> ExpFrechet(simplify a, simplify e)
         | Spread(a, k, like) -> Spread(simplify a, k, simplify like)
         | Concat(parts, k) -> Concat(List.map simplify parts, k)
         | Part(a, parts, i, k) -> Part(simplify a, List.map simplify parts, i, k)

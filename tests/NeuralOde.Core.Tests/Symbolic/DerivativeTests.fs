@@ -43,7 +43,9 @@ let rec private expression (depth: int) : Gen<Expr> =
             Gen.map2 (fun x y -> Expr.matmul (Expr.concat [ x; Expr.tanh y ] -1) u) sub sub
             Gen.map (fun x -> Add(z, Spread(Expr.sumAxis x 1, 1, x))) sub
             Gen.map (fun x -> Mul(x, Spread(Expr.sumAxis (Expr.tanh x) 0, 0, x))) sub
-            Gen.map2 (fun x y -> Part(Mul(Const 2.0, Expr.concat [ x; Expr.sin y ] 0), [ x; Expr.sin y ], 1, 0)) sub sub ]
+            Gen.map2 (fun x y -> Part(Mul(Const 2.0, Expr.concat [ x; Expr.sin y ] 0), [ x; Expr.sin y ], 1, 0)) sub sub
+            // The matrix exponential of a scaled square matrix (its VJP and JVP are Fréchet derivatives).
+            Gen.map (fun x -> Expr.matmul x (Expr.matrixExp (Mul(Expr.tanh b, w)))) sub ]
 
 type private Case = { Expression: Expr; Seed: int; Batch: int; Dim: int }
 
