@@ -158,7 +158,7 @@ let private modelCase =
         let! v = Gen.elements numbers
         let! xName, x = pick tensors
         let! tName, times = pick grids
-        let! which = Gen.choose (0, 11)
+        let! which = Gen.choose (0, 13)
         let name, run =
             match which with
             | 0 -> $"GalLinear({n}, {m}).forward(x={xName}, {v})", (fun () -> use l = new GalLinear(int64 n, int64 m, Basis.fourier 1 1.0, torch.float64) in l.forward(x (), v) |> ignore)
@@ -172,6 +172,8 @@ let private modelCase =
             | 8 -> $"Basis.legendre {n} {v} / valuesAt {v}", (fun () -> Basis.valuesAt (Basis.legendre n v) v |> ignore)
             | 9 -> $"Annuli.sample {n} {v}", (fun () -> use g = torch.Generator(1UL) in Annuli.sample n v torch.float64 g |> ignore)
             | 10 -> $"Spheres.sample dim {n} inner {m} noise-free", (fun () -> use g = torch.Generator(1UL) in Spheres.sample n m m torch.float64 g |> ignore)
+            | 12 -> $"HamiltonianField({n}).forward({xName})", (fun () -> use h = new HamiltonianField(n, Sequential(Linear(2L, 4L, dtype = torch.float64), Tanh(), Linear(4L, 1L, dtype = torch.float64))) in h.forward(x ()) |> ignore)
+            | 13 -> $"LagrangianField({n}, ridge {v}).forward({xName})", (fun () -> use l = new LagrangianField(n, Sequential(Linear(2L, 4L, dtype = torch.float64), Tanh(), Linear(4L, 1L, dtype = torch.float64)), v) in l.forward(x ()) |> ignore)
             | _ -> $"Moons.sample {n} {v}", (fun () -> use g = torch.Generator(1UL) in Moons.sample n v torch.float64 g |> ignore)
         return { Name = name; Run = fun () -> (use _ = torch.NewDisposeScope() in run ()) }
     }
