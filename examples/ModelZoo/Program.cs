@@ -12,6 +12,7 @@ var families = new Dictionary<string, Func<bool, TextWriter, double>>
     ["regularisers"] = RegularisersExample.Run,
     ["symbolic"] = SymbolicExample.Run,
     ["symbolic-field"] = SymbolicFieldExample.Run,
+    ["hamiltonian"] = HamiltonianExample.Run,
 };
 var quick = args.Contains("--quick");
 var chosen = args.Where(a => !a.StartsWith("--")).ToList();

@@ -128,4 +128,12 @@ public class ModelTests
     [Fact]
     public void SymbolicFieldExampleLearnsTheDensity() =>
         Assert.True(ModelZoo.SymbolicFieldExample.Run(quick: true, TextWriter.Null) > 0.2);
+
+    [Fact]
+    public void HamiltonianExampleKeepsTheEnergyWhereAPlainFieldDrifts()
+    {
+        var hnn = ModelZoo.HamiltonianExample.Run(quick: true, TextWriter.Null);
+        Assert.True(hnn < 0.05, $"HNN energy error {hnn}");
+        Assert.True(hnn < ModelZoo.HamiltonianExample.PlainDrift / 5, $"HNN {hnn}, plain {ModelZoo.HamiltonianExample.PlainDrift}");
+    }
 }
