@@ -136,4 +136,8 @@ public class ModelTests
         Assert.True(hnn < 0.05, $"HNN energy error {hnn}");
         Assert.True(hnn < ModelZoo.HamiltonianExample.PlainDrift / 5, $"HNN {hnn}, plain {ModelZoo.HamiltonianExample.PlainDrift}");
     }
+
+    [Fact]
+    public void MultipleShootingExampleMatchesTheSequentialSolve() =>
+        Assert.True(ModelZoo.MultipleShootingExample.Run(quick: true, TextWriter.Null) < 1e-9);
 }
