@@ -44,11 +44,12 @@ let jacobians (phi: Tensor) (x: Tensor) : Tensor =
     use identity = torch.eye(d, dtype = phi.dtype, device = phi.device)
     let rows =
         Array.init (int d) (fun i ->
+            use scope = torch.NewDisposeScope()
             use row = identity.select(0L, int64 i)
             use seedFlat = row.expand([| n; d |])
             use seed = seedFlat.reshape(phi.shape)
             use g = (SafeAutograd.grad [| phi |] [| x |] [| seed |] false)[0]
-            g.reshape([| n; d |]))
+            g.reshape([| n; d |]).MoveToOuterDisposeScope())
     try torch.stack(rows, 1L)
     finally for r in rows do r.Dispose()
 

@@ -16,14 +16,14 @@ let recursion (correctFirst: bool) (z0: Tensor) (b: Tensor) (phi: Tensor) (corre
     let states = ResizeArray<Tensor>([ z0.alias() ])
     try
         for k in 0 .. n - 1 do
+            use scope = torch.NewDisposeScope()
             let phik = phi.select(0L, int64 k)
-            if k = 0 && not correctFirst then states.Add phik
+            if k = 0 && not correctFirst then states.Add(phik.MoveToOuterDisposeScope())
             else
                 use bk = b.select(0L, int64 k)
                 use delta = states[k].sub(bk)
                 use m = correction k delta
-                states.Add(TensorOps.plus phik m)
-                phik.Dispose()
+                states.Add((TensorOps.plus phik m).MoveToOuterDisposeScope())
         torch.stack(states, 0L)
     finally
         for s in states do s.Dispose()

@@ -15,13 +15,14 @@ let field (f: VectorField) (times: float[]) : VectorField =
         let n = times.Length - 1
         let parts =
             Array.init n (fun k ->
+                use scope = torch.NewDisposeScope()
                 let dt = times[k + 1] - times[k]
                 use xk = x.select(0L, int64 k)
                 use fk = f (times[k] + sigma * dt) xk
                 if isNull fk then raise (System.ArgumentException("The field returned null.", "field"))
                 if fk.shape <> xk.shape || fk.dtype <> xk.dtype then
                     raise (System.ArgumentException($"The field returned a {fk.dtype} tensor of shape {TensorOps.shapeText fk} for a {xk.dtype} state of shape {TensorOps.shapeText xk}.", "field"))
-                TensorOps.scale fk dt)
+                (TensorOps.scale fk dt).MoveToOuterDisposeScope())
         try torch.stack(parts, 0L)
         finally for p in parts do p.Dispose()
 
@@ -40,9 +41,10 @@ let coarse (f: VectorField) (times: float[]) (solver: ButcherTableau) (z0: Tenso
     let states = ResizeArray<Tensor>([ z0.detach() ])
     try
         for k in 0 .. times.Length - 2 do
+            use scope = torch.NewDisposeScope()
             let segment = [| times[k]; times[k + 1] |]
             use solution = Ode.odeint f states[k] segment solver (StepControl.steps 1)
-            states.Add(solution.States.select(0L, 1L).detach())
+            states.Add(solution.States.select(0L, 1L).detach().MoveToOuterDisposeScope())
         torch.stack(states, 0L)
     finally
         for s in states do s.Dispose()

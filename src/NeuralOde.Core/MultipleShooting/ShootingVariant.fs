@@ -13,7 +13,8 @@ type ShootingVariant =
     /// b_{k+1} ← φ_k(b_k) + ∂φ_k/∂b (b'_k − b_k). Memory N·D² for D elements in a state.
     | Direct
     /// The same Newton recursion with each ∂φ_k/∂b (b'_k − b_k) an exact Jacobian–vector product through the fine
-    /// solver (no Jacobian formed): N products per sweep.
+    /// solver (no Jacobian formed): N products per sweep, each a pass through the stacked graph of all segments, so a
+    /// sweep costs about N stacked backward passes (Direct's D passes are cheaper when the state is small).
     | Forward
     /// torchdyn's MSBackward: the recursion with the reverse-mode product (∂φ_k/∂b)ᵀ (b'_k − b_k) in place of the
     /// Jacobian–vector product. Equal to Newton when the segment Jacobians are symmetric (a scalar state, or
