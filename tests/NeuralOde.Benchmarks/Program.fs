@@ -10,6 +10,7 @@
 ///   memory [--iterations N]  W1 for N iterations (default 10,000): RSS flat after warm-up (growth < 5%)
 ///   symbolic-w2  [--repeats N]  W2 with the adjoint's VJPs compiled symbolically vs by autograd (ratio, one run)
 ///   symbolic-cnf [--repeats N]  a CNF's exact trace, closed-form symbolic vs autograd, d = 2, 16, 64
+///   hypersolver  [--repeats N]  a trained hyper-Euler vs Euler at equal accuracy on a trained Neural ODE (ratio, one run)
 ///   all                      all of the above
 ///   peak --method M --steps N [--warm]   (internal) one W4 pass
 ///   profile --workload w1|floor|plain [--iterations N]   one of W1's three variants alone, N iterations (default
@@ -54,7 +55,8 @@ let main argv =
           "w6", (fun () -> write out "w6" (Timings.w6 (repeats 20)); true)
           "memory", memory
           "symbolic-w2", (fun () -> write out "symbolic-w2" (SymbolicFields.w2 (repeats 20)); true)
-          "symbolic-cnf", (fun () -> write out "symbolic-cnf" (SymbolicFields.cnf (repeats 10)); true) ]
+          "symbolic-cnf", (fun () -> write out "symbolic-cnf" (SymbolicFields.cnf (repeats 10)); true)
+          "hypersolver", (fun () -> write out "hypersolver" (Hypersolvers.run (repeats 30)); true) ]
     match command with
     | "peak" ->
         let p = PeakMemory.pass (option args "--method" "adjoint") (int (option args "--steps" "10")) (List.contains "--warm" args)
