@@ -13,6 +13,7 @@ var families = new Dictionary<string, Func<bool, TextWriter, double>>
     ["symbolic"] = SymbolicExample.Run,
     ["symbolic-field"] = SymbolicFieldExample.Run,
     ["hamiltonian"] = HamiltonianExample.Run,
+    ["symplectic"] = SymplecticExample.Run,
     ["hypersolver"] = HypersolverExample.Run,
     ["multiple-shooting"] = MultipleShootingExample.Run,
 };

@@ -138,6 +138,10 @@ public class ModelTests
     }
 
     [Fact]
+    public void SymplecticExampleKeepsTheEnergyBounded() =>
+        Assert.True(ModelZoo.SymplecticExample.Run(quick: true, TextWriter.Null) < 0.075);   // measured 6.67% (O(h²), h = 0.5)
+
+    [Fact]
     public void HypersolverExampleBeatsEulerAtTheSameSteps() =>
         Assert.True(ModelZoo.HypersolverExample.Run(quick: true, TextWriter.Null) > 3);   // measured 4.4 (quick)
 
