@@ -34,6 +34,11 @@ public sealed class Hypersolver
 
     /// <summary>The states at the <paramref name="steps"/> + 1 equally spaced times of [t0, t1], [steps + 1, N, d].
     /// Differentiable by autograd.</summary>
+    /// <param name="vectorField">f(t, z).</param>
+    /// <param name="z0">The initial states [N, d].</param>
+    /// <param name="t0">The start.</param>
+    /// <param name="t1">The end.</param>
+    /// <param name="steps">The number of equal steps.</param>
     /// <exception cref="ArgumentException">A state that is not [N, d], an empty span, steps below 1, or a field or
     /// correction returning the wrong shape.</exception>
     public torch.Tensor Solve(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor z0, double t0, double t1, int steps)
@@ -48,6 +53,15 @@ public sealed class Hypersolver
     /// <paramref name="tolerance"/>, and the correction is fitted to (z(t + h) − z − h ψ)/h^{p+1} by
     /// <paramref name="iterations"/> full-batch Adam steps. Returns the mean squared residual error per iteration.
     /// </summary>
+    /// <param name="vectorField">f(t, z).</param>
+    /// <param name="z0">The training initial states [N, d].</param>
+    /// <param name="t0">The start.</param>
+    /// <param name="t1">The end.</param>
+    /// <param name="steps">The steps the hypersolver will take over [t0, t1] (the residuals' step size).</param>
+    /// <param name="iterations">Adam steps.</param>
+    /// <param name="learningRate">Adam's learning rate.</param>
+    /// <param name="tolerance">rtol = atol of the Dopri5 reference solve.</param>
+    /// <exception cref="ArgumentOutOfRangeException">iterations or steps below 1, or a learning rate that is not positive.</exception>
     public double[] Train(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor z0, double t0, double t1, int steps,
                           int iterations = 500, double learningRate = 3e-3, double tolerance = 1e-8)
     {

@@ -52,6 +52,10 @@ public sealed class SymbolicField : IDisposable
     public IReadOnlyList<string> ParameterNames => _field.ParameterNames.ToList();
 
     /// <summary>f(s, z), with the data when the field reads it.</summary>
+    /// <param name="s">The depth.</param>
+    /// <param name="z">The state.</param>
+    /// <param name="data">The data x, when the field reads it.</param>
+    /// <exception cref="ArgumentException">A variable the field needs is missing (the data) or bound with the wrong shape.</exception>
     public torch.Tensor Evaluate(double s, torch.Tensor z, torch.Tensor? data = null)
     {
         ArgumentNullException.ThrowIfNull(z);
@@ -60,6 +64,10 @@ public sealed class SymbolicField : IDisposable
 
     /// <summary>aᵀ∂f/∂z and aᵀ∂f/∂θ for each parameter (in the order of <see cref="Parameters"/>), from the compiled
     /// symbolic derivatives, without an autograd graph.</summary>
+    /// <param name="s">The depth.</param>
+    /// <param name="z">The state.</param>
+    /// <param name="a">The cotangent (the adjoint), shaped like f(s, z).</param>
+    /// <param name="data">The data x, when the field reads it.</param>
     public (torch.Tensor State, torch.Tensor[] Parameters) VectorJacobianProduct(double s, torch.Tensor z, torch.Tensor a, torch.Tensor? data = null)
     {
         ArgumentNullException.ThrowIfNull(z);
@@ -85,6 +93,8 @@ public sealed class SymbolicField : IDisposable
     /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
     /// <param name="sensitivity">How gradients are computed; <see cref="Sensitivities.Adjoint"/> by default.</param>
     /// <param name="integralLoss">A running loss l(s, z) whose integral is returned as <see cref="OdeSolution.Integral"/>.</param>
+    /// <exception cref="ArgumentException">The data requires grad (the compiled products give gradients to the state and
+    /// the parameters only), or a bad time grid or state.</exception>
     public OdeSolution Solve(torch.Tensor x0, double[] times, torch.Tensor? data = null, Solver? solver = null, StepSize? stepSize = null,
                              Sensitivity? sensitivity = null, Func<double, torch.Tensor, torch.Tensor>? integralLoss = null)
     {

@@ -35,9 +35,11 @@ module MultipleShooting =
             raise (ArgumentOutOfRangeException("maxIterations", maxIterations, $"maxIterations must be zero or more; got {maxIterations}."))
         Guard.positiveFinite "tolerance" tolerance
         // One evaluation of the field at (τ_0, z0): a wrong shape is named here, before any solve.
+        // In a dispose scope, not `use`: a field may return a tensor it does not own (its input, a captured constant).
         (use _ = torch.no_grad()
-         use d = z0.detach()
-         use probe = f times[0] d
+         use scope = torch.NewDisposeScope()
+         let d = z0.detach()
+         let probe = f times[0] d
          if isNull probe then raise (ArgumentException("The field returned null.", "field"))
          if probe.shape <> z0.shape || probe.dtype <> z0.dtype then
              raise (ArgumentException($"The field returned a {probe.dtype} tensor of shape {TensorOps.shapeText probe} for a {z0.dtype} state of shape {TensorOps.shapeText z0}; it must return dz/dt with z's shape and dtype.", "field")))
@@ -72,13 +74,14 @@ module MultipleShooting =
     let private wantsGradients (f: VectorField) (z0: torch.Tensor) (t0: float) =
         torch.is_grad_enabled ()
         && (z0.requires_grad
-            || (use d = z0.detach()
-                use probe = f t0 d
+            || (use scope = torch.NewDisposeScope()
+                let probe = f t0 (z0.detach())
                 not (isNull probe) && probe.requires_grad))
 
     /// One Newton sweep with exact Jacobian–vector products at the converged states B̄, kept differentiable:
-    /// b_0 = z0, b_{k+1} = φ_k(b̄_k) + J_k (b_k − b̄_k). Its values are B̄'s (one more Newton step), and its derivative
-    /// is the implicit function theorem's: db_{k+1} = J_k db_k + ∂φ_k/∂θ dθ, the sequential solve's chain rule.
+    /// b_0 = z0, b_{k+1} = φ_k(b̄_k) + J_k (b_k − b̄_k). Its derivative is the implicit function theorem's:
+    /// db_{k+1} = J_k db_k + ∂φ_k/∂θ dθ, the sequential solve's chain rule. The values returned are B̄'s exactly
+    /// (B̄ + sweep − sweep.detach()), so asking for gradients never changes the states, converged or not.
     let private differentiable (f: VectorField) (times: float[]) (solver: ButcherTableau) (steps: int) (z0: torch.Tensor) (b: torch.Tensor) =
         use scope = torch.NewDisposeScope()
         let n = int64 (times.Length - 1)
@@ -86,8 +89,8 @@ module MultipleShooting =
         let x = first.detach().requires_grad_(true)
         let phi = SegmentFlow.flow f times solver steps x
         let t = Linearisation.tangent phi x
-        let states = NewtonSweep.recursion true z0 b phi (fun k delta -> Linearisation.jvp t k delta true)
-        states.MoveToOuterDisposeScope()
+        let sweep = NewtonSweep.recursion true z0 b phi (fun k delta -> Linearisation.jvp t k delta true)
+        (b + (sweep - sweep.detach())).MoveToOuterDisposeScope()
 
     /// Multiple shooting from the initial guess `initialGuess` ([N + 1, ...z0.shape]; its first state is replaced by
     /// z0): see `solve`.

@@ -18,7 +18,8 @@ let field (f: VectorField) (times: float[]) : VectorField =
                 use scope = torch.NewDisposeScope()
                 let dt = times[k + 1] - times[k]
                 use xk = x.select(0L, int64 k)
-                use fk = f (times[k] + sigma * dt) xk
+                // Not `use`: the field may return a tensor it does not own; the scope frees what it made.
+                let fk = f (times[k] + sigma * dt) xk
                 if isNull fk then raise (System.ArgumentException("The field returned null.", "field"))
                 if fk.shape <> xk.shape || fk.dtype <> xk.dtype then
                     raise (System.ArgumentException($"The field returned a {fk.dtype} tensor of shape {TensorOps.shapeText fk} for a {xk.dtype} state of shape {TensorOps.shapeText xk}.", "field"))

@@ -98,17 +98,40 @@ let evaluate (j: Jacobian) (valueOf: Expr -> torch.Tensor) (rows: int64) (width:
         let eye = torch.eye(total, dtype = dtype, device = device)
         eye.narrow(0L, offset, sizes[index])
     let product (ms: torch.Tensor list) = ms |> List.reduce (fun a b -> a.mm(b))
+    let refuse (what: string) =
+        raise (NotSupportedException($"The closed-form trace cannot follow the field's shapes: {what}. Use Hutchinson's estimator or autograd's exact trace for this field."))
+    let ones (k: int64) = torch.ones([| 1L; k |], dtype = dtype, device = device)
     let chainTrace (chain: Factor list) : torch.Tensor =
+        // The factors' values, walked with the row width they act on. An operand of width 1 broadcast against a
+        // wider one (a term tanh(z w) [N, 1] added to z W [N, d]) is an implicit product with a row of ones: inserted
+        // here, where the shapes are known.
+        let items = Collections.Generic.List<Value>()
+        let mutable current = width
+        let matrix (a: torch.Tensor) =
+            if a.shape[0] <> current then refuse $"a product maps width {a.shape[0]} where the chain has width {current}"
+            items.Add(M [ a ])
+            current <- a.shape[1]
+        for f in chain do
+            match f with
+            | Diagonal d ->
+                let v = valueOf d
+                let kv = if v.Dimensions = 0L then current else v.shape[int v.Dimensions - 1]
+                if kv <> current then
+                    if current = 1L then matrix (ones kv)
+                    elif kv <> 1L then refuse $"a scaling of width {kv} meets a chain of width {current}"
+                items.Add(D v)
+            | Matrix m -> matrix (valueOf m)
+            | Embed(parts, i) -> matrix (selection parts i)
+        if current <> width then
+            if current = 1L then matrix (ones width)
+            else refuse $"the chain ends at width {current}, not the state's {width}"
         // Consecutive matrices and consecutive scalings grouped.
         let grouped =
-            chain |> List.fold (fun (acc: Value list) f ->
-                match f, acc with
-                | Diagonal d, D v :: rest -> D(v * valueOf d) :: rest
-                | Diagonal d, _ -> D(valueOf d) :: acc
-                | Matrix m, M ms :: rest -> M(ms @ [ valueOf m ]) :: rest
-                | Matrix m, _ -> M [ valueOf m ] :: acc
-                | Embed(parts, i), M ms :: rest -> M(ms @ [ selection parts i ]) :: rest
-                | Embed(parts, i), _ -> M [ selection parts i ] :: acc) []
+            items |> Seq.fold (fun (acc: Value list) item ->
+                match item, acc with
+                | D w, D v :: rest -> D(v * w) :: rest
+                | M ws, M ms :: rest -> M(ms @ ws) :: rest
+                | _ -> item :: acc) []
             |> List.rev
         // The trace is cyclic: the matrices at the end join those at the start, and a scaling at the end joins the
         // one at the start, so that the chain alternates D A D A … ending with a matrix.

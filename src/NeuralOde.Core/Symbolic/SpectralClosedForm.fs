@@ -35,7 +35,8 @@ let private environment (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tensor) 
 /// z(S) for the diagonal linear Galerkin field (differentiable in α and z0 when they require grad).
 let diagonalLinearSolution (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tensor) : torch.Tensor =
     let solution, _ = derive basis
-    Evaluate.evaluate (environment basis alpha z0 []) solution
+    use scope = torch.NewDisposeScope()
+    (Evaluate.evaluate (environment basis alpha z0 []) solution).MoveToOuterDisposeScope()
 
 /// dL/dα [n, m] for the diagonal linear Galerkin field, given ∂L/∂z(S) [batch, n].
 let diagonalLinearGradient (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tensor) (terminalGradient: torch.Tensor) : torch.Tensor =
@@ -44,7 +45,7 @@ let diagonalLinearGradient (basis: Basis) (alpha: torch.Tensor) (z0: torch.Tenso
         raise (System.ArgumentException($"terminalGradient must be shaped like z0 {Internal.TensorOps.shapeText z0}; got {Internal.TensorOps.shapeText terminalGradient}.", "terminalGradient"))
     let _, gradients = derive basis
     let compiled = Compile.compileAll gradients
-    let columns = compiled.InvokeAll(environment basis alpha z0 [ "g", terminalGradient ])
+    // The column views of α and the columns themselves are freed with this scope; only the stacked result leaves.
     use scope = torch.NewDisposeScope()
-    for c in columns do c.MoveToOuterDisposeScope() |> ignore
+    let columns = compiled.InvokeAll(environment basis alpha z0 [ "g", terminalGradient ])
     torch.stack(columns, 1L).MoveToOuterDisposeScope()

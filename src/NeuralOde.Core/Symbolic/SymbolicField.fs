@@ -53,6 +53,7 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
     let products = Compile.compileAll (productOf state :: (names |> List.map productOf))
     let forwardCode = Compile.compile field
     let mutable traced: (JacobianTrace.Jacobian * Compile.Compiled * Expr list) option = None
+    let mutable traceEvaluations = 0
     let environment (s: float) (z: torch.Tensor) (x: torch.Tensor) (extra: (string * torch.Tensor) list) =
         let bound = List.zip names (values |> List.map (fun p -> p :> torch.Tensor)) @ [ state, z ] @ extra
         let withDepth =
@@ -67,6 +68,8 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
             | None -> withDepth
         Map.ofList withData
 
+    /// How many times a flow has taken the closed-form trace (tests check the flow uses it).
+    member internal _.TraceEvaluations = traceEvaluations
     /// The field's expression.
     member _.Expression = field
     /// The state's variable name.
@@ -110,6 +113,8 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
     /// The problem dz/ds = f(s, z) from x0 over `times` with this field's parameters and compiled vector–Jacobian
     /// products (the adjoint sensitivities then take no autograd graph of f), data x bound (null for none).
     member m.Problem(x0: torch.Tensor, times: float[], x: torch.Tensor) : OdeProblem =
+        if not (isNull x) && x.requires_grad then
+            raise (ArgumentException("The data requires grad, but the compiled products give gradients for the state and the parameters only: detach the data, or solve the module with autograd's products (ModuleField / a block).", "data"))
         let f: VectorField = fun s z -> m.Evaluate(s, z, x)
         let vjp: VectorJacobianProduct =
             { Parameters = m.Parameters
@@ -123,6 +128,7 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
 
     interface IExactTrace with
         member m.ValueAndTrace(s, z, x) =
+            traceEvaluations <- traceEvaluations + 1
             let j = m.Jacobian
             let _, compiled, factors = traced.Value
             use scope = torch.NewDisposeScope()

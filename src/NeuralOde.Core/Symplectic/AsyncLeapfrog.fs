@@ -35,9 +35,12 @@ let solve (f: VectorField) (z0: torch.Tensor) (t0: float) (t1: float) (steps: in
     let h = (t1 - t0) / float steps
     let states = Collections.Generic.List<torch.Tensor>([ z0.alias() ])
     let mutable z = states[0]
-    let mutable v = f t0 z0
-    if isNull v || v.shape <> z0.shape then
+    let first = f t0 z0
+    if isNull first || first.shape <> z0.shape then
+        for s in states do s.Dispose()
         raise (ArgumentException($"The vector field must return a tensor of the state's shape {Internal.TensorOps.shapeText z0} at t = {t0}.", "field"))
+    // An alias: the field may return a tensor it does not own (its input, a captured constant), which is not ours to free.
+    let mutable v = first.alias()
     try
         for k in 0 .. steps - 1 do
             let z', v' = step f (t0 + float k * h) h z v

@@ -106,7 +106,7 @@ let tests =
         }
 
         for variant in [ ShootingVariant.Zero; ShootingVariant.Forward; ShootingVariant.Direct; ShootingVariant.Backward ] do
-            test $"{variant}: gradients with respect to z0 and a weight equal autograd through the sequential solve to 1e-8" {
+            test $"{variant}: gradients with respect to z0 and a weight equal autograd through the sequential solve to 1e-10" {
                 use w1 = (weight 2 8 0.3).requires_grad_(true)
                 use b1 = weight 1 8 1.1
                 use c = weight 1 8 2.3
@@ -125,8 +125,8 @@ let tests =
                 let errZ = Array.map2 (fun a b -> abs (a - b)) sz gz |> Array.max
                 let errW = Array.map2 (fun a b -> abs (a - b)) sw gw |> Array.max
                 printfn "MultipleShooting %A gradients: max error dL/dz0 %.2e, dL/dW1 %.2e" variant errZ errW
-                Expect.isLessThan errZ 1e-8 "dL/dz0"
-                Expect.isLessThan errW 1e-8 "dL/dW1"
+                Expect.isLessThan errZ 1e-10 "dL/dz0"
+                Expect.isLessThan errW 1e-10 "dL/dW1"
             }
 
         test "bad arguments are named" {

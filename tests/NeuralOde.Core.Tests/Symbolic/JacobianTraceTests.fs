@@ -96,6 +96,27 @@ let tests =
             let j = JacobianTrace.derive (Expr.matmul (Expr.tanh (Add(Expr.matmul z w1, b))) w2) "z"
             Expect.equal (JacobianTrace.text j) "tr(w1 diag(1 - tanh(z @ w1 + b)^2) w2)" "one chain: W_in, σ′, W_out"
         }
+        test "an operand of width 1 broadcast against the features: the trace still equals autograd's" {
+            let z, w, u = Expr.tensor "z", Expr.tensor "w", Expr.tensor "u"
+            use g = torch.Generator(8UL)
+            let values =
+                Map [ "z", torch.randn([| 6L; 3L |], dtype = torch.float64, generator = g); "w", torch.randn([| 3L; 3L |], dtype = torch.float64, generator = g)
+                      "u", torch.randn([| 3L; 1L |], dtype = torch.float64, generator = g) ]
+            let fields =
+                [ Add(Expr.matmul z w, Expr.tanh (Expr.matmul z u))              // [N, 1] added to [N, 3]
+                  Mul(z, Expr.tanh (Expr.matmul z u))                            // [N, 3] scaled by [N, 1]
+                  Mul(Expr.sigmoid (Expr.matmul z u), Expr.tanh (Expr.matmul z w)) ]
+            for field in fields do
+                let j = JacobianTrace.derive field "z"
+                let factors = JacobianTrace.factorExpressions j
+                let results = (Compile.compileAll factors).InvokeAll values
+                let valueOf (e: Expr) = results[List.findIndex (fun x -> x = e) factors]
+                use symbolic = JacobianTrace.evaluate j valueOf 6L 3L torch.float64 torch.CPU
+                let zr = values["z"].detach().requires_grad_(true)
+                use fz = Evaluate.evaluate (values |> Map.add "z" zr) field
+                use autograd = Trace.exact fz zr false
+                Expect.isLessThan (Tensors.relativeError (Tensors.toArray symbolic) (Tensors.toArray autograd)) 1e-12 (Render.text field)
+        }
         test "fields whose rows mix are refused, naming the construct" {
             let z = Expr.tensor "z"
             for field, what in [ Expr.matmul (Expr.transpose z) z, "right operand"; Add(z, Mul(Expr.sum z, Const 0.1)), "sum across"

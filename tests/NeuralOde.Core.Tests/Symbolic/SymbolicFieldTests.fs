@@ -99,6 +99,8 @@ let tests =
                 Tensors.toArray lp, grads |> Seq.map Tensors.toArray |> Array.ofSeq
             let lpS, gS = logp symbolic
             let lpA, gA = logp wrapped
+            Expect.isGreaterThan symbolic.TraceEvaluations 0 "the flow took the closed-form trace"
+            Expect.equal hidden.TraceEvaluations 0 "inside a Sequential it did not"
             Expect.isLessThan (Tensors.relativeError lpA lpS) 1e-10 "log p"
             for e, a in Array.zip gA gS do Expect.isLessThan (Tensors.relativeError e a) 1e-9 "d log p / dθ"
         }
