@@ -18,7 +18,10 @@ type VectorJacobianProduct =
     { /// The tensors θ the products are for, in the order `Apply` returns them; f depends on no other tensor.
       Parameters: torch.Tensor[]
       /// (t, x, a) ↦ (aᵀ ∂f/∂x, [aᵀ ∂f/∂θ_i]).
-      Apply: float -> torch.Tensor -> torch.Tensor -> torch.Tensor * torch.Tensor[] }
+      Apply: float -> torch.Tensor -> torch.Tensor -> torch.Tensor * torch.Tensor[]
+      /// Optionally, f(t, x) computed together with the products (what they share computed once): (t, x, a) ↦
+      /// (f(t, x), aᵀ ∂f/∂x, [aᵀ ∂f/∂θ_i]). The adjoints then take f from it instead of evaluating f again.
+      WithValue: (float -> torch.Tensor -> torch.Tensor -> torch.Tensor * torch.Tensor * torch.Tensor[]) option }
 
 /// An initial value problem dx/dt = f(t, x), x(times[0]) = x0, whose solution is wanted at every point of `Times`.
 /// It is data only: how it is solved (solver, step control, sensitivity) is chosen when it is solved.

@@ -21,7 +21,10 @@ let private valid (g: Tensor) = not (isNull g) && not g.IsInvalid
 
 /// The closed-form products at (t, x, a), checked: one per listed tensor, each shaped like it.
 let private closedForm (vjp: VectorJacobianProduct) (t: float) (x: Tensor) (a: Tensor) =
-    let gx, gTheta = vjp.Apply t x a
+    let fx, gx, gTheta =
+        match vjp.WithValue with
+        | Some together -> let fx, gx, gTheta = together t x a in Some fx, gx, gTheta
+        | None -> let gx, gTheta = vjp.Apply t x a in None, gx, gTheta
     let fail (what: string) = raise (System.ArgumentException($"The vector-Jacobian product at t = {t} {what}.", "vectorJacobianProduct"))
     let shapeOf (g: Tensor) = if isNull g then "null" else Internal.TensorOps.shapeText g
     let count = if isNull gTheta then 0 else gTheta.Length
@@ -29,7 +32,7 @@ let private closedForm (vjp: VectorJacobianProduct) (t: float) (x: Tensor) (a: T
     if count <> vjp.Parameters.Length then fail $"returned {count} parameter product(s) for {vjp.Parameters.Length} listed parameter(s)"
     Array.iteri2 (fun i (g: Tensor) (p: Tensor) ->
         if isNull g || g.shape <> p.shape then fail $"returned product {i} of shape {shapeOf g} for parameter {i} of shape {shapeOf p}") gTheta vjp.Parameters
-    gx, gTheta
+    fx, gx, gTheta
 
 /// f(t, x), the adjoint derivative and the parameter-gradient derivatives at (t, x, a). `parameters` are the
 /// tensors the gradients are for; those that do not require grad, or that f and l do not use, get zeros. With
@@ -52,8 +55,12 @@ let derivatives (f: VectorField) (vjp: VectorJacobianProduct option) (loss: Inte
     let dx, grads =
         match vjp with
         | Some products ->
-            let fx = (use _ = torch.no_grad() in f t (x.detach()))
-            let gx, gTheta = (use _ = torch.no_grad() in closedForm products t x a)
+            let value, gx, gTheta = (use _ = torch.no_grad() in closedForm products t x a)
+            let fx =
+                match value with
+                | Some v when not (isNull v) && v.shape = x.shape -> v
+                | Some _ -> raise (System.ArgumentException($"The vector-Jacobian product at t = {t} returned f(t, x) of the wrong shape for a state of shape {Internal.TensorOps.shapeText x}.", "vectorJacobianProduct"))
+                | None -> (use _ = torch.no_grad() in f t (x.detach()))
             let fromLoss = (use _ = torch.enable_grad() in lossProducts (x.detach().requires_grad_(true)))
             let plus (g: Tensor) (l: Tensor) = if valid l then g.neg() + l else g.neg()
             let byField (p: Tensor) = products.Parameters |> Array.tryFindIndex (fun q -> obj.ReferenceEquals(q, p))

@@ -51,6 +51,8 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
     let derivatives = Derivative.vjp field (Var(adjoint, Tensor))
     let productOf (n: string) = match Map.tryFind n derivatives with Some e -> e | None -> Const 0.0
     let products = Compile.compileAll (productOf state :: (names |> List.map productOf))
+    // The field and its products together: what they share (tanh(z W), say) is computed once per evaluation.
+    let valueAndProducts = Compile.compileAll (field :: productOf state :: (names |> List.map productOf))
     let forwardCode = Compile.compile field
     let mutable traced: (JacobianTrace.Jacobian * Compile.Compiled * Expr list) option = None
     let mutable traceEvaluations = 0
@@ -100,6 +102,17 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
         let gTheta = Array.init names.Length (fun i -> shaped results[i + 1] values[i])
         gz.MoveToOuterDisposeScope(), gTheta |> Array.map (fun g -> g.MoveToOuterDisposeScope())
 
+    /// f(s, z) together with aᵀ∂f/∂z and aᵀ∂f/∂θ, their common subexpressions computed once, without an autograd graph.
+    member _.ValueAndVectorJacobianProduct(s: float, z: torch.Tensor, a: torch.Tensor, x: torch.Tensor) : torch.Tensor * torch.Tensor * torch.Tensor[] =
+        use scope = torch.NewDisposeScope()
+        use _ = torch.no_grad()
+        let results = valueAndProducts.InvokeAll(environment s z x [ adjoint, a ])
+        let shaped (r: torch.Tensor) (like: torch.Tensor) = if r.shape = like.shape then r else torch.zeros_like(like) + r
+        let f = results[0]
+        let gz = shaped results[1] z
+        let gTheta = Array.init names.Length (fun i -> shaped results[i + 2] values[i])
+        f.MoveToOuterDisposeScope(), gz.MoveToOuterDisposeScope(), gTheta |> Array.map (fun g -> g.MoveToOuterDisposeScope())
+
     /// The Jacobian ∂f/∂z as chains of factors (derived on first use), for the exact trace.
     member _.Jacobian =
         match traced with
@@ -118,7 +131,8 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
         let f: VectorField = fun s z -> m.Evaluate(s, z, x)
         let vjp: VectorJacobianProduct =
             { Parameters = m.Parameters
-              Apply = fun s z a -> m.VectorJacobianProduct(s, z, a, x) }
+              Apply = fun s z a -> m.VectorJacobianProduct(s, z, a, x)
+              WithValue = Some(fun s z a -> m.ValueAndVectorJacobianProduct(s, z, a, x)) }
         OdeProblem.create f x0 times |> OdeProblem.withParameters m.Parameters |> OdeProblem.withVectorJacobianProduct vjp
 
     override _.forward(z: torch.Tensor) : torch.Tensor = this.Evaluate(currentDepth, z, slot.Value)

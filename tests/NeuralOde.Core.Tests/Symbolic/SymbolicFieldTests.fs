@@ -115,7 +115,7 @@ let tests =
             let e = Raises.raises<ArgumentException> (fun () -> field.Evaluate(0.0, x0, null) |> ignore)
             Expect.stringContains e.Message "'x'" "the data variable"
             let good = field.Problem(x0.requires_grad_(true), [| 0.0; 1.0 |], x0.detach())
-            let bad = { good with VectorJacobianProduct = Some { good.VectorJacobianProduct.Value with Apply = fun _ state _ -> state.sum(0L), [||] } }
+            let bad = { good with VectorJacobianProduct = Some { good.VectorJacobianProduct.Value with Apply = (fun _ state _ -> state.sum(0L), [||]); WithValue = None } }
             use solution = Ode.solveWith Sensitivity.adjoint bad Solvers.dopri5 tight
             use total = solution.Final.square().sum()
             // Ode.backward raises the backward solve's own exception (libtorch's engine cannot carry it).
