@@ -9,10 +9,13 @@ namespace NeuralOde.Tests;
 /// and bad arguments are named.</summary>
 public class MultipleShootingTests
 {
-    private static readonly torch.Tensor Sign = torch.tensor(new[] { 1.0, -1.0 }, dtype: torch.float64);
-
-    /// <summary>A nonlinear, depth-varying rotation-like field.</summary>
-    private static torch.Tensor Field(double t, torch.Tensor z) => torch.tanh(z.flip(-1) * (1.0 + 0.5 * t)) * Sign;
+    /// <summary>A nonlinear, depth-varying rotation-like field. Its sign vector is made per call: a static tensor
+    /// initialised lazily inside a solver's dispose scope would be freed with that scope.</summary>
+    private static torch.Tensor Field(double t, torch.Tensor z)
+    {
+        using var sign = torch.tensor(new[] { 1.0, -1.0 }, dtype: z.dtype, device: z.device);
+        return torch.tanh(z.flip(-1) * (1.0 + 0.5 * t)) * sign;
+    }
 
     [Fact]
     public void EveryMethodMatchesTheSequentialSolveAndGradientsReachZ0()
