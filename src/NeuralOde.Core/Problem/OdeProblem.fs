@@ -60,6 +60,12 @@ module OdeProblem =
         Guard.timeGrid "times" times |> ignore
         if not (torch.is_floating_point x0) then
             raise (System.ArgumentException($"x0 must be a real floating-point tensor (float32 or float64; float16 and bfloat16 work with fixed steps and loose tolerances); got dtype {x0.dtype}.", "x0"))
+        // Step sizes and times become scalars of the state's dtype: a span float16 cannot hold would make libtorch
+        // raise (untyped) mid-solve. Refused here, by name.
+        let largest = if x0.dtype = torch.float16 then 65504.0 elif x0.dtype = torch.bfloat16 then 3.38e38 else infinity
+        let extent = max (abs (times[times.Length - 1] - times[0])) (times |> Array.map abs |> Array.max)
+        if extent > largest then
+            raise (System.ArgumentException($"The times reach {extent:G4}, beyond what a {x0.dtype} state can hold (largest {largest:G5}); rescale time or use float32.", "times"))
         { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None; VectorJacobianProduct = None }
 
     /// A problem on the span [t0, t1] with outputs at its two ends.

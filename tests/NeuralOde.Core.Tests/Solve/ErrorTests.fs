@@ -74,6 +74,16 @@ let tests =
             let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 1.0; 1.0 |])
             Expect.stringContains e.Message "empty interval" "says the span is empty"
         }
+        // Found by the random malformed-input suite: a float16 state on [0, 1e12] made libtorch raise an untyped
+        // "cannot be converted to type c10::Half without overflow" from inside the step (TrySolve let it escape).
+        test "times beyond what a float16 state can hold are refused by name" {
+            use x0 = torch.ones([| 2L |], dtype = torch.float16)
+            let e = Raises.raises<System.ArgumentException> (fun () -> OdeProblem.create (fun _ x -> x) x0 [| 0.0; 1e12 |] |> ignore)
+            Expect.equal e.ParamName "times" "names the times"
+            Expect.stringContains e.Message "Float16" "and the dtype"
+            use fine = torch.ones([| 2L |], dtype = torch.float32)
+            OdeProblem.create (fun _ x -> x) fine [| 0.0; 1e12 |] |> ignore
+        }
         test "a single time point is refused" {
             let e = raises<ArgumentException> (fun () -> solveWith (StepControl.adaptive 1e-6 1e-8) [| 1.0 |])
             Expect.stringContains e.Message "at least a start and an end" "says what is missing"
