@@ -3,7 +3,8 @@
 ///   W1  MLP 2→64→64→2 with tanh, RK4 with 20 steps on [0, 1], autograd through the solver, batch 1024;
 ///   W2  the same with Dopri5, rtol = atol = 1e-5 and the adjoint;
 ///   W3  W1 at other batch sizes and widths;
-///   W5  W1 with a Galerkin middle layer (Fourier basis, 5 harmonics: 11 coefficients per weight).
+///   W5  the peer's Galerkin model: GalLinear(2, 64) over a Fourier basis (5 harmonics: 11 coefficients per weight),
+///       then tanh, Linear(64, 64), tanh, Linear(64, 2).
 module NeuralOde.Benchmarks.Workloads
 
 open TorchSharp
@@ -20,26 +21,31 @@ let mutable device = torch.CPU
 let mlp (width: int) =
     Sequential(Linear(2L, int64 width), Tanh(), Linear(int64 width, int64 width), Tanh(), Linear(int64 width, 2L))
 
-/// A Galerkin Neural ODE block: f(s, z) = L₃ tanh(G(s) tanh(L₁ z)), G a GalLinear layer whose weights are a
-/// Fourier series in depth; solved by RK4 with 20 steps on [0, 1], autograd through the solver.
+/// A Galerkin Neural ODE block with the same model as the peer's W5 (../shared/bench-peers/w5_torchdyn_galerkin.py:
+/// DepthCat(1) → GalLinear(2, W, Fourier(5)) → tanh → Linear(W, W) → tanh → Linear(W, 2)): f(s, z) =
+/// L₃ tanh(L₂ tanh(G(s) z)), G a GalLinear layer from the input to the width whose weights are a Fourier series in
+/// depth (ours: 1, cos 2πks, sin 2πks for k = 1..harmonics; torchdyn's Fourier(5): cos ks, sin ks for k = 0..4), told
+/// the depth directly instead of through a concatenated feature; solved by RK4 with 20 steps on [0, 1], autograd
+/// through the solver.
 type GalerkinBlock(width: int, harmonics: int) as this =
     inherit Module<Tensor, Tensor>("galerkin_block")
-    let first = Linear(2L, int64 width)
-    let galerkin = new GalLinear(int64 width, int64 width, Basis.fourier harmonics 1.0)
+    let galerkin = new GalLinear(2L, int64 width, Basis.fourier harmonics 1.0)
+    let middle = Linear(int64 width, int64 width)
     let output = Linear(int64 width, 2L)
     do
-        // GalLinear starts at zero (torchdyn's choice); small random coefficients make the benchmark's layer active.
+        // GalLinear starts at zero (torchdyn's choice); small random coefficients make the benchmark's layer active
+        // (the cost per iteration does not depend on the values: RK4 with fixed steps).
         use _ = torch.no_grad()
         galerkin.Coefficients.normal_(0.0, 0.05) |> ignore
-        this.register_module("first", first)
         this.register_module("galerkin", galerkin)
+        this.register_module("middle", middle)
         this.register_module("output", output)
     let mutable stats = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
     member _.LastStatistics = stats
     override m.forward(x: Tensor) =
         let field (s: float) (z: Tensor) =
-            use a = first.forward(z).tanh()
-            use b = galerkin.forward(a, s).tanh()
+            use a = galerkin.forward(z, s).tanh()
+            use b = middle.forward(a).tanh()
             output.forward b
         let problem =
             OdeProblem.create field x [| 0.0; 1.0 |]
@@ -91,7 +97,7 @@ let w2 seed =
     let block = odeBlock 64 Solvers.dopri5 (StepControl.adaptive 1e-5 1e-5) Sensitivity.adjoint seed
     block, Trainer(1024, block, seed)
 
-/// W5: W1 with a Galerkin middle layer.
+/// W5: the peer's Galerkin model (GalLinear first, as torchdyn's W5).
 let w5 seed =
     torch.manual_seed(int64 seed) |> ignore
     let block = new GalerkinBlock(64, 5)
