@@ -167,9 +167,10 @@ let bench (extra: string list) =
     dotnet [ "build"; "tests/NeuralOde.Benchmarks/NeuralOde.Benchmarks.fsproj"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build of the benchmarks"
     match extra with
     | "side-by-side" :: options ->
-        let option name fallback = match options |> List.skipWhile ((<>) name) with _ :: v :: _ -> int v | _ -> fallback
+        let text name fallback = match options |> List.skipWhile ((<>) name) with _ :: v :: _ -> v | _ -> fallback
+        let option name fallback = int (text name (string fallback))
         SideBySide.run root (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll") (Path.Combine(outDir, "bench"))
-            (option "--rounds" 4) (option "--threads" 2) (option "--iterations" 100)
+            (text "--workload" "w1") (option "--rounds" 4) (option "--threads" 2) (option "--iterations" 100)
         |> require "side-by-side"
     | _ ->
     run root "dotnet" ((binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: extra) @ [ "--out"; Path.Combine(outDir, "bench") ])

@@ -1,7 +1,8 @@
-// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--rounds N]
-// [--threads T] [--iterations N]`). This VM's speed drifts 1.5–2× over minutes, so a figure compared with an old
-// figure proves nothing: here the peer (torchdiffeq, ../shared/bench-peers/w1_rk4_autograd.py) and the library
-// (the benchmark binary's `profile --workload w1`) run alternately, round by round, in the same minutes, and each
+// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w5]
+// [--rounds N] [--threads T] [--iterations N]`). This VM's speed drifts 1.5–2× over minutes, so a figure compared
+// with an old figure proves nothing: here the peer (W1: torchdiffeq, ../shared/bench-peers/w1_rk4_autograd.py; W5:
+// torchdyn's Galerkin model, w5_torchdyn_galerkin.py) and the library (the benchmark binary's `profile --workload
+// w1|w5`, the same model) run alternately, round by round, in the same minutes, and each
 // round's ratio ours / peer is reported, with the median and the best (min over min). Never part of the tests; it
 // skips with a message where Debian's PyTorch or the peers are absent (see ../shared/bench-peers/README.md).
 module SideBySide
@@ -14,29 +15,35 @@ open System.IO
 open System.Text.Json
 open System.Text.RegularExpressions
 
-/// One round's medians and minima (milliseconds per W1 iteration).
+/// One round's medians and minima (milliseconds per iteration).
 type Round = { Index: int; PeerMedian: float; PeerMin: float; OursMedian: float; OursMin: float; PeerFirst: bool }
 
 /// Runs a program, returning its exit code and output; a round that hangs is killed after an hour.
 let private exec = Exec.run false (TimeSpan.FromHours 1.0)
 
 /// Why the side-by-side run cannot happen here, or None.
-let missing (peersScripts: string) (peersDir: string) =
+let missing (peersScripts: string) (peersDir: string) (script: string) (library: string) =
     if not (File.Exists "/usr/bin/python3") then Some "no /usr/bin/python3"
-    elif not (File.Exists(Path.Combine(peersScripts, "w1_rk4_autograd.py"))) then Some $"no peer scripts in {peersScripts}"
-    elif not (Directory.Exists(Path.Combine(peersDir, "torchdiffeq"))) then Some $"no torchdiffeq in {peersDir} (run setup_peers.sh)"
+    elif not (File.Exists(Path.Combine(peersScripts, script))) then Some $"no {script} in {peersScripts}"
+    elif not (Directory.Exists(Path.Combine(peersDir, library))) then Some $"no {library} in {peersDir} (run setup_peers.sh)"
     else
         let code, _ = exec "." [] "/usr/bin/python3" [ "-c"; "import torch" ]
         if code <> 0 then Some "Debian's PyTorch is not installed (apt-get install python3-torch libopenblas0-openmp)" else None
 
-/// Runs `rounds` alternating rounds of W1 and writes a markdown table to `out`/side-by-side-w1.md.
-let run (root: string) (benchmarks: string) (out: string) (rounds: int) (threads: int) (iterations: int) =
+/// Runs `rounds` alternating rounds of a workload (w1 or w5) and writes a markdown table to
+/// `out`/side-by-side-<workload>-<threads>t.md.
+let run (root: string) (benchmarks: string) (out: string) (workload: string) (rounds: int) (threads: int) (iterations: int) =
+    let script, library, peerName =
+        match workload with
+        | "w1" -> "w1_rk4_autograd.py", "torchdiffeq", "torchdiffeq"
+        | "w5" -> "w5_torchdyn_galerkin.py", "torchdyn", "torchdyn"
+        | other -> failwithf "--workload %s: expected w1 or w5." other
     let peersScripts =
         match Environment.GetEnvironmentVariable "BENCH_PEERS_SCRIPTS" with
         | null | "" -> Path.GetFullPath(Path.Combine(root, "..", "shared", "bench-peers"))
         | dir -> dir
     let peersDir = match Environment.GetEnvironmentVariable "PEERS_DIR" with null | "" -> "/tmp/peers" | dir -> dir
-    match missing peersScripts peersDir with
+    match missing peersScripts peersDir script library with
     | Some why ->
         printfn "side-by-side skipped: %s. See ../shared/bench-peers/README.md." why
         0
@@ -47,7 +54,7 @@ let run (root: string) (benchmarks: string) (out: string) (rounds: int) (threads
         let env = [ "BENCH_THREADS", string threads; "RESULTS_DIR", results; "PEERS_DIR", peersDir ]
         let code, text =
             exec peersScripts env "/usr/bin/python3"
-                [ "w1_rk4_autograd.py"; "--iters"; string (iterations + 20); "--warmup"; "20"; "--timed"; string iterations; "--tag"; $"round{index}" ]
+                [ script; "--iters"; string (iterations + 20); "--warmup"; "20"; "--timed"; string iterations; "--tag"; $"round{index}" ]
         if code <> 0 then failwithf "the peer failed (exit %d):\n%s" code text
         let file = Directory.GetFiles(results, "*.json") |> Array.exactlyOne
         use doc = JsonDocument.Parse(File.ReadAllText file)
@@ -63,7 +70,7 @@ let run (root: string) (benchmarks: string) (out: string) (rounds: int) (threads
         | Some r -> r
         | None -> failwithf "no median_ms in %s" file
     let ours () =
-        let code, text = exec root [] "dotnet" [ benchmarks; "profile"; "--workload"; "w1"; "--iterations"; string iterations; "--threads"; string threads ]
+        let code, text = exec root [] "dotnet" [ benchmarks; "profile"; "--workload"; workload; "--iterations"; string iterations; "--threads"; string threads ]
         if code <> 0 then failwithf "the library's benchmark failed (exit %d):\n%s" code text
         let m = Regex.Match(text, @"median ([0-9.]+) ms, min ([0-9.]+) ms")
         if not m.Success then failwithf "no median in the benchmark's output:\n%s" text
@@ -83,16 +90,16 @@ let run (root: string) (benchmarks: string) (out: string) (rounds: int) (threads
         let first = if r.PeerFirst then "peer" else "ours"
         $"| {r.Index} | {first} | {r.PeerMedian:F1} | {r.OursMedian:F1} | {r.OursMedian / r.PeerMedian:F2} |"
     let lines =
-        [ yield "# W1 side by side: NeuralOde against torchdiffeq, alternating rounds"
+        [ yield $"# {workload.ToUpperInvariant()} side by side: NeuralOde against {peerName}, alternating rounds"
           yield ""
-          yield $"{threads} thread(s), {iterations} timed iterations per side per round; the peer is Debian's PyTorch with torchdiffeq (../shared/bench-peers). Ratios below 1 mean NeuralOde is faster."
+          yield $"{threads} thread(s), {iterations} timed iterations per side per round; the peer is Debian's PyTorch with {peerName} (../shared/bench-peers/{script}). Ratios below 1 mean NeuralOde is faster."
           yield ""
           yield "| round | first | peer median (ms) | ours median (ms) | ours / peer |"
           yield "|---|---|---|---|---|"
           yield! results |> List.map row
           yield ""
           yield $"Median of the per-round ratios: **{medianRatio:F2}**; best against best (min over min): **{best:F2}**." ]
-    let file = Path.Combine(out, $"side-by-side-w1-{threads}t.md")
+    let file = Path.Combine(out, $"side-by-side-{workload}-{threads}t.md")
     File.WriteAllLines(file, lines)
     printfn "median ratio %.2f, best %.2f; table in %s" medianRatio best file
     0

@@ -37,12 +37,17 @@ let w1Interleaved (repeats: int) =
 /// than interleaved with W1 (44–54 against 37–43 ms here: it page-faults ~1,500 times per iteration when it has the
 /// heap to itself, W1 hardly at all), so compare variants only as `w1` runs them.
 let alone (variant: string) (iterations: int) =
+    match variant with
+    | "w5" ->
+        let _, trainer = Workloads.w5 5
+        Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
+    | _ ->
     let index =
         match variant with
         | "w1" -> 0
         | "floor" -> 1
         | "plain" -> 2
-        | other -> invalidArg "workload" $"--workload {other}: expected w1, floor or plain."
+        | other -> invalidArg "workload" $"--workload {other}: expected w1, floor, plain or w5."
     let _, _, manual, steps = w1Variants ()
     use _ = manual
     Measure.time 20 iterations steps[index]
