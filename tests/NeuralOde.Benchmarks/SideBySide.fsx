@@ -1,5 +1,6 @@
-// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w5]
-// [--rounds N] [--threads T] [--iterations N]`). This VM's speed drifts 1.5–2× over minutes, so a figure compared
+// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w5|cnf]
+// [--rounds N] [--threads T] [--iterations N]`; cnf: torchdyn's FFJORD-style CNF, w7_cnf_torchdyn.py, against
+// ours, the same model). This VM's speed drifts 1.5–2× over minutes, so a figure compared
 // with an old figure proves nothing: here the peer (W1: torchdiffeq, ../shared/bench-peers/w1_rk4_autograd.py; W5:
 // torchdyn's Galerkin model, w5_torchdyn_galerkin.py) and the library (the benchmark binary's `profile --workload
 // w1|w5`, the same model) run alternately, round by round, in the same minutes, and each
@@ -30,14 +31,17 @@ let missing (peersScripts: string) (peersDir: string) (script: string) (library:
         let code, _ = exec "." [] "/usr/bin/python3" [ "-c"; "import torch" ]
         if code <> 0 then Some "Debian's PyTorch is not installed (apt-get install python3-torch libopenblas0-openmp)" else None
 
-/// Runs `rounds` alternating rounds of a workload (w1 or w5) and writes a markdown table to
+/// Runs `rounds` alternating rounds of a workload (w1, w5 or cnf) and writes a markdown table to
 /// `out`/side-by-side-<workload>-<threads>t.md.
 let run (root: string) (benchmarks: string) (out: string) (workload: string) (rounds: int) (threads: int) (iterations: int) =
+    // The peer's warm-up: W7's iterations are long (an adaptive solve and its adjoint), so fewer warm-up rounds.
+    let warmup = if workload = "cnf" then 10 else 20
     let script, library, peerName =
         match workload with
         | "w1" -> "w1_rk4_autograd.py", "torchdiffeq", "torchdiffeq"
         | "w5" -> "w5_torchdyn_galerkin.py", "torchdyn", "torchdyn"
-        | other -> failwithf "--workload %s: expected w1 or w5." other
+        | "cnf" -> "w7_cnf_torchdyn.py", "torchdyn", "torchdyn (CNF)"
+        | other -> failwithf "--workload %s: expected w1, w5 or cnf." other
     let peersScripts =
         match Environment.GetEnvironmentVariable "BENCH_PEERS_SCRIPTS" with
         | null | "" -> Path.GetFullPath(Path.Combine(root, "..", "shared", "bench-peers"))
@@ -54,7 +58,7 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
         let env = [ "BENCH_THREADS", string threads; "RESULTS_DIR", results; "PEERS_DIR", peersDir ]
         let code, text =
             exec peersScripts env "/usr/bin/python3"
-                [ script; "--iters"; string (iterations + 20); "--warmup"; "20"; "--timed"; string iterations; "--tag"; $"round{index}" ]
+                [ script; "--iters"; string (iterations + warmup); "--warmup"; string warmup; "--timed"; string iterations; "--tag"; $"round{index}" ]
         if code <> 0 then failwithf "the peer failed (exit %d):\n%s" code text
         let file = Directory.GetFiles(results, "*.json") |> Array.exactlyOne
         use doc = JsonDocument.Parse(File.ReadAllText file)

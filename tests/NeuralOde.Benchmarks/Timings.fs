@@ -41,13 +41,16 @@ let alone (variant: string) (iterations: int) =
     | "w5" ->
         let _, trainer = Workloads.w5 5
         Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
+    | "cnf" ->
+        let trainer = Workloads.CnfTrainer(0)
+        Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
     | _ ->
     let index =
         match variant with
         | "w1" -> 0
         | "floor" -> 1
         | "plain" -> 2
-        | other -> invalidArg "workload" $"--workload {other}: expected w1, floor, plain or w5."
+        | other -> invalidArg "workload" $"--workload {other}: expected w1, floor, plain, w5 or cnf."
     let _, _, manual, steps = w1Variants ()
     use _ = manual
     Measure.time 20 iterations steps[index]

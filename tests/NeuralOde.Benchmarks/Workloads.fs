@@ -122,3 +122,32 @@ type PlainRk4(width: int, steps: int, seed: int) =
     do block.register_module("field", field)
     let trainer = Trainer(1024, block, seed)
     member _.Step() = trainer.Step()
+
+/// W7: an FFJORD-style continuous normalizing flow, the peer's model (../shared/bench-peers/w7_cnf_torchdyn.py):
+/// f = Linear(2, 64) → Softplus → Linear(64, 64) → Softplus → Linear(64, 2), time-invariant; Hutchinson's trace with
+/// Gaussian probes drawn once per solve; Dopri5 at rtol = atol = 1e-5 forward and in the backsolve adjoint; 8 Gaussians
+/// on a circle of radius 4/1.414 (std 0.5/1.414), a pool of 16,384 points consumed in consecutive batches of 512;
+/// mean negative log-likelihood, Adam 1e-3. `Step ()` runs one iteration and returns the loss.
+type CnfTrainer(seed: int) =
+    do torch.manual_seed(int64 seed) |> ignore
+    let field = Sequential(Linear(2L, 64L), Softplus(), Linear(64L, 64L), Softplus(), Linear(64L, 2L))
+    let generator = new torch.Generator(uint64 seed)
+    let flow =
+        new Cnf("cnf", field, 2, Hutchinson Gaussian, Solvers.dopri5, StepControl.adaptive 1e-5 1e-5, Sensitivity.adjoint,
+                0.0, 1.0, generator)
+    let pool, _ =
+        use g = new torch.Generator(1UL)
+        GaussianMixture.sample (GaussianMixture.onCircle 8 (4.0 / 1.414) (0.5 / 1.414)) 16384 torch.float32 g
+    let optimizer = torch.optim.Adam(flow.parameters(), 1e-3)
+    let mutable next = 0L
+    member _.Flow = flow
+    member _.Step() =
+        use _ = torch.NewDisposeScope()
+        if next + 512L > pool.shape[0] then next <- 0L
+        let x = pool.narrow(0L, next, 512L)
+        next <- next + 512L
+        optimizer.zero_grad()
+        let loss = flow.LogProbability(x).mean().neg()
+        loss.backward()
+        optimizer.step() |> ignore
+        loss.ToDouble()
