@@ -61,10 +61,8 @@ type Hypersolver(baseSolver: ButcherTableau, correction: Module<torch.Tensor, to
     /// The states at the `steps` + 1 equally spaced times of [t0, t1] [steps + 1, N, d]. Differentiable by autograd.
     member m.Solve(f: VectorField, z0: torch.Tensor, t0: float, t1: float, steps: int) : torch.Tensor =
         checkState z0
-        Internal.Guard.finite "t0" t0
-        Internal.Guard.finite "t1" t1
-        if t0 = t1 then raise (ArgumentException($"The span must not be empty; got t0 = t1 = {t0}.", "t1"))
-        if steps < 1 || steps > 10_000_000 then raise (ArgumentOutOfRangeException("steps", steps, $"steps must be between 1 and 10000000; got {steps}."))
+        Internal.Guard.span t0 t1
+        Internal.Guard.stepCount "steps" 10_000_000 steps
         let h = (t1 - t0) / float steps
         let states = Collections.Generic.List<torch.Tensor>([ z0.alias() ])
         try
@@ -103,9 +101,9 @@ module Hypersolver =
     /// iteration.
     let train (solver: Hypersolver) (f: VectorField) (z0: torch.Tensor) (t0: float) (t1: float) (steps: int)
               (iterations: int) (lr: float) (tolerance: float) : float[] =
-        if iterations < 1 then raise (ArgumentOutOfRangeException("iterations", iterations, $"iterations must be at least 1; got {iterations}."))
-        if not (lr > 0.0) then raise (ArgumentOutOfRangeException("lr", lr, $"lr must be positive; got {lr}."))
-        if steps < 1 then raise (ArgumentOutOfRangeException("steps", steps, $"steps must be at least 1; got {steps}."))
+        Internal.Guard.positiveCount "iterations" iterations
+        Internal.Guard.positiveFinite "lr" lr
+        Internal.Guard.positiveCount "steps" steps
         use scope = torch.NewDisposeScope()
         let times = Array.init (steps + 1) (fun n -> t0 + (t1 - t0) * float n / float steps)
         let reference =

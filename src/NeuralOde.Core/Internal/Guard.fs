@@ -25,6 +25,17 @@ let positiveCount (argument: string) (value: int) =
     if value < 1 then
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be at least 1; got {value}."))
 
+/// Fails unless a number of fixed steps is between 1 and `most`.
+let stepCount (argument: string) (most: int) (value: int) =
+    if value < 1 || value > most then
+        raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be between 1 and {most}; got {value}."))
+
+/// Fails unless t0 and t1 are finite and distinct: the span of a fixed-step solve (named "t0" and "t1").
+let span (t0: float) (t1: float) =
+    finite "t0" t0
+    finite "t1" t1
+    if t0 = t1 then raise (ArgumentException($"The span must not be empty; got t0 = t1 = {t0}.", "t1"))
+
 /// Fails unless the grid has two or more finite points, strictly increasing or strictly decreasing.
 /// Returns the direction of integration: +1.0 forward, -1.0 backward.
 let timeGrid (argument: string) (times: float[]) =

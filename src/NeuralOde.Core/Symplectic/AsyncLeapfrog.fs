@@ -28,10 +28,8 @@ let step (f: VectorField) (t: float) (h: float) (z: torch.Tensor) (v: torch.Tens
 let solve (f: VectorField) (z0: torch.Tensor) (t0: float) (t1: float) (steps: int) : torch.Tensor * torch.Tensor =
     if isNull (box f) then raise (ArgumentNullException("field"))
     if isNull z0 then raise (ArgumentNullException("z0"))
-    Internal.Guard.finite "t0" t0
-    Internal.Guard.finite "t1" t1
-    if t0 = t1 then raise (ArgumentException($"The span must not be empty; got t0 = t1 = {t0}.", "t1"))
-    if steps < 1 || steps > 100_000_000 then raise (ArgumentOutOfRangeException("steps", steps, $"steps must be between 1 and 100000000; got {steps}."))
+    Internal.Guard.span t0 t1
+    Internal.Guard.stepCount "steps" 100_000_000 steps
     let h = (t1 - t0) / float steps
     let states = Collections.Generic.List<torch.Tensor>([ z0.alias() ])
     let mutable z = states[0]

@@ -52,7 +52,7 @@ module Symplectic =
             raise (ArgumentException($"q0 and p0 must have one shape; got {qShape} and {pShape}.", "p0"))
         Internal.Guard.finite "dt" dt
         if dt = 0.0 then raise (ArgumentOutOfRangeException("dt", dt, "dt must not be zero."))
-        if steps < 1 || steps > 100_000_000 then raise (ArgumentOutOfRangeException("steps", steps, $"steps must be between 1 and 100000000; got {steps}."))
+        Internal.Guard.stepCount "steps" 100_000_000 steps
         if saveEvery < 1 then raise (ArgumentOutOfRangeException("saveEvery", saveEvery, $"saveEvery must be at least 1; got {saveEvery}."))
         let qs, ps = Collections.Generic.List<torch.Tensor>(), Collections.Generic.List<torch.Tensor>()
         qs.Add(q0.alias())
