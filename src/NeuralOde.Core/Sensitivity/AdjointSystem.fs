@@ -32,6 +32,9 @@ let private closedForm (vjp: VectorJacobianProduct) (t: float) (x: Tensor) (a: T
     if count <> vjp.Parameters.Length then fail $"returned {count} parameter product(s) for {vjp.Parameters.Length} listed parameter(s)"
     Array.iteri2 (fun i (g: Tensor) (p: Tensor) ->
         if isNull g || g.shape <> p.shape then fail $"returned product {i} of shape {shapeOf g} for parameter {i} of shape {shapeOf p}") gTheta vjp.Parameters
+    match fx with
+    | Some v when isNull v || v.shape <> x.shape -> fail $"returned f(t, x) of shape {shapeOf v} for a state of shape {shapeOf x}"
+    | _ -> ()
     fx, gx, gTheta
 
 /// f(t, x), the adjoint derivative and the parameter-gradient derivatives at (t, x, a). `parameters` are the
@@ -43,25 +46,25 @@ let derivatives (f: VectorField) (vjp: VectorJacobianProduct option) (loss: Inte
     // do not own (a constant field returning a captured tensor): that is never disposed here.
     use scope = torch.NewDisposeScope()
     let tracked = parameters |> Array.filter (fun p -> p.requires_grad)
-    let withLoss = match loss with Some _ when weight <> 0.0 -> true | _ -> false
-    // The running loss's products −w ∂l/∂[x; θ] by autograd (nulls without one).
-    let lossProducts (xr: Tensor) =
+    // The running loss as outputs and seeds for autograd, −w·l (none without one or with weight 0).
+    let lossTerm (xr: Tensor) =
         match loss with
-        | Some l when withLoss ->
+        | Some l when weight <> 0.0 ->
             let lx = l t xr
             use w = TorchSharp.Scalar.op_Implicit (-weight)
-            autogradProducts [| lx |] [| torch.full_like(lx, w) |] (Array.append [| xr |] tracked)
-        | _ -> Array.create (1 + tracked.Length) null
+            [| lx |], [| torch.full_like(lx, w) |]
+        | _ -> [||], [||]
     let dx, grads =
         match vjp with
         | Some products ->
             let value, gx, gTheta = (use _ = torch.no_grad() in closedForm products t x a)
-            let fx =
-                match value with
-                | Some v when not (isNull v) && v.shape = x.shape -> v
-                | Some _ -> raise (System.ArgumentException($"The vector-Jacobian product at t = {t} returned f(t, x) of the wrong shape for a state of shape {Internal.TensorOps.shapeText x}.", "vectorJacobianProduct"))
-                | None -> (use _ = torch.no_grad() in f t (x.detach()))
-            let fromLoss = (use _ = torch.enable_grad() in lossProducts (x.detach().requires_grad_(true)))
+            let fx = match value with Some v -> v | None -> (use _ = torch.no_grad() in f t (x.detach()))
+            // The running loss's products −w ∂l/∂[x; θ] by autograd (nulls without one).
+            let fromLoss =
+                use _ = torch.enable_grad()
+                let xr = x.detach().requires_grad_(true)
+                let outputs, seeds = lossTerm xr
+                autogradProducts outputs seeds (Array.append [| xr |] tracked)
             let plus (g: Tensor) (l: Tensor) = if valid l then g.neg() + l else g.neg()
             let byField (p: Tensor) = products.Parameters |> Array.tryFindIndex (fun q -> obj.ReferenceEquals(q, p))
             let thetaGrads =
@@ -74,13 +77,8 @@ let derivatives (f: VectorField) (vjp: VectorJacobianProduct option) (loss: Inte
             use _ = torch.enable_grad()
             let xr = x.detach().requires_grad_(true)
             let fx = f t xr
-            let outputs, seeds =
-                if withLoss then
-                    let lx = (Option.get loss) t xr
-                    use w = TorchSharp.Scalar.op_Implicit (-weight)
-                    [| fx; lx |], [| a.neg(); torch.full_like(lx, w) |]
-                else [| fx |], [| a.neg() |]
-            fx.detach(), autogradProducts outputs seeds (Array.append [| xr |] tracked)
+            let outputs, seeds = lossTerm xr
+            fx.detach(), autogradProducts (Array.append [| fx |] outputs) (Array.append [| a.neg() |] seeds) (Array.append [| xr |] tracked)
     let da = if valid grads[0] then grads[0] else torch.zeros_like(x)
     let byTracked = Array.zip tracked grads[1..]
     let dTheta =
