@@ -50,7 +50,6 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
     let adjoint = Seq.initInfinite (fun i -> if i = 0 then "a" else $"a{i}") |> Seq.find (fun n -> not (used n))
     let derivatives = Derivative.vjp field (Var(adjoint, Tensor))
     let productOf (n: string) = match Map.tryFind n derivatives with Some e -> e | None -> Const 0.0
-    let products = Compile.compileAll (productOf state :: (names |> List.map productOf))
     // The field and its products together: what they share (tanh(z W), say) is computed once per evaluation.
     let valueAndProducts = Compile.compileAll (field :: productOf state :: (names |> List.map productOf))
     let forwardCode = Compile.compile field
@@ -92,21 +91,18 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
 
     /// aᵀ∂f/∂z and aᵀ∂f/∂θ for each parameter (in the order of `Parameters`), from the compiled symbolic derivatives,
     /// without an autograd graph.
-    member _.VectorJacobianProduct(s: float, z: torch.Tensor, a: torch.Tensor, x: torch.Tensor) : torch.Tensor * torch.Tensor[] =
-        use scope = torch.NewDisposeScope()
-        use _ = torch.no_grad()
-        let results = products.InvokeAll(environment s z x [ adjoint, a ])
-        // A product that is identically zero (the parameter does not reach f) is the constant 0: zeros of its shape.
-        let shaped (r: torch.Tensor) (like: torch.Tensor) = if r.shape = like.shape then r else torch.zeros_like(like) + r
-        let gz = shaped results[0] z
-        let gTheta = Array.init names.Length (fun i -> shaped results[i + 1] values[i])
-        gz.MoveToOuterDisposeScope(), gTheta |> Array.map (fun g -> g.MoveToOuterDisposeScope())
+    /// (The products share nearly all their work with f, so they are evaluated with it; f is dropped.)
+    member m.VectorJacobianProduct(s: float, z: torch.Tensor, a: torch.Tensor, x: torch.Tensor) : torch.Tensor * torch.Tensor[] =
+        let f, gz, gTheta = m.ValueAndVectorJacobianProduct(s, z, a, x)
+        f.Dispose()
+        gz, gTheta
 
     /// f(s, z) together with aᵀ∂f/∂z and aᵀ∂f/∂θ, their common subexpressions computed once, without an autograd graph.
     member _.ValueAndVectorJacobianProduct(s: float, z: torch.Tensor, a: torch.Tensor, x: torch.Tensor) : torch.Tensor * torch.Tensor * torch.Tensor[] =
         use scope = torch.NewDisposeScope()
         use _ = torch.no_grad()
         let results = valueAndProducts.InvokeAll(environment s z x [ adjoint, a ])
+        // A product that is identically zero (the parameter does not reach f) is the constant 0: zeros of its shape.
         let shaped (r: torch.Tensor) (like: torch.Tensor) = if r.shape = like.shape then r else torch.zeros_like(like) + r
         let f = results[0]
         let gz = shaped results[1] z
