@@ -26,10 +26,7 @@ let d, h, n = 3L, 16L, 8L
 let values =
     Map [ "z", torch.randn([| n; d |], dtype = torch.float64, generator = g); "w1", torch.randn([| d; h |], dtype = torch.float64, generator = g)
           "b", torch.randn([| h |], dtype = torch.float64, generator = g); "w2", torch.randn([| h; d |], dtype = torch.float64, generator = g) ]
-let factors = JacobianTrace.factorExpressions jacobian
-let compiled = Compile.compileAll factors
-let results = compiled.InvokeAll values
-let symbolic = JacobianTrace.evaluate jacobian (fun e -> results[List.findIndex (fun f -> f = e) factors]) n d torch.float64 torch.CPU
+let symbolic = JacobianTrace.at jacobian "z" values
 // By hand: Σ_k (1 − tanh²(u_k)) (W2 W1)_kk.
 let u = values["z"].matmul(values["w1"]) + values["b"]
 let byHand = ((1.0 - u.tanh().square()) * values["w2"].matmul(values["w1"]).diagonal()).sum(1L)

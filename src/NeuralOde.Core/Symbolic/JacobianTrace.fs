@@ -179,3 +179,16 @@ let evaluate (j: Jacobian) (valueOf: Expr -> torch.Tensor) (rows: int64) (width:
         | [] -> torch.zeros([| rows |], dtype = dtype, device = device)
         | chains -> chains |> List.map chainTrace |> List.reduce (fun a b -> a + b)
     total.MoveToOuterDisposeScope()
+
+/// The trace per sample [N] of the Jacobian `j` of a field over the state variable `state`, every variable bound in
+/// `environment` (the state [N, d] among them): the factors compiled together, evaluated once each.
+let at (j: Jacobian) (state: string) (environment: Map<string, torch.Tensor>) : torch.Tensor =
+    let z =
+        match Map.tryFind state environment with
+        | Some z when not (isNull z) && z.dim() = 2L -> z
+        | _ -> raise (ArgumentException($"The state '{state}' must be bound to a batch of vectors [N, d].", "environment"))
+    use scope = torch.NewDisposeScope()
+    let factors = factorExpressions j |> List.distinct
+    let results = if factors.IsEmpty then [||] else (Compile.compileAll factors).InvokeAll environment
+    let byExpression = dict (List.zip factors (List.ofArray results))
+    (evaluate j (fun e -> byExpression[e]) z.shape[0] z.shape[1] z.dtype z.device).MoveToOuterDisposeScope()

@@ -79,12 +79,8 @@ let tests =
             use scope = torch.NewDisposeScope()
             let values = bindings f
             let j = JacobianTrace.derive f.Expression "z"
-            let compiled = Compile.compileAll (f.Expression :: JacobianTrace.factorExpressions j)
-            let results = compiled.InvokeAll values
-            let factors = JacobianTrace.factorExpressions j
-            let valueOf (e: Expr) = results[1 + List.findIndex (fun x -> x = e) factors]
             let z = values["z"]
-            use symbolic = JacobianTrace.evaluate j valueOf z.shape[0] z.shape[1] torch.float64 torch.CPU
+            use symbolic = JacobianTrace.at j "z" values
             let zr = z.detach().requires_grad_(true)
             let fz = Evaluate.evaluate (values |> Map.add "z" zr) f.Expression
             use autograd = Trace.exact fz zr false
@@ -107,11 +103,7 @@ let tests =
                   Mul(z, Expr.tanh (Expr.matmul z u))                            // [N, 3] scaled by [N, 1]
                   Mul(Expr.sigmoid (Expr.matmul z u), Expr.tanh (Expr.matmul z w)) ]
             for field in fields do
-                let j = JacobianTrace.derive field "z"
-                let factors = JacobianTrace.factorExpressions j
-                let results = (Compile.compileAll factors).InvokeAll values
-                let valueOf (e: Expr) = results[List.findIndex (fun x -> x = e) factors]
-                use symbolic = JacobianTrace.evaluate j valueOf 6L 3L torch.float64 torch.CPU
+                use symbolic = JacobianTrace.at (JacobianTrace.derive field "z") "z" values
                 let zr = values["z"].detach().requires_grad_(true)
                 use fz = Evaluate.evaluate (values |> Map.add "z" zr) field
                 use autograd = Trace.exact fz zr false
