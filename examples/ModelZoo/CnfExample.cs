@@ -18,21 +18,9 @@ public static class CnfExample
         using (torch.no_grad()) foreach (var p in field.parameters()) p.mul_(0.3);
         using var flow = new ContinuousNormalizingFlow(field, 2, TraceEstimator.Hutchinson, solver: Solvers.Rk4(),
             stepSize: StepSize.Steps(6), generator: g);
-        var (held, _) = Datasets.GaussianMixture(1000, components: 4, radius: 2.0, sigma: 0.4, seed: 99);
-        using var heldOut = held;
-        var before = MeanLogLikelihood(flow, heldOut);
-        using var optimizer = torch.optim.Adam(flow.parameters(), 0.01);
+        using var heldOut = Data.MixtureHeldOut();
         var iterations = quick ? 60 : 400;
-        for (var i = 1; i <= iterations; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            var (x, _) = Datasets.GaussianMixture(256, components: 4, radius: 2.0, sigma: 0.4, seed: i);
-            optimizer.zero_grad();
-            var loss = -flow.LogProbability(x).mean();
-            loss.backward();
-            optimizer.step();
-        }
-        var after = MeanLogLikelihood(flow, heldOut);
+        var (before, after) = Data.TrainOnMixture(flow, heldOut, iterations);
         using var exact = Datasets.GaussianMixtureLogDensity(heldOut, components: 4, radius: 2.0, sigma: 0.4);
         log.WriteLine($"held-out mean log-likelihood: {before:F3} before, {after:F3} after {iterations} iterations (the true density: {exact.mean().ToDouble():F3})");
         using (var scope = torch.NewDisposeScope())
@@ -71,12 +59,5 @@ public static class CnfExample
             var samples = flow.Sample(500, condition, g);
             log.WriteLine($"class {c}: sample mean x = {samples[.., 0].mean().ToSingle():F2} (target {(c == 0 ? -2 : 2)})");
         }
-    }
-
-    static double MeanLogLikelihood(ContinuousNormalizingFlow flow, torch.Tensor x)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        return flow.LogProbability(x).mean().ToDouble();
     }
 }

@@ -26,21 +26,9 @@ public static class SymbolicFieldExample
         log.WriteLine($"its Jacobian, whose trace the flow takes in closed form: {field.JacobianText}");
 
         using var flow = new ContinuousNormalizingFlow(field.Module, 2, TraceEstimator.Exact, solver: Solvers.Rk4(), stepSize: StepSize.Steps(6));
-        var (held, _) = Datasets.GaussianMixture(1000, components: 4, radius: 2.0, sigma: 0.4, seed: 99);
-        using var heldOut = held;
-        var before = MeanLogLikelihood(flow, heldOut);
-        using var optimizer = torch.optim.Adam(flow.parameters(), 0.01);
+        using var heldOut = Data.MixtureHeldOut();
         var iterations = quick ? 40 : 400;
-        for (var i = 1; i <= iterations; i++)
-        {
-            using var scope = torch.NewDisposeScope();
-            var (x, _) = Datasets.GaussianMixture(256, components: 4, radius: 2.0, sigma: 0.4, seed: i);
-            optimizer.zero_grad();
-            var loss = -flow.LogProbability(x).mean();
-            loss.backward();
-            optimizer.step();
-        }
-        var after = MeanLogLikelihood(flow, heldOut);
+        var (before, after) = Data.TrainOnMixture(flow, heldOut, iterations);
         log.WriteLine($"held-out mean log-likelihood: {before:F3} before, {after:F3} after {iterations} iterations (exact trace, symbolic)");
 
         // The same field under the adjoint: its backward pass uses the compiled symbolic VJPs, not autograd.
@@ -50,12 +38,5 @@ public static class SymbolicFieldExample
         terminal.backward();
         log.WriteLine($"adjoint with symbolic VJPs: |dL/dx0| = {x0.grad!.norm().ToDouble():F4}, |dL/dW1| = {field.Parameters[0].grad!.norm().ToDouble():F4}");
         return after - before;
-    }
-
-    static double MeanLogLikelihood(ContinuousNormalizingFlow flow, torch.Tensor x)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        return flow.LogProbability(x).mean().ToDouble();
     }
 }
