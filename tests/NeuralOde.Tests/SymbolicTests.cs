@@ -137,4 +137,38 @@ public class SymbolicTests
         using var g = gradient.Evaluate(env2);
         Assert.Equal((Final(0.3, 0.2 + 1e-6) - Final(0.3, 0.2 - 1e-6)) / 2e-6, g.ToDouble(), 7);
     }
+
+    [Fact]
+    public void MatrixExponentialAndItsGradientEqualAutograd()
+    {
+        // f = sum(z e^{c A}) for a scalar c and a square A; its VJP goes through the exponential's Fréchet derivative.
+        var e = Symbolic.Sum(Symbolic.MatMul(Symbolic.Tensor("z"), Symbolic.MatrixExp(Symbolic.Scalar("c") * Symbolic.Tensor("A"))));
+        var g = new torch.Generator(9);
+        using var z = torch.randn(new long[] { 2, 3 }, dtype: torch.float64, generator: g);
+        using var a = (torch.randn(new long[] { 3, 3 }, dtype: torch.float64, generator: g) * 0.5).requires_grad_(true);
+        using var c = torch.tensor(0.7, dtype: torch.float64).requires_grad_(true);
+        var env = new Dictionary<string, torch.Tensor> { ["z"] = z, ["A"] = a, ["c"] = c };
+        using var byTorch = z.matmul((c * a).matrix_exp()).sum();
+        using var value = e.Evaluate(env);
+        Assert.Equal(byTorch.ToDouble(), value.ToDouble(), 12);
+        var grads = torch.autograd.grad(new[] { byTorch }, new[] { a, c });
+        var vjp = e.Vjp(1.0);
+        using var dA = vjp["A"].Evaluate(env);
+        using var dc = vjp["c"].Evaluate(env);
+        var expected = grads[0].data<double>().ToArray();
+        var actual = dA.detach().data<double>().ToArray();
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 10);
+        Assert.Equal(grads[1].ToDouble(), dc.ToDouble(), 10);
+    }
+
+    [Fact]
+    public void StackedParametersGetCorollary2sPerIntervalIntegral()
+    {
+        var z = Symbolic.Tensor("z");
+        var theta = Symbolic.Scalar("theta");
+        var derivation = SymbolicDerivation.Derive(theta * z + Symbolic.Sin(z), "z", new[] { "theta" });
+        var lines = derivation.ToLatex(Array.Empty<string>(), new[] { "theta" });
+        Assert.Equal("\\frac{dL}{d\\theta_i} = \\int_{s_i}^{s_{i+1}} \\sum \\left(a \\odot z\\right)\\, ds \\quad (\\theta(s) = \\theta_i \\text{ on } [s_i, s_{i+1}))", lines[^1]);
+        Assert.Throws<ArgumentNullException>(() => derivation.ToLatex(null!, new[] { "theta" }));
+    }
 }
