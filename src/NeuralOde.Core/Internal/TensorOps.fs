@@ -18,6 +18,9 @@ type Tensor = torch.Tensor
 /// alpha = 1, never freed (read-only, shared by every thread).
 let private one = Scalar.op_Implicit 1.0
 
+/// The same alpha = 1 for callers of TorchSharp's two-argument overloads.
+let oneScalar = one
+
 /// a + b (a new tensor), without TorchSharp's temporary alpha.
 let plus (a: Tensor) (b: Tensor) : Tensor = a.add(b, one)
 

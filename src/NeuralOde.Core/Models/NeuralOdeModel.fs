@@ -29,6 +29,10 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     // block whose constructor threw, and a member of this `as this` class then raises on the finaliser thread,
     // ending the process.)
     let constructedParameters = vectorField.parameters() |> Seq.toArray
+    // Workspaces of the fused solver (Fused/FusedRungeKutta.fs), kept between solves: two shapes (training and
+    // evaluation batches) at most.
+    let fusedPool = Fused.FusedRungeKutta.WorkspacePool(2)
+    let mutable lastFused = false
 
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
     new(vectorField, solver, control, times) =
@@ -63,6 +67,16 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         member _.LastStatistics = last
         member _.LastBackwardStatistics = lastBackward
 
+    /// Whether `forward` may run the fused solver (default true): a field that is a Sequential of Linear layers, each
+    /// optionally followed by tanh, sigmoid, ReLU or softplus, solved with fixed steps, autograd sensitivity and no
+    /// running loss, on a float32 or float64 CPU state, runs as one custom autograd function on preallocated buffers
+    /// (SIMD kernels in float32) with the same steps, evaluations and gradients (the discrete adjoint) as the generic
+    /// solver. Every other block, and every Trajectory call, runs the generic solver. Set false to always run the
+    /// generic solver (e.g. for higher-order gradients through the solve, which the fused solver refuses).
+    member val UseFusedKernels = true with get, set
+    /// Whether the most recent forward solve ran the fused solver.
+    member _.LastSolveWasFused = lastFused
+
     /// Statistics of the most recent forward solve.
     member _.LastStatistics = last
     /// Statistics of the backward solve of the most recent forward solve, once backward() has run through it
@@ -93,7 +107,28 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
+        lastFused <- false
         solution
+
+    /// z(S) by the fused solver when this solve qualifies (see UseFusedKernels), else None.
+    member private m.TryFused(x: torch.Tensor) : torch.Tensor option =
+        let qualifies =
+            m.UseFusedKernels && (match sensitivity with Sensitivity.Autograd -> true | _ -> false) && integralLoss.IsNone && m.Regulariser.IsNone
+            && not dataControlled && not (isNull x)
+        match (if qualifies then Fused.FusedRungeKutta.tryLayers vectorField x control else None) with
+        | None -> None
+        | Some layers ->
+            let problem = m.Problem(x, times)
+            Integrate.validate problem solver control
+            match Fused.FusedRungeKutta.stepPlan problem.T0 problem.T1 control with
+            | None -> None
+            | Some steps ->
+                let kernels = Fused.FusedRungeKutta.kernelsFor x.dtype
+                let y, evaluations = Fused.FusedRungeKutta.solve fusedPool kernels layers solver steps x
+                last <- { FunctionEvaluations = evaluations; AcceptedSteps = steps.Length; RejectedSteps = 0 }
+                lastBackward <- BackwardStatistics()
+                lastFused <- true
+                Some y
 
     /// Solves from x and returns the state at every time of `outputTimes` (and the running loss's integral).
     member m.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution = m.Solve(m.Problem(x, outputTimes))
@@ -121,5 +156,8 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
 
     /// z(S): the state at the last time of the grid.
     override m.forward(x: torch.Tensor) =
-        use solution = m.Trajectory(x)
-        solution.Final
+        match m.TryFused x with
+        | Some y -> y
+        | None ->
+            use solution = m.Trajectory(x)
+            solution.Final

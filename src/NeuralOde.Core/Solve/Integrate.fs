@@ -34,12 +34,13 @@ let private checkedField (f: VectorField) (count: int ref) (scope: unit -> Dispo
         let madeHere = not (obj.ReferenceEquals(dx, x)) && not (isNull current) && current.Contains dx
         if madeHere then dx else dx.alias()
 
-let private nonFinite (t: float) (what: string) =
+/// The failure of a state or field value that is NaN or Inf at time t.
+let internal nonFinite (t: float) (what: string) =
     OdeSolveException(OdeFailure.NonFiniteValue, t, $"{what} at t = {t}. Check the vector field for divisions by zero, logarithms of non-positive values or blow-up of the solution before t.")
 
 /// The smallest step that still advances time t: four ulps of t. (Relative to the time, not to the span: a span of
 /// 1e12 may well start with steps of 1e-6 at t = 0.)
-let private minimumStep (t: float) = 4.0 * (Math.BitIncrement(abs t) - abs t)
+let internal minimumStep (t: float) = 4.0 * (Math.BitIncrement(abs t) - abs t)
 
 /// The unit roundoff u of a floating-point dtype (half the gap between 1 and the next number): no relative tolerance
 /// below it can be met.
@@ -63,13 +64,12 @@ type Settings =
 
 let defaultSettings = { ErrorNorm = None; Record = false; Throw = true }
 
-/// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
-/// when recording, the trajectory of accepted steps (else None).
-let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution * DenseTrajectory option =
+/// The checks every solve makes before its first step (the control's options, the time grid, a solver that can
+/// control its step, a finite x0, the step budget of fixed steps, rtol against the dtype's roundoff): each raises
+/// naming the argument. Shared with the fused solver (Fused/FusedRungeKutta.fs).
+let validate (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) =
     StepControl.validate control
-    let times = problem.Times
-    Guard.timeGrid "times" times |> ignore
-    let direction = problem.Direction
+    Guard.timeGrid "times" problem.Times |> ignore
     let t0, tEnd = problem.T0, problem.T1
     let x0 = problem.X0
     match control with
@@ -85,6 +85,14 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         raise (ArgumentOutOfRangeException("rtol", o.RTol, $"rtol = {o.RTol} is below the unit roundoff of the state's dtype {x0.dtype} ({unitRoundoff x0.dtype:G3}): rounding alone exceeds it. Use rtol ≥ {unitRoundoff x0.dtype:G3}, or a float64 state."))
     | _ -> ()
 
+/// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
+/// when recording, the trajectory of accepted steps (else None).
+let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution * DenseTrajectory option =
+    validate problem tableau control
+    let times = problem.Times
+    let direction = problem.Direction
+    let t0, tEnd = problem.T0, problem.T1
+    let x0 = problem.X0
     let nfe = ref 0
     // The dispose scope evaluations of f run in (the first evaluation's, then each step's).
     let mutable evaluationScope: DisposeScope = null

@@ -1,0 +1,350 @@
+/// The fused solver: fixed-step explicit Runge–Kutta on a recognised MLP field (MlpField), with gradients by the
+/// discrete adjoint of the same steps — what autograd through the generic solver computes, as one custom autograd
+/// function. The whole solve runs on preallocated buffers (a workspace kept between solves of the same shape), so an
+/// iteration allocates nothing in steady state; each evaluation's activations are kept for the backward pass, and the
+/// backward pass walks the steps in reverse: for step y' = y + h Σ b_i k_i, k_i = f(y + h Σ_j a_ij k_j),
+///   k̄_i = h b_i ȳ' + Σ_{j>i} h a_ji ū_j,   ū_i = (∂f/∂u)ᵀ k̄_i (and the parameters' share),   ȳ = ȳ' + Σ_i ū_i.
+/// For a FSAL tableau the first stage of a step is the previous step's last, and its cotangent is carried back to it.
+module internal NeuralOde.Core.Fused.FusedRungeKutta
+
+open System
+open System.Collections.Generic
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Core.Internal
+open NeuralOde.Core.Fused.MlpField
+open NeuralOde.Core.Fused.Kernels
+
+/// The steps (t, h) of a fixed-step control from t0 to tEnd, exactly as the generic loop takes them (the last step
+/// shortened to land on tEnd); None when the generic loop would fail instead (a step that no longer advances time,
+/// more steps than the budget), so that the generic solver raises its own error.
+let stepPlan (t0: float) (tEnd: float) (control: StepControl) : (float * float)[] option =
+    let direction = float (sign (tEnd - t0))
+    let h, budget =
+        match control with
+        | StepControl.Fixed(dt, budget) -> direction * dt, budget
+        | StepControl.Steps(n, budget) -> (tEnd - t0) / float n, budget
+        | StepControl.Adaptive _ -> nan, 0
+    if Double.IsNaN h || Double.IsInfinity h then None
+    else
+        let steps = List<float * float>()
+        let mutable t = t0
+        let mutable landed = false
+        let mutable ok = true
+        while ok && not landed do
+            if steps.Count >= budget + 1 || abs h < Integrate.minimumStep t || t + h = t then ok <- false
+            else
+                let remaining = tEnd - t
+                landed <- abs remaining <= abs h * (1.0 + 1e-10)
+                let hStep = if landed then remaining else h
+                steps.Add((t, hStep))
+                t <- if landed then tEnd else t + hStep
+        if ok then Some(steps.ToArray()) else None
+
+/// Which evaluation computes stage i of step n, for a tableau of s stages (FSAL: stage 0 of step n > 0 is stage s−1
+/// of step n − 1), and how many evaluations n steps take.
+let evaluationIndex (tableau: ButcherTableau) (n: int) (i: int) =
+    let s = tableau.Stages
+    if not tableau.Fsal then n * s + i
+    elif i = 0 then (if n = 0 then 0 else 1 + (n - 1) * (s - 1) + (s - 2))
+    else 1 + n * (s - 1) + (i - 1)
+
+let evaluationCount (tableau: ButcherTableau) (steps: int) =
+    if tableau.Fsal then 1 + steps * (tableau.Stages - 1) else steps * tableau.Stages
+
+/// The buffers of one solve: per evaluation slot its input, its hidden activations and its output; the state; and for
+/// the backward pass the stages' cotangents, the layers' cotangents and the parameters' gradient accumulators.
+type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots: int, stages: int) =
+    let n = layers[0].InFeatures
+    let depth = layers.Length
+    let make r c = buffer dtype r c
+    let inputs = Array.init slots (fun _ -> make rows n)
+    let hidden = Array.init slots (fun _ -> Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures))
+    let outputs = Array.init slots (fun _ -> make rows n)
+    let mutable y = make rows n
+    let mutable y2 = make rows n
+    let backward =
+        lazy
+            {| KBar = Array.init stages (fun _ -> make rows n)
+               YBar = make rows n
+               UBar = make rows n
+               Carry = make rows n
+               G = Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures)
+               GradW = layers |> Array.map (fun l -> if gradTransposed dtype l then make l.InFeatures l.OutFeatures else make l.OutFeatures l.InFeatures)
+               GradB = layers |> Array.map (fun l -> if isNull l.Bias then None else Some(make 1 l.OutFeatures)) |}
+    let copies =
+        layers |> Array.map (fun l ->
+            { Weight = make l.OutFeatures l.InFeatures
+              Transposed = make l.InFeatures l.OutFeatures
+              Bias = if isNull l.Bias then None else Some(make 1 l.OutFeatures)
+              GradTransposed = gradTransposed dtype l })
+    member _.Slots = slots
+    member _.Rows = rows
+    member _.Input slot = inputs[slot]
+    /// Output of layer l at the slot (the last layer's is the stage derivative k).
+    member _.LayerOutput (slot: int) (l: int) = if l = depth - 1 then outputs[slot] else hidden[slot][l]
+    member _.LayerInput (slot: int) (l: int) = if l = 0 then inputs[slot] else hidden[slot][l - 1]
+    member _.K slot = outputs[slot]
+    member _.Y = y
+    member _.Y2 = y2
+    member _.Swap() =
+        let t = y
+        y <- y2
+        y2 <- t
+    member _.Backward = backward.Value
+    member _.Copies = copies
+    /// Bumped each time the workspace is handed to a new solve: a saved backward pass checks it still owns it.
+    member val Generation = 0L with get, set
+    /// Copies the layers' current parameters into the float32 kernels' buffers.
+    member _.Refresh() =
+        for l in 0 .. depth - 1 do
+            let c = copies[l]
+            c.Weight.Tensor.copy_(layers[l].Weight) |> ignore
+            (use wt = layers[l].Weight.t() in c.Transposed.Tensor.copy_(wt) |> ignore)
+            match c.Bias with
+            | Some b -> (use b1 = layers[l].Bias.view(1L, -1L) in b.Tensor.copy_(b1) |> ignore)
+            | None -> ()
+    member _.AllBuffers =
+        seq {
+            yield! inputs; yield! outputs; yield y; yield y2
+            for h in hidden do yield! h
+            for c in copies do
+                yield c.Weight; yield c.Transposed
+                match c.Bias with Some b -> yield b | None -> ()
+            if backward.IsValueCreated then
+                let b = backward.Value
+                yield! b.KBar; yield b.YBar; yield b.UBar; yield b.Carry; yield! b.G; yield! b.GradW
+                for g in b.GradB do match g with Some g -> yield g | None -> () }
+    interface IDisposable with
+        member w.Dispose() =
+            // A backward pass still holding this workspace then fails with a clear message instead of reading freed memory.
+            w.Generation <- -1L
+            for b in w.AllBuffers do b.Tensor.Dispose()
+
+/// Workspaces kept between solves, by shape: at most `capacity` shapes, the oldest dropped.
+type WorkspacePool(capacity: int) =
+    let free = List<string * Workspace>()
+    let gate = obj ()
+    member _.Rent(key: string, make: unit -> Workspace) =
+        let found =
+            lock gate (fun () ->
+                match Seq.tryFindIndex (fun (k, _) -> k = key) free with
+                | Some i ->
+                    let _, w = free[i]
+                    free.RemoveAt i
+                    Some w
+                | None -> None)
+        let w =
+            match found with
+            | Some w -> w
+            | None ->
+                // Not the caller's dispose scope's: the pool keeps these tensors across solves.
+                let w = make ()
+                for b in w.AllBuffers do b.Tensor.DetachFromDisposeScope() |> ignore
+                w
+        w.Generation <- w.Generation + 1L
+        w
+    member _.Return(key: string, w: Workspace) =
+        let dropped =
+            lock gate (fun () ->
+              // A graph kept with retain_graph runs its backward pass again: the workspace is handed back once.
+              if free |> Seq.exists (fun (_, f) -> obj.ReferenceEquals(f, w)) then None
+              else
+                free.Add((key, w))
+                if free.Count > capacity then
+                    let _, old = free[0]
+                    free.RemoveAt 0
+                    Some old
+                else None)
+        dropped |> Option.iter (fun w -> (w :> IDisposable).Dispose())
+
+/// One fused solve: what it solves and the workspace it runs in.
+type Run =
+    { Layers: AffineLayer[]
+      Tableau: ButcherTableau
+      Steps: (float * float)[]
+      Kernels: IKernels
+      Workspace: Workspace
+      Generation: int64
+      Pool: WorkspacePool
+      Key: string
+      /// Keep every evaluation's activations for a backward pass.
+      Store: bool
+      /// The shape of x0 (the solve runs on rows × features).
+      Shape: int64[]
+      GradX: bool
+      GradParameters: bool }
+
+/// The layers' parameters in the order the autograd function takes them: W₁, b₁, W₂, b₂, … (biases that exist).
+let parameters (layers: AffineLayer[]) =
+    [| for l in layers do
+         yield l.Weight
+         if not (isNull l.Bias) then yield l.Bias |]
+
+let private slotOf (run: Run) n i =
+    let e = evaluationIndex run.Tableau n i
+    if run.Store then e else e % run.Workspace.Slots
+
+let private evaluate (run: Run) (slot: int) =
+    let ws = run.Workspace
+    for l in 0 .. run.Layers.Length - 1 do
+        run.Kernels.Affine(ws.LayerInput slot l, run.Layers[l], ws.Copies[l], ws.LayerOutput slot l)
+
+/// Forward: steps x0 (rows × features) to the end and returns the final state (a new tensor of x0's shape).
+let forward (run: Run) (x0: Tensor) : Tensor =
+    let ws = run.Workspace
+    let tableau = run.Tableau
+    let s = tableau.Stages
+    ws.Refresh()
+    (use flat = x0.reshape(-1L, int64 ws.Y.Cols) in ws.Y.Tensor.copy_(flat) |> ignore)
+    for n in 0 .. run.Steps.Length - 1 do
+        let t, h = run.Steps[n]
+        Cancellation.check t
+        for i in 0 .. s - 1 do
+            if not (tableau.Fsal && n > 0 && i = 0) then
+                let slot = slotOf run n i
+                let ks = Array.init i (fun j -> ws.K(slotOf run n j))
+                run.Kernels.Combine(ws.Y, tableau.A[i] |> Array.map (fun a -> h * a), ks, ws.Input slot)
+                evaluate run slot
+        let ks = Array.init s (fun j -> ws.K(slotOf run n j))
+        run.Kernels.Combine(ws.Y, tableau.B |> Array.map (fun b -> h * b), ks, ws.Y2)
+        if not (run.Kernels.AllFinite ws.Y2) then
+            raise (Integrate.nonFinite t $"The state became NaN or Inf in the step from t = {t} to {t + h}")
+        ws.Swap()
+    (use y = ws.Y.Tensor.clone() in y.reshape(run.Shape))
+
+/// Backward: from ḡ = dL/dy(end), the gradients of x0 (null unless it requires grad) and of the parameters (in the
+/// order of `parameters`; null unless they require grad).
+let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
+    let ws = run.Workspace
+    if ws.Generation <> run.Generation then
+        raise (InvalidOperationException("The fused solver's saved activations were reused by a later solve of the same block, so this backward pass (of a graph kept with retain_graph) cannot run. Call backward before the next forward, or set the block's UseFusedKernels to false."))
+    let b = ws.Backward
+    let tableau = run.Tableau
+    let s = tableau.Stages
+    let kernels = run.Kernels
+    (use flat = gOut.reshape(-1L, int64 ws.Y.Cols) in b.YBar.Tensor.copy_(flat) |> ignore)
+    for g in b.GradW do g.Tensor.zero_() |> ignore
+    for g in b.GradB do g |> Option.iter (fun g -> g.Tensor.zero_() |> ignore)
+    let touched = Array.zeroCreate<bool> s
+    let mutable carry = false
+    for n in run.Steps.Length - 1 .. -1 .. 0 do
+        let _, h = run.Steps[n]
+        for i in 0 .. s - 1 do
+            let c = h * tableau.B[i]
+            touched[i] <- c <> 0.0
+            if touched[i] then kernels.Scale(b.YBar, c, b.KBar[i])
+        if carry then
+            if touched[s - 1] then kernels.AddScaled(b.KBar[s - 1], 1.0, b.Carry)
+            else b.KBar[s - 1].Tensor.copy_(b.Carry.Tensor) |> ignore
+            touched[s - 1] <- true
+            carry <- false
+        for i in s - 1 .. -1 .. 0 do
+            if touched[i] then
+                if tableau.Fsal && i = 0 && n > 0 then
+                    b.Carry.Tensor.copy_(b.KBar[0].Tensor) |> ignore
+                    carry <- true
+                else
+                    let slot = slotOf run n i
+                    // ū_i = (∂f/∂u)ᵀ k̄_i through the layers, last to first (k̄_i becomes δ in place).
+                    let mutable g = b.KBar[i]
+                    for l in run.Layers.Length - 1 .. -1 .. 0 do
+                        let gIn = if l = 0 then b.UBar else b.G[l - 1]
+                        kernels.AffineBackward(g, run.Layers[l], ws.Copies[l], ws.LayerOutput slot l, ws.LayerInput slot l,
+                                               b.GradW[l], b.GradB[l], Some gIn, run.GradParameters)
+                        g <- gIn
+                    kernels.AddScaled(b.YBar, 1.0, b.UBar)
+                    for j in 0 .. i - 1 do
+                        let a = tableau.A[i][j]
+                        if a <> 0.0 then
+                            if touched[j] then kernels.AddScaled(b.KBar[j], h * a, b.UBar)
+                            else kernels.Scale(b.UBar, h * a, b.KBar[j])
+                            touched[j] <- true
+    let gx = if run.GradX then (use g = b.YBar.Tensor.clone() in g.reshape(run.Shape)) else null
+    let gParams =
+        if not run.GradParameters then Array.create (parameters run.Layers).Length null
+        else
+            [| for l in 0 .. run.Layers.Length - 1 do
+                 let gw = b.GradW[l].Tensor
+                 yield (if ws.Copies[l].GradTransposed then (use t = gw.t() in t.contiguous()) else gw.clone())
+                 match b.GradB[l] with
+                 | Some gb -> yield (use v = gb.Tensor.view(-1L) in v.clone())
+                 | None -> () |]
+    gx, gParams
+
+/// The custom autograd function: inputs [| Run; x0; parameters… |], output [| y(end) |].
+type FusedSolveFunction() =
+    inherit torch.autograd.MultiTensorFunction<FusedSolveFunction>()
+
+    override _.Name = "FusedRungeKutta"
+
+    override _.forward(ctx, vars) =
+        let run = vars[0] :?> Run
+        let y = forward run (vars[1] :?> Tensor)
+        ctx.save_data("run", run)
+        List<Tensor>([ y ])
+
+    override _.backward(ctx, grads) =
+        // Runs as a callback from libtorch's engine, where a .NET exception cannot pass (see BackwardFailure).
+        let run = ctx.get_data("run") :?> Run
+        let count = (parameters run.Layers).Length
+        try
+            use g = grads[0]
+            if torch.is_grad_enabled () then
+                raise (NotSupportedException("The fused solver does not differentiate its own backward pass (create_graph: higher-order gradients). Set the block's UseFusedKernels to false for them."))
+            let gx, gParams = backward run g
+            run.Pool.Return(run.Key, run.Workspace)
+            List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
+        with e ->
+            BackwardFailure.record e
+            try
+                let shapes = Array.append [| run.Shape |] (parameters run.Layers |> Array.map (fun p -> p.shape))
+                let dtype = run.Layers[0].Weight.dtype
+                List<Tensor>(Seq.append [ null ] (shapes |> Seq.map (fun s -> BackwardFailure.rejectedGradient s dtype torch.CPU)))
+            with _ -> List<Tensor>(Array.create (2 + count) (null: Tensor))
+
+/// Whether the fused solver runs this solve: a recognised MLP field, x and every parameter float32 or float64 on the
+/// CPU in one dtype, the state's last dimension the field's width, fixed steps.
+let tryLayers (field: torch.nn.Module) (x: Tensor) (control: StepControl) : AffineLayer[] option =
+    match control with
+    | StepControl.Adaptive _ -> None
+    | _ ->
+    if x.device_type <> DeviceType.CPU || (x.dtype <> torch.float32 && x.dtype <> torch.float64) || x.dim() < 1L
+       || x.numel() = 0L || x.numel() > int64 Int32.MaxValue then None
+    else
+        match tryRecognise field with
+        | Some layers when int64 layers[0].InFeatures = x.shape[x.shape.Length - 1]
+                           && parameters layers |> Array.forall (fun p -> p.dtype = x.dtype && p.device_type = DeviceType.CPU) -> Some layers
+        | _ -> None
+
+/// The kernels for a dtype: SIMD for float32, libtorch's otherwise.
+let kernelsFor (dtype: torch.ScalarType) = if dtype = torch.float32 then float32Kernels else torchKernels
+
+/// Solves dz/dt = field(z) from x over the steps and returns z(end), differentiable (by the discrete adjoint) when
+/// gradients are enabled and x or a parameter requires them. Also returns the number of evaluations.
+let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tableau: ButcherTableau) (steps: (float * float)[]) (x: Tensor) : Tensor * int =
+    let features = layers[0].InFeatures
+    let rows = int (x.numel() / int64 features)
+    let gradParameters = parameters layers |> Array.exists (fun p -> p.requires_grad)
+    let store = torch.is_grad_enabled () && (x.requires_grad || gradParameters)
+    let slots = if store then evaluationCount tableau steps.Length else tableau.Stages + 1
+    let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
+    let key = $"{x.dtype}/{rows}/{features}/{widths}/{slots}/{tableau.Stages}"
+    let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, rows, layers, slots, tableau.Stages))
+    let run =
+        { Layers = layers; Tableau = tableau; Steps = steps; Kernels = kernels; Workspace = ws; Generation = ws.Generation
+          Pool = pool; Key = key; Store = store; Shape = x.shape; GradX = x.requires_grad; GradParameters = gradParameters }
+    let evaluations = evaluationCount tableau steps.Length
+    if store then
+        let inputs: obj[] = Array.append [| box run; box x |] (parameters layers |> Array.map box)
+        let y =
+            try FusedSolveFunction.apply(inputs)[0]
+            with _ ->
+                pool.Return(key, ws)
+                reraise ()
+        y, evaluations
+    else
+        try
+            use _ = torch.no_grad()
+            forward run x, evaluations
+        finally pool.Return(key, ws)

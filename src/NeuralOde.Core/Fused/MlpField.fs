@@ -1,0 +1,81 @@
+/// Recognising the standard fields the fused solver runs: a `Sequential` of `Linear` layers, each optionally followed
+/// by one element-wise activation (tanh, sigmoid, ReLU, softplus with β = 1), `Identity` modules skipped. Anything else
+/// (a depth-aware or data-controlled layer, a custom module, a subclass, a module with forward hooks) is not
+/// recognised, and the generic solver runs it unchanged.
+module internal NeuralOde.Core.Fused.MlpField
+
+open System.Reflection
+open TorchSharp
+open TorchSharp.Modules
+
+type Tensor = torch.Tensor
+
+/// An element-wise activation the fused kernels implement.
+type Activation =
+    | Tanh
+    | Sigmoid
+    | Relu
+    | Softplus
+
+/// One layer: y = act(x Wᵀ + b).
+type AffineLayer =
+    { /// W, out × in (the module's own parameter).
+      Weight: Tensor
+      /// b, or null for a Linear without bias.
+      Bias: Tensor
+      Activation: Activation option }
+    member l.InFeatures = int l.Weight.shape[1]
+    member l.OutFeatures = int l.Weight.shape[0]
+
+/// The hook dictionaries TorchSharp keeps on every module (protected fields of HookableModule); None when this
+/// TorchSharp has none by these names, and then no module counts as hook-free.
+let private hookFields =
+    lazy
+        (let rec baseOf (t: System.Type) =
+            if isNull t then None
+            elif t.IsGenericType && t.GetGenericTypeDefinition().Name.StartsWith "HookableModule" then Some t
+            else baseOf t.BaseType
+         baseOf typeof<Linear>
+         |> Option.bind (fun hookable ->
+             let names = [ "pre_hooks"; "post_hooks"; "module_pre_hooks"; "module_post_hooks" ]
+             let fields = names |> List.map (fun n -> hookable.GetField(n, BindingFlags.NonPublic ||| BindingFlags.Instance))
+             if fields |> List.exists isNull then None else Some(hookable, fields)))
+
+/// True when the module has no forward hook of any kind (or this cannot be told: then false).
+let private hookFree (m: torch.nn.Module) =
+    match hookFields.Value with
+    | None -> false
+    | Some(hookable, fields) ->
+        hookable.IsAssignableFrom(m.GetType())
+        && fields |> List.forall (fun f ->
+            match f.GetValue m with
+            | :? System.Collections.ICollection as c -> c.Count = 0
+            | _ -> false)
+
+let private activationOf (m: torch.nn.Module) =
+    match m with
+    | :? TorchSharp.Modules.Tanh as t when not t.inplace -> Some(Some Tanh)
+    | :? TorchSharp.Modules.Sigmoid -> Some(Some Sigmoid)
+    | :? ReLU as r when not r.inplace -> Some(Some Relu)
+    | :? TorchSharp.Modules.Softplus as s when s.beta = 1.0 && s.threshold = 20.0 -> Some(Some Softplus)
+    | _ -> None
+
+/// The layers of `field` when it is a recognised MLP (see the module's summary), else None.
+let tryRecognise (field: torch.nn.Module) : AffineLayer[] option =
+    match field with
+    | :? Sequential as s when hookFree s ->
+        let children = s.children() |> Seq.filter (fun m -> not (m :? Identity)) |> Seq.toList
+        let rec build (acc: AffineLayer list) (rest: torch.nn.Module list) =
+            match rest with
+            | [] -> if acc.IsEmpty then None else Some(List.rev acc |> List.toArray)
+            | (:? Linear as l) :: tail when hookFree l ->
+                let layer act = { Weight = l.weight; Bias = (match l.bias with null -> null | b -> b :> Tensor); Activation = act }
+                match tail with
+                | a :: tail' when hookFree a && (activationOf a).IsSome -> build (layer (activationOf a).Value :: acc) tail'
+                | _ -> build (layer None :: acc) tail
+            | _ -> None
+        match build [] children with
+        | Some layers when Array.pairwise layers |> Array.forall (fun (a, b) -> a.OutFeatures = b.InFeatures)
+                           && layers[0].InFeatures = layers[layers.Length - 1].OutFeatures -> Some layers
+        | _ -> None
+    | _ -> None
