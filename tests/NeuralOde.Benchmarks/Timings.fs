@@ -44,6 +44,11 @@ let alone (variant: string) (iterations: int) =
     | "cnf" ->
         let trainer = Workloads.CnfTrainer(0)
         Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
+    | "w1-generic" ->
+        // W1 on the generic solver (the fused one off): what W1 measured before the fused solver.
+        let block, trainer = Workloads.w1 1024 64 1
+        block.UseFusedKernels <- false
+        Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
     | _ ->
     let index =
         match variant with

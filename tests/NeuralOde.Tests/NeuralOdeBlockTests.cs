@@ -28,4 +28,46 @@ public class NeuralOdeBlockTests
         using var trajectory = block.Trajectory(x, new[] { 0.0, 0.25, 0.5, 1.0 });
         Assert.Equal(new long[] { 4, 5, 3 }, trajectory.States.shape);
     }
+
+    [Fact]
+    public void FusedSolverGivesTheGenericSolversOutputAndGradients()
+    {
+        torch.manual_seed(3);
+        using var field = Sequential(Linear(2, 32), Tanh(), Linear(32, 32), Tanh(), Linear(32, 2));
+        field.to(torch.float64);
+        using var block = new NeuralOdeBlock(field, solver: Solvers.Rk4(), stepSize: StepSize.Steps(20));
+        Assert.True(block.UseFusedKernels);
+        using var x = torch.randn(new long[] { 64, 2 }, dtype: torch.float64);
+
+        (double[] Output, double[][] Gradients) Solve(bool fused)
+        {
+            block.UseFusedKernels = fused;
+            block.zero_grad();
+            using var y = block.forward(x);
+            Assert.Equal(fused, block.LastSolveWasFused);
+            using var loss = (y * y).sum();
+            loss.backward();
+            return (y.detach().data<double>().ToArray(),
+                    block.parameters().Select(p => p.grad.data<double>().ToArray()).ToArray());
+        }
+
+        var fused = Solve(true);
+        var generic = Solve(false);
+        for (var i = 0; i < fused.Output.Length; i++)
+            Assert.Equal(generic.Output[i], fused.Output[i], 1e-12);
+        for (var p = 0; p < fused.Gradients.Length; p++)
+            for (var i = 0; i < fused.Gradients[p].Length; i++)
+                Assert.Equal(generic.Gradients[p][i], fused.Gradients[p][i], 1e-10);
+        Assert.Equal(new SolveStatistics(80, 20, 0), block.LastStatistics);
+    }
+
+    [Fact]
+    public void AdaptiveStepsRunTheGenericSolver()
+    {
+        using var field = Sequential(Linear(2, 8), Tanh(), Linear(8, 2));
+        using var block = new NeuralOdeBlock(field, solver: Solvers.Dopri5(), stepSize: StepSize.Adaptive(1e-5, 1e-5));
+        using var x = torch.randn(4, 2);
+        using var y = block.forward(x);
+        Assert.False(block.LastSolveWasFused);
+    }
 }

@@ -54,7 +54,7 @@ let evaluationCount (tableau: ButcherTableau) (steps: int) =
 
 /// The buffers of one solve: per evaluation slot its input, its hidden activations and its output; the state; and for
 /// the backward pass the stages' cotangents, the layers' cotangents and the parameters' gradient accumulators.
-type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots: int, stages: int) =
+type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots: int, stages: int, withBackward: bool) =
     let n = layers[0].InFeatures
     let depth = layers.Length
     let make r c = buffer dtype r c
@@ -63,8 +63,11 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
     let outputs = Array.init slots (fun _ -> make rows n)
     let mutable y = make rows n
     let mutable y2 = make rows n
+    // Made with the rest (not when first needed, inside the backward pass, where the caller's dispose scope would own them).
     let backward =
-        lazy
+        if not withBackward then None
+        else
+          Some
             {| KBar = Array.init stages (fun _ -> make rows n)
                YBar = make rows n
                UBar = make rows n
@@ -91,7 +94,10 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
         let t = y
         y <- y2
         y2 <- t
-    member _.Backward = backward.Value
+    member _.Backward =
+        match backward with
+        | Some b -> b
+        | None -> invalidOp "This workspace was made for a solve without a backward pass."
     member _.Copies = copies
     /// Bumped each time the workspace is handed to a new solve: a saved backward pass checks it still owns it.
     member val Generation = 0L with get, set
@@ -111,8 +117,9 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
             for c in copies do
                 yield c.Weight; yield c.Transposed
                 match c.Bias with Some b -> yield b | None -> ()
-            if backward.IsValueCreated then
-                let b = backward.Value
+            match backward with
+            | None -> ()
+            | Some b ->
                 yield! b.KBar; yield b.YBar; yield b.UBar; yield b.Carry; yield! b.G; yield! b.GradW
                 for g in b.GradB do match g with Some g -> yield g | None -> () }
     interface IDisposable with
@@ -272,6 +279,36 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
                  | None -> () |]
     gx, gParams
 
+/// The same solve replayed with differentiable tensor ops (autograd records it): used when a backward pass itself is
+/// differentiated (create_graph), which the discrete adjoint above does not record.
+let private replay (run: Run) (x0: Tensor) : Tensor =
+    let tableau = run.Tableau
+    let f (z: Tensor) =
+        let mutable h = z
+        for l in run.Layers do
+            let a = torch.nn.functional.linear(h, l.Weight, (if isNull l.Bias then null else l.Bias))
+            h <-
+                match l.Activation with
+                | None -> a
+                | Some Tanh -> a.tanh()
+                | Some Sigmoid -> a.sigmoid()
+                | Some Relu -> a.relu()
+                | Some Softplus -> torch.nn.functional.softplus(a)
+        h
+    let mutable y = x0.reshape(-1L, int64 run.Layers[0].InFeatures)
+    for _, h in run.Steps do
+        let ks = Array.zeroCreate<Tensor> tableau.Stages
+        for i in 0 .. tableau.Stages - 1 do
+            let mutable u = y
+            for j in 0 .. i - 1 do
+                if tableau.A[i][j] <> 0.0 then u <- TensorOps.addScaled u ks[j] (h * tableau.A[i][j])
+            ks[i] <- f u
+        let mutable next = y
+        for i in 0 .. tableau.Stages - 1 do
+            if tableau.B[i] <> 0.0 then next <- TensorOps.addScaled next ks[i] (h * tableau.B[i])
+        y <- next
+    y.reshape(run.Shape)
+
 /// The custom autograd function: inputs [| Run; x0; parameters… |], output [| y(end) |].
 type FusedSolveFunction() =
     inherit torch.autograd.MultiTensorFunction<FusedSolveFunction>()
@@ -280,7 +317,9 @@ type FusedSolveFunction() =
 
     override _.forward(ctx, vars) =
         let run = vars[0] :?> Run
-        let y = forward run (vars[1] :?> Tensor)
+        let x0 = vars[1] :?> Tensor
+        let y = forward run x0
+        ctx.save_for_backward(List<Tensor>([ x0 ]))
         ctx.save_data("run", run)
         List<Tensor>([ y ])
 
@@ -290,8 +329,23 @@ type FusedSolveFunction() =
         let count = (parameters run.Layers).Length
         try
             use g = grads[0]
+            use x0 = ctx.get_saved_variables()[0]
             if torch.is_grad_enabled () then
-                raise (NotSupportedException("The fused solver does not differentiate its own backward pass (create_graph: higher-order gradients). Set the block's UseFusedKernels to false for them."))
+                // create_graph: the gradients must themselves be differentiable, so the solve is replayed with
+                // autograd and differentiated with the graph kept (torch.autograd.grad would abort on a libtorch error).
+                let ps = parameters run.Layers
+                let inputs = Array.append (if run.GradX then [| x0 |] else [||]) (ps |> Array.filter (fun p -> p.requires_grad))
+                let y = replay run x0
+                let gs = Internal.SafeAutograd.grad [| y |] inputs [| g |] true
+                let mutable k = 0
+                let next () =
+                    let r = gs[k]
+                    k <- k + 1
+                    r
+                let gx = if run.GradX then next () else null
+                let gParams = ps |> Array.map (fun p -> if p.requires_grad then next () else null)
+                List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
+            else
             let gx, gParams = backward run g
             run.Pool.Return(run.Key, run.Workspace)
             List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
@@ -329,8 +383,8 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
     let store = torch.is_grad_enabled () && (x.requires_grad || gradParameters)
     let slots = if store then evaluationCount tableau steps.Length else tableau.Stages + 1
     let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
-    let key = $"{x.dtype}/{rows}/{features}/{widths}/{slots}/{tableau.Stages}"
-    let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, rows, layers, slots, tableau.Stages))
+    let key = $"{x.dtype}/{rows}/{features}/{widths}/{slots}/{tableau.Stages}/{store}"
+    let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, rows, layers, slots, tableau.Stages, store))
     let run =
         { Layers = layers; Tableau = tableau; Steps = steps; Kernels = kernels; Workspace = ws; Generation = ws.Generation
           Pool = pool; Key = key; Store = store; Shape = x.shape; GradX = x.requires_grad; GradParameters = gradParameters }

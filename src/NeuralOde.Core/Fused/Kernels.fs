@@ -136,7 +136,7 @@ let tanhScalar (x: float32) =
         let z = x * x
         let p = ((((((p6 * z + p5) * z + p4) * z + p3) * z + p2) * z + p1) * z + p0)
         let q = (((q3 * z + q2) * z + q1) * z + 1.0f)
-        min 1.0f (max -1.0f (x * p / q))
+        if x >= clampAt then 1.0f elif x <= -clampAt then -1.0f else x * p / q
 
 let inline private vtanh (x: Vector<float32>) =
     // NaN propagates: Min/Max keep their first operand's NaN on x86 (the clamp puts x first).
@@ -151,7 +151,9 @@ let inline private vtanh (x: Vector<float32>) =
     let mutable q = Vector.FusedMultiplyAdd(Vector<float32>(q3), z, Vector<float32>(q2))
     q <- Vector.FusedMultiplyAdd(q, z, Vector<float32>(q1))
     q <- Vector.FusedMultiplyAdd(q, z, Vector<float32>.One)
-    Vector.Max(Vector.Min(x * p / q, Vector<float32>.One), -Vector<float32>.One)
+    // |x| ≥ 9: float32's tanh is ±1 exactly (the rational is within 1 ulp of it there).
+    let sign = Vector.ConditionalSelect(Vector.GreaterThan<float32>(x, Vector<float32>.Zero), Vector<float32>.One, -Vector<float32>.One)
+    Vector.ConditionalSelect(Vector.GreaterThanOrEqual<float32>(Vector.Abs x, Vector<float32>(clampAt)), sign, x * p / q)
 
 let private width = Vector<float32>.Count
 
