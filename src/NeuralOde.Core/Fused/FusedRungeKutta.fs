@@ -52,6 +52,17 @@ let evaluationIndex (tableau: ButcherTableau) (n: int) (i: int) =
 let evaluationCount (tableau: ButcherTableau) (steps: int) =
     if tableau.Fsal then 1 + steps * (tableau.Stages - 1) else steps * tableau.Stages
 
+/// The backward pass's buffers: each stage's k̄, ȳ, ū, the cotangent carried to the previous step (FSAL), each hidden
+/// layer's cotangent, and the parameters' gradient accumulators.
+type BackwardBuffers =
+    { KBar: Buffer[]
+      YBar: Buffer
+      UBar: Buffer
+      Carry: Buffer
+      G: Buffer[]
+      GradW: Buffer[]
+      GradB: Buffer option[] }
+
 /// The buffers of one solve: per evaluation slot its input, its hidden activations and its output; the state; and for
 /// the backward pass the stages' cotangents, the layers' cotangents and the parameters' gradient accumulators.
 type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots: int, stages: int, withBackward: bool) =
@@ -67,14 +78,14 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
     let backward =
         if not withBackward then None
         else
-          Some
-            {| KBar = Array.init stages (fun _ -> make rows n)
-               YBar = make rows n
-               UBar = make rows n
-               Carry = make rows n
-               G = Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures)
-               GradW = layers |> Array.map (fun l -> if gradTransposed dtype l then make l.InFeatures l.OutFeatures else make l.OutFeatures l.InFeatures)
-               GradB = layers |> Array.map (fun l -> if isNull l.Bias then None else Some(make 1 l.OutFeatures)) |}
+            Some
+                { KBar = Array.init stages (fun _ -> make rows n)
+                  YBar = make rows n
+                  UBar = make rows n
+                  Carry = make rows n
+                  G = Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures)
+                  GradW = layers |> Array.map (fun l -> if gradTransposed dtype l then make l.InFeatures l.OutFeatures else make l.OutFeatures l.InFeatures)
+                  GradB = layers |> Array.map (fun l -> if isNull l.Bias then None else Some(make 1 l.OutFeatures)) }
     let copies =
         layers |> Array.map (fun l ->
             { Weight = make l.OutFeatures l.InFeatures
@@ -131,7 +142,15 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
 /// Workspaces kept between solves, by shape: at most `capacity` shapes, the oldest dropped.
 type WorkspacePool(capacity: int) =
     let free = List<string * Workspace>()
+    let handed = List<Tensor>()
     let gate = obj ()
+    /// Keeps TorchSharp's wrappers of tensors handed to libtorch (a backward pass's gradients), which libtorch holds
+    /// on its own: they are freed at the next solve, so that a training loop leaves none alive.
+    member _.Hand(tensors: Tensor seq) = lock gate (fun () -> handed.AddRange(tensors |> Seq.filter (isNull >> not)))
+    /// Frees the wrappers kept by Hand.
+    member _.FreeHanded() =
+        let old = lock gate (fun () -> let a = handed.ToArray() in handed.Clear(); a)
+        for t in old do t.Dispose()
     member _.Rent(key: string, make: unit -> Workspace) =
         let found =
             lock gate (fun () ->
@@ -231,8 +250,9 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
     let s = tableau.Stages
     let kernels = run.Kernels
     (use flat = gOut.reshape(-1L, int64 ws.Y.Cols) in b.YBar.Tensor.copy_(flat) |> ignore)
-    for g in b.GradW do g.Tensor.zero_() |> ignore
-    for g in b.GradB do g |> Option.iter (fun g -> g.Tensor.zero_() |> ignore)
+    // Cleared through the arrays: TorchSharp's zero_() makes a new tensor wrapper per call.
+    for g in b.GradW do Array.Clear g.Data
+    for g in b.GradB do g |> Option.iter (fun g -> Array.Clear g.Data)
     let touched = Array.zeroCreate<bool> s
     let mutable carry = false
     for n in run.Steps.Length - 1 .. -1 .. 0 do
@@ -321,6 +341,7 @@ type FusedSolveFunction() =
         let y = forward run x0
         ctx.save_for_backward(List<Tensor>([ x0 ]))
         ctx.save_data("run", run)
+        run.Pool.Hand [ y ]
         List<Tensor>([ y ])
 
     override _.backward(ctx, grads) =
@@ -348,6 +369,7 @@ type FusedSolveFunction() =
             else
             let gx, gParams = backward run g
             run.Pool.Return(run.Key, run.Workspace)
+            run.Pool.Hand(Seq.append [ gx ] gParams)
             List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
         with e ->
             BackwardFailure.record e
@@ -389,6 +411,7 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
         { Layers = layers; Tableau = tableau; Steps = steps; Kernels = kernels; Workspace = ws; Generation = ws.Generation
           Pool = pool; Key = key; Store = store; Shape = x.shape; GradX = x.requires_grad; GradParameters = gradParameters }
     let evaluations = evaluationCount tableau steps.Length
+    pool.FreeHanded()
     if store then
         let inputs: obj[] = Array.append [| box run; box x |] (parameters layers |> Array.map box)
         let y =
@@ -396,6 +419,8 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
             with _ ->
                 pool.Return(key, ws)
                 reraise ()
+        // TorchSharp wraps the forward's output anew: the forward's own wrapper is freed here.
+        pool.FreeHanded()
         y, evaluations
     else
         try
