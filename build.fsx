@@ -171,6 +171,7 @@ let bench (extra: string list) =
         let option name fallback = int (text name (string fallback))
         SideBySide.run root (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll") (Path.Combine(outDir, "bench"))
             (text "--workload" "w1") (option "--rounds" 4) (option "--threads" 2) (option "--iterations" 100)
+            (option "--batch" 1024) (option "--width" 64)
         |> require "side-by-side"
     | _ ->
     run root "dotnet" ((binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll" :: extra) @ [ "--out"; Path.Combine(outDir, "bench") ])

@@ -33,9 +33,12 @@ let missing (peersScripts: string) (peersDir: string) (script: string) (library:
 
 /// Runs `rounds` alternating rounds of a workload (w1, w5 or cnf) and writes a markdown table to
 /// `out`/side-by-side-<workload>-<threads>t.md.
-let run (root: string) (benchmarks: string) (out: string) (workload: string) (rounds: int) (threads: int) (iterations: int) =
+let run (root: string) (benchmarks: string) (out: string) (workload: string) (rounds: int) (threads: int) (iterations: int) (batch: int) (width: int) =
+    // W3 is W1 at another batch size or width: both sides take --batch and --width.
+    let sizes = if workload = "w1" && (batch <> 1024 || width <> 64) then [ "--batch"; string batch; "--width"; string width ] else []
+    let large = batch * width > 1024 * 64 * 4
     // The peer's warm-up: W7's iterations are long (an adaptive solve and its adjoint), so fewer warm-up rounds.
-    let warmup = if workload = "cnf" then 10 else 20
+    let warmup = if workload = "cnf" then 10 elif large then 3 else 20
     let script, library, peerName =
         match workload with
         | "w1" -> "w1_rk4_autograd.py", "torchdiffeq", "torchdiffeq"
@@ -58,7 +61,7 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
         let env = [ "BENCH_THREADS", string threads; "RESULTS_DIR", results; "PEERS_DIR", peersDir ]
         let code, text =
             exec peersScripts env "/usr/bin/python3"
-                [ script; "--iters"; string (iterations + warmup); "--warmup"; string warmup; "--timed"; string iterations; "--tag"; $"round{index}" ]
+                ([ script; "--iters"; string (iterations + warmup); "--warmup"; string warmup; "--timed"; string iterations; "--tag"; $"round{index}" ] @ sizes)
         if code <> 0 then failwithf "the peer failed (exit %d):\n%s" code text
         let file = Directory.GetFiles(results, "*.json") |> Array.exactlyOne
         use doc = JsonDocument.Parse(File.ReadAllText file)
@@ -74,7 +77,7 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
         | Some r -> r
         | None -> failwithf "no median_ms in %s" file
     let ours () =
-        let code, text = exec root [] "dotnet" [ benchmarks; "profile"; "--workload"; workload; "--iterations"; string iterations; "--threads"; string threads ]
+        let code, text = exec root [] "dotnet" ([ benchmarks; "profile"; "--workload"; workload; "--iterations"; string iterations; "--threads"; string threads ] @ sizes)
         if code <> 0 then failwithf "the library's benchmark failed (exit %d):\n%s" code text
         let m = Regex.Match(text, @"median ([0-9.]+) ms, min ([0-9.]+) ms")
         if not m.Success then failwithf "no median in the benchmark's output:\n%s" text
@@ -96,6 +99,7 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
     let lines =
         [ yield $"# {workload.ToUpperInvariant()} side by side: NeuralOde against {peerName}, alternating rounds"
           yield ""
+          if not sizes.IsEmpty then yield $"W3 configuration: batch {batch}, width {width}."
           yield $"{threads} thread(s), {iterations} timed iterations per side per round; the peer is Debian's PyTorch with {peerName} (../shared/bench-peers/{script}). Ratios below 1 mean NeuralOde is faster."
           yield ""
           yield "| round | first | peer median (ms) | ours median (ms) | ours / peer |"
@@ -103,7 +107,8 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
           yield! results |> List.map row
           yield ""
           yield $"Median of the per-round ratios: **{medianRatio:F2}**; best against best (min over min): **{best:F2}**." ]
-    let file = Path.Combine(out, $"side-by-side-{workload}-{threads}t.md")
+    let suffix = if sizes.IsEmpty then "" else $"-b{batch}-w{width}"
+    let file = Path.Combine(out, $"side-by-side-{workload}{suffix}-{threads}t.md")
     File.WriteAllLines(file, lines)
     printfn "median ratio %.2f, best %.2f; table in %s" medianRatio best file
     0

@@ -36,7 +36,9 @@ let w1Interleaved (repeats: int) =
 /// One of W1's variants ("w1", "floor" or "plain") run alone, for an external profiler. Alone, the floor is slower
 /// than interleaved with W1 (44–54 against 37–43 ms here: it page-faults ~1,500 times per iteration when it has the
 /// heap to itself, W1 hardly at all), so compare variants only as `w1` runs them.
-let alone (variant: string) (iterations: int) =
+let alone (variant: string) (iterations: int) (batch: int) (width: int) =
+    // Fewer warm-up iterations for the large W3 configurations (seconds each).
+    let warmup = if batch * width > 1024 * 64 * 4 then 3 else 20
     match variant with
     | "w5" ->
         let _, trainer = Workloads.w5 5
@@ -46,9 +48,13 @@ let alone (variant: string) (iterations: int) =
         Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
     | "w1-generic" ->
         // W1 on the generic solver (the fused one off): what W1 measured before the fused solver.
-        let block, trainer = Workloads.w1 1024 64 1
+        let block, trainer = Workloads.w1 batch width 1
         block.UseFusedKernels <- false
-        Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
+        Measure.time warmup iterations (fun () -> trainer.Step() |> ignore)
+    | "w1" when batch <> 1024 || width <> 64 ->
+        // W3: W1 at another batch size or width.
+        let _, trainer = Workloads.w1 batch width 1
+        Measure.time warmup iterations (fun () -> trainer.Step() |> ignore)
     | _ ->
     let index =
         match variant with

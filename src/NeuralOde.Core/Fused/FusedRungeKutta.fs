@@ -61,7 +61,9 @@ type BackwardBuffers =
       Carry: Buffer
       G: Buffer[]
       GradW: Buffer[]
-      GradB: Buffer option[] }
+      GradB: Buffer option[]
+      /// dL/dα of each Galerkin layer (row-major [(in+1)·out, m]), accumulated in float64.
+      Coefficients: float[] option[] }
 
 /// The buffers of one solve: per evaluation slot its input, its hidden activations and its output; the state; and for
 /// the backward pass the stages' cotangents, the layers' cotangents and the parameters' gradient accumulators.
@@ -85,13 +87,17 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
                   Carry = make rows n
                   G = Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures)
                   GradW = layers |> Array.map (fun l -> if gradTransposed dtype l then make l.InFeatures l.OutFeatures else make l.OutFeatures l.InFeatures)
-                  GradB = layers |> Array.map (fun l -> if isNull l.Bias then None else Some(make 1 l.OutFeatures)) }
+                  GradB = layers |> Array.map (fun l -> if l.HasBias then Some(make 1 l.OutFeatures) else None)
+                  Coefficients = layers |> Array.map (fun l -> l.Galerkin |> Option.map (fun g -> Array.zeroCreate<float> (int (g.Coefficients.numel())))) }
     let copies =
         layers |> Array.map (fun l ->
             { Weight = make l.OutFeatures l.InFeatures
               Transposed = make l.InFeatures l.OutFeatures
-              Bias = if isNull l.Bias then None else Some(make 1 l.OutFeatures)
+              Bias = if l.HasBias then Some(make 1 l.OutFeatures) else None
               GradTransposed = gradTransposed dtype l })
+    // The Galerkin layers' coefficients α on the host (row-major [(in+1)·out, m]), read once per solve.
+    let alphas = layers |> Array.map (fun l -> l.Galerkin |> Option.map (fun g -> Array.zeroCreate<float> (int (g.Coefficients.numel()))))
+    let galerkin = layers |> Array.exists (fun l -> l.Galerkin.IsSome)
     member _.Slots = slots
     member _.Rows = rows
     member _.Input slot = inputs[slot]
@@ -112,15 +118,73 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
     member _.Copies = copies
     /// Bumped each time the workspace is handed to a new solve: a saved backward pass checks it still owns it.
     member val Generation = 0L with get, set
-    /// Copies the layers' current parameters into the float32 kernels' buffers.
+    /// Copies the layers' current parameters into the kernels' buffers (a Galerkin layer's coefficients to the host).
     member _.Refresh() =
         for l in 0 .. depth - 1 do
             let c = copies[l]
+            match layers[l].Galerkin, alphas[l] with
+            | Some g, Some host ->
+                use d = g.Coefficients.detach()
+                use flat = d.to_type(torch.float64).contiguous().view(-1L)
+                flat.data<float>().CopyTo(host, 0)
+            | _ ->
             c.Weight.Tensor.copy_(layers[l].Weight) |> ignore
             (use wt = layers[l].Weight.t() in c.Transposed.Tensor.copy_(wt) |> ignore)
             match c.Bias with
             | Some b -> (use b1 = layers[l].Bias.view(1L, -1L) in b.Tensor.copy_(b1) |> ignore)
             | None -> ()
+    /// Whether some layer depends on depth.
+    member _.HasGalerkin = galerkin
+    /// Sets the Galerkin layers' W, Wᵀ and b to their values at depth s: θ(s) = α ψ(s).
+    member _.AtDepth(s: float) =
+        if galerkin then
+            for l in 0 .. depth - 1 do
+                match layers[l].Galerkin, alphas[l] with
+                | Some g, Some alpha ->
+                    let psi = Basis.valuesAt g.Basis s
+                    let m = psi.Length
+                    let inF, outF = layers[l].InFeatures, layers[l].OutFeatures
+                    let theta p =
+                        let mutable acc = 0.0
+                        for j in 0 .. m - 1 do acc <- acc + alpha[p * m + j] * psi[j]
+                        acc
+                    let c = copies[l]
+                    let set (b: Buffer) (i: int) (v: float) =
+                        match b.Data with
+                        | :? (float32[]) as a -> a[i] <- float32 v
+                        | a -> (a :?> float[])[i] <- v
+                    for o in 0 .. outF - 1 do
+                        for k in 0 .. inF - 1 do
+                            let v = theta (o * inF + k)
+                            set c.Weight (o * inF + k) v
+                            set c.Transposed (k * outF + o) v
+                    match c.Bias with
+                    | Some b -> for o in 0 .. outF - 1 do set b o (theta (inF * outF + o))
+                    | None -> ()
+                | _ -> ()
+    /// Adds a Galerkin layer's gradient of one evaluation at depth s (held in GradW and GradB) to dL/dα, and clears it:
+    /// dα_{p,j} += dθ_p ψ_j(s).
+    member w.FoldGalerkinGradient(l: int, s: float) =
+        match layers[l].Galerkin, w.Backward.Coefficients[l] with
+        | Some g, Some dAlpha ->
+            let b = w.Backward
+            let psi = Basis.valuesAt g.Basis s
+            let m = psi.Length
+            let inF, outF = layers[l].InFeatures, layers[l].OutFeatures
+            let get (buf: Buffer) (i: int) =
+                match buf.Data with
+                | :? (float32[]) as a -> float a[i]
+                | a -> (a :?> float[])[i]
+            let add p (v: float) = if v <> 0.0 then for j in 0 .. m - 1 do dAlpha[p * m + j] <- dAlpha[p * m + j] + v * psi[j]
+            for o in 0 .. outF - 1 do
+                for k in 0 .. inF - 1 do
+                    add (o * inF + k) (if copies[l].GradTransposed then get b.GradW[l] (k * outF + o) else get b.GradW[l] (o * inF + k))
+            match b.GradB[l] with
+            | Some gb -> for o in 0 .. outF - 1 do add (inF * outF + o) (get gb o)
+            | None -> ()
+            Array.Clear b.GradW[l].Data
+            b.GradB[l] |> Option.iter (fun gb -> Array.Clear gb.Data)
+        | _ -> ()
     member _.AllBuffers =
         seq {
             yield! inputs; yield! outputs; yield y; yield y2
@@ -201,11 +265,9 @@ type Run =
       GradX: bool
       GradParameters: bool }
 
-/// The layers' parameters in the order the autograd function takes them: W₁, b₁, W₂, b₂, … (biases that exist).
-let parameters (layers: AffineLayer[]) =
-    [| for l in layers do
-         yield l.Weight
-         if not (isNull l.Bias) then yield l.Bias |]
+/// The layers' parameters in the order the autograd function takes them: W₁, b₁, W₂, b₂, … (biases that exist; a
+/// Galerkin layer's coefficients α in place of its W and b).
+let parameters (layers: AffineLayer[]) = layers |> Array.collect (fun l -> l.Parameters)
 
 let private slotOf (run: Run) n i =
     let e = evaluationIndex run.Tableau n i
@@ -231,6 +293,7 @@ let forward (run: Run) (x0: Tensor) : Tensor =
                 let slot = slotOf run n i
                 let ks = Array.init i (fun j -> ws.K(slotOf run n j))
                 run.Kernels.Combine(ws.Y, tableau.A[i] |> Array.map (fun a -> h * a), ks, ws.Input slot)
+                ws.AtDepth(t + tableau.C[i] * h)
                 evaluate run slot
         let ks = Array.init s (fun j -> ws.K(slotOf run n j))
         run.Kernels.Combine(ws.Y, tableau.B |> Array.map (fun b -> h * b), ks, ws.Y2)
@@ -253,10 +316,11 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
     // Cleared through the arrays: TorchSharp's zero_() makes a new tensor wrapper per call.
     for g in b.GradW do Array.Clear g.Data
     for g in b.GradB do g |> Option.iter (fun g -> Array.Clear g.Data)
+    for g in b.Coefficients do g |> Option.iter Array.Clear
     let touched = Array.zeroCreate<bool> s
     let mutable carry = false
     for n in run.Steps.Length - 1 .. -1 .. 0 do
-        let _, h = run.Steps[n]
+        let t, h = run.Steps[n]
         for i in 0 .. s - 1 do
             let c = h * tableau.B[i]
             touched[i] <- c <> 0.0
@@ -273,12 +337,15 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
                     carry <- true
                 else
                     let slot = slotOf run n i
+                    let s = t + tableau.C[i] * h
+                    ws.AtDepth s
                     // ū_i = (∂f/∂u)ᵀ k̄_i through the layers, last to first (k̄_i becomes δ in place).
                     let mutable g = b.KBar[i]
                     for l in run.Layers.Length - 1 .. -1 .. 0 do
                         let gIn = if l = 0 then b.UBar else b.G[l - 1]
                         kernels.AffineBackward(g, run.Layers[l], ws.Copies[l], ws.LayerOutput slot l, ws.LayerInput slot l,
                                                b.GradW[l], b.GradB[l], Some gIn, run.GradParameters)
+                        if run.GradParameters then ws.FoldGalerkinGradient(l, s)
                         g <- gIn
                     kernels.AddScaled(b.YBar, 1.0, b.UBar)
                     for j in 0 .. i - 1 do
@@ -292,6 +359,12 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
         if not run.GradParameters then Array.create (parameters run.Layers).Length null
         else
             [| for l in 0 .. run.Layers.Length - 1 do
+                 match run.Layers[l].Galerkin, b.Coefficients[l] with
+                 | Some g, Some dAlpha ->
+                     use host = torch.tensor(dAlpha, dtype = torch.float64)
+                     use shaped = host.view(g.Coefficients.shape)
+                     yield shaped.to_type(g.Coefficients.dtype)
+                 | _ ->
                  let gw = b.GradW[l].Tensor
                  yield (if ws.Copies[l].GradTransposed then (use t = gw.t() in t.contiguous()) else gw.clone())
                  match b.GradB[l] with
@@ -303,10 +376,13 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
 /// differentiated (create_graph), which the discrete adjoint above does not record.
 let private replay (run: Run) (x0: Tensor) : Tensor =
     let tableau = run.Tableau
-    let f (z: Tensor) =
+    let f (s: float) (z: Tensor) =
         let mutable h = z
         for l in run.Layers do
-            let a = torch.nn.functional.linear(h, l.Weight, (if isNull l.Bias then null else l.Bias))
+            let a =
+                match l.Galerkin with
+                | Some g -> g.forward(h, s)
+                | None -> torch.nn.functional.linear(h, l.Weight, (if isNull l.Bias then null else l.Bias))
             h <-
                 match l.Activation with
                 | None -> a
@@ -316,13 +392,13 @@ let private replay (run: Run) (x0: Tensor) : Tensor =
                 | Some Softplus -> torch.nn.functional.softplus(a)
         h
     let mutable y = x0.reshape(-1L, int64 run.Layers[0].InFeatures)
-    for _, h in run.Steps do
+    for t, h in run.Steps do
         let ks = Array.zeroCreate<Tensor> tableau.Stages
         for i in 0 .. tableau.Stages - 1 do
             let mutable u = y
             for j in 0 .. i - 1 do
                 if tableau.A[i][j] <> 0.0 then u <- TensorOps.addScaled u ks[j] (h * tableau.A[i][j])
-            ks[i] <- f u
+            ks[i] <- f (t + tableau.C[i] * h) u
         let mutable next = y
         for i in 0 .. tableau.Stages - 1 do
             if tableau.B[i] <> 0.0 then next <- TensorOps.addScaled next ks[i] (h * tableau.B[i])

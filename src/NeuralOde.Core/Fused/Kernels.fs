@@ -40,8 +40,7 @@ let thinWidth = 8
 
 /// What a kernel set does. `g` buffers are overwritten (they become δ, the cotangent before the activation).
 type IKernels =
-    /// out = act(input Wᵀ + b). `weightCopy`: W (out × in) in a buffer, `transposedCopy`: Wᵀ, `biasCopy`: b (1 × out)
-    /// or None; the float32 kernels read these, the torch kernels the layer's own tensors.
+    /// out = act(input Wᵀ + b), W and b read from the layer's copies (W, Wᵀ and b at the evaluation's depth).
     abstract Affine: input: Buffer * layer: AffineLayer * copies: LayerCopies * output: Buffer -> unit
     /// With g the cotangent of the layer's output `output` (overwritten by δ = g ⊙ act′): dW += δᵀ input (into
     /// `gradW`, laid out as `LayerCopies.GradTransposed` says), db += Σ_rows δ, and gIn = δ W when gIn is given.
@@ -56,7 +55,7 @@ type IKernels =
     /// True when every entry is finite.
     abstract AllFinite: Buffer -> bool
 
-/// A layer's parameters copied into buffers for the float32 kernels, and the layout of its weight gradient.
+/// A layer's weights at the current evaluation copied into buffers (W, Wᵀ, b), and the layout of its weight gradient.
 and LayerCopies =
     { Weight: Buffer
       Transposed: Buffer
@@ -94,11 +93,13 @@ let private derivativeInPlace (g: Tensor) (y: Tensor) (act: Activation option) =
 
 let torchKernels =
     { new IKernels with
-        member _.Affine(input, layer, _, output) =
-            (use wt = layer.Weight.t() in output.Tensor.addmm_(input.Tensor, wt, 0.0f, 1.0f) |> ignore)
-            if not (isNull layer.Bias) then output.Tensor.add_(layer.Bias, TensorOps.oneScalar) |> ignore
+        member _.Affine(input, layer, copies, output) =
+            output.Tensor.addmm_(input.Tensor, copies.Transposed.Tensor, 0.0f, 1.0f) |> ignore
+            match copies.Bias with
+            | Some b -> output.Tensor.add_(b.Tensor, TensorOps.oneScalar) |> ignore
+            | None -> ()
             activateInPlace output.Tensor layer.Activation
-        member _.AffineBackward(g, layer, _, output, input, gradW, gradB, gIn, accumulateWeights) =
+        member _.AffineBackward(g, layer, copies, output, input, gradW, gradB, gIn, accumulateWeights) =
             derivativeInPlace g.Tensor output.Tensor layer.Activation
             if accumulateWeights then
                 use gt = g.Tensor.t()
@@ -107,7 +108,7 @@ let torchKernels =
                 | Some b -> (use s = g.Tensor.sum(0L, keepdim = true) in b.Tensor.add_(s, TensorOps.oneScalar) |> ignore)
                 | None -> ()
             match gIn with
-            | Some gi -> gi.Tensor.addmm_(g.Tensor, layer.Weight, 0.0f, 1.0f) |> ignore
+            | Some gi -> gi.Tensor.addmm_(g.Tensor, copies.Weight.Tensor, 0.0f, 1.0f) |> ignore
             | None -> ()
         member _.Combine(y, coefficients, ks, out) =
             out.Tensor.copy_(y.Tensor) |> ignore

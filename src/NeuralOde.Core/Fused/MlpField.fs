@@ -1,12 +1,13 @@
-/// Recognising the standard fields the fused solver runs: a `Sequential` of `Linear` layers, each optionally followed
-/// by one element-wise activation (tanh, sigmoid, ReLU, softplus with β = 1), `Identity` modules skipped. Anything else
-/// (a depth-aware or data-controlled layer, a custom module, a subclass, a module with forward hooks) is not
+/// Recognising the standard fields the fused solver runs: a `Sequential` of `Linear` and `GalLinear` layers, each
+/// optionally followed by one element-wise activation (tanh, sigmoid, ReLU, softplus with β = 1), `Identity` modules skipped. Anything else
+/// (another depth-aware or a data-controlled layer, a custom module, a subclass, a module with forward hooks) is not
 /// recognised, and the generic solver runs it unchanged.
 module internal NeuralOde.Core.Fused.MlpField
 
 open System.Reflection
 open TorchSharp
 open TorchSharp.Modules
+open NeuralOde.Core
 
 type Tensor = torch.Tensor
 
@@ -17,15 +18,25 @@ type Activation =
     | Relu
     | Softplus
 
-/// One layer: y = act(x Wᵀ + b).
+/// One layer: y = act(x Wᵀ + b), with W and b fixed (Linear) or functions of depth (GalLinear: the flat weights
+/// [vec(W(s)); b(s)] = α ψ(s)).
 type AffineLayer =
-    { /// W, out × in (the module's own parameter).
+    { /// W, out × in (the Linear's own parameter); null for a Galerkin layer.
       Weight: Tensor
-      /// b, or null for a Linear without bias.
+      /// b, or null for a Linear without bias (a Galerkin layer always has one).
       Bias: Tensor
+      /// The Galerkin layer whose coefficients give W(s) and b(s), or None.
+      Galerkin: GalLinear option
+      InFeatures: int
+      OutFeatures: int
       Activation: Activation option }
-    member l.InFeatures = int l.Weight.shape[1]
-    member l.OutFeatures = int l.Weight.shape[0]
+    /// Whether the layer has a bias.
+    member l.HasBias = l.Galerkin.IsSome || not (isNull l.Bias)
+    /// The layer's parameters as the module holds them: W and b, or the Galerkin coefficients α.
+    member l.Parameters =
+        match l.Galerkin with
+        | Some g -> [| g.Coefficients :> Tensor |]
+        | None -> if isNull l.Bias then [| l.Weight |] else [| l.Weight; l.Bias |]
 
 /// The hook dictionaries TorchSharp keeps on every module (protected fields of HookableModule); None when this
 /// TorchSharp has none by these names, and then no module counts as hook-free.
@@ -69,7 +80,16 @@ let tryRecognise (field: torch.nn.Module) : AffineLayer[] option =
             match rest with
             | [] -> if acc.IsEmpty then None else Some(List.rev acc |> List.toArray)
             | (:? Linear as l) :: tail when hookFree l ->
-                let layer act = { Weight = l.weight; Bias = (match l.bias with null -> null | b -> b :> Tensor); Activation = act }
+                let layer act =
+                    { Weight = l.weight; Bias = (match l.bias with null -> null | b -> b :> Tensor); Galerkin = None
+                      InFeatures = int l.weight.shape[1]; OutFeatures = int l.weight.shape[0]; Activation = act }
+                match tail with
+                | a :: tail' when hookFree a && (activationOf a).IsSome -> build (layer (activationOf a).Value :: acc) tail'
+                | _ -> build (layer None :: acc) tail
+            | (:? GalLinear as g) :: tail when g.GetType() = typeof<GalLinear> && hookFree g ->
+                let layer act =
+                    { Weight = null; Bias = null; Galerkin = Some g; InFeatures = int g.InFeatures; OutFeatures = int g.OutFeatures
+                      Activation = act }
                 match tail with
                 | a :: tail' when hookFree a && (activationOf a).IsSome -> build (layer (activationOf a).Value :: acc) tail'
                 | _ -> build (layer None :: acc) tail

@@ -83,12 +83,15 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// (adjoint sensitivities only; zero for autograd).
     member _.LastBackwardStatistics = lastBackward
 
+    member private _.CheckAlive() =
+        if constructedParameters |> Array.exists (fun p -> p.IsInvalid) then
+            raise (System.ObjectDisposedException(name, "The block (or its field module) has been disposed: its parameters' native memory is gone."))
+
     /// The problem the block solves from x: the field told the depth and x, the module's parameters (and x when the
     /// field reads it and it requires grad) declared for adjoints, the running loss attached.
     member m.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
         if isNull x then raise (System.ArgumentNullException("x"))
-        if constructedParameters |> Array.exists (fun p -> p.IsInvalid) then
-            raise (System.ObjectDisposedException(name, "The block (or its field module) has been disposed: its parameters' native memory is gone."))
+        m.CheckAlive()
         let field = ModuleField.create vectorField (if dataControlled then x else null)
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
@@ -115,6 +118,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let qualifies =
             m.UseFusedKernels && (match sensitivity with Sensitivity.Autograd -> true | _ -> false) && integralLoss.IsNone && m.Regulariser.IsNone
             && not dataControlled && not (isNull x)
+        if qualifies then m.CheckAlive()
         match (if qualifies then Fused.FusedRungeKutta.tryLayers vectorField x control else None) with
         | None -> None
         | Some layers ->

@@ -88,6 +88,19 @@ let tests =
                 use x = torch.randn([| 50L; 3L |], dtype = dtype)
                 agree tolerance $"{dtype} no bias" (outputAndGradients block x true) (outputAndGradients block x false)
         }
+        test "Galerkin layers (weights α ψ(s)) first or in the middle: output and gradients equal the generic solver's" {
+            for dtype, tolerance in [ torch.float64, 1e-12; torch.float32, 2e-5 ] do
+                for basis in [ Basis.fourier 3 1.0; Basis.chebyshev 4 1.0 ] do
+                    for solver, control in [ Solvers.rk4, StepControl.steps 10; Solvers.dopri5, StepControl.fixedStep 0.15 ] do
+                        let first = new GalLinear(2L, 16L, basis, dtype)
+                        let middle = new GalLinear(16L, 16L, basis, dtype)
+                        let field = Sequential(first :> Layer, Tanh(), middle, Tanh(), Linear(16L, 2L))
+                        field.``to``(dtype) |> ignore
+                        Tensors.initialize 13 0.3 field
+                        use block = new NeuralOdeModel(field, solver, control, [| 0.0; 1.0 |])
+                        use x = torch.randn([| 40L; 2L |], dtype = dtype)
+                        agree tolerance $"{dtype} {basis.Name} {solver.Name}" (outputAndGradients block x true) (outputAndGradients block x false)
+        }
         test "float64 gradients equal central finite differences of the fused solve" {
             use field = mlp torch.float64 2 8 "tanh" 2
             use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 10, [| 0.0; 1.0 |])
@@ -140,7 +153,9 @@ let tests =
             use depthCat = Sequential(new DepthCat() :> Layer, Linear(3L, 8L), Tanh(), Linear(8L, 2L))
             Expect.isFalse (recognised depthCat) "a depth-aware layer"
             use galerkin = Sequential(new GalLinear(2L, 8L, Basis.fourier 2 1.0) :> Layer, Tanh(), Linear(8L, 2L))
-            Expect.isFalse (recognised galerkin) "a Galerkin layer"
+            Expect.isTrue (recognised galerkin) "a Galerkin layer (its weights are α ψ(s))"
+            use stacked = Sequential(new StackedLinear(2L, 8L, [| 0.0; 0.5; 1.0 |], torch.float32) :> Layer, Tanh(), Linear(8L, 2L))
+            Expect.isFalse (recognised stacked) "a stacked (piecewise-constant) layer"
             use shifted = Sequential(Linear(2L, 8L), Softplus(beta = 2.0), Linear(8L, 2L))
             Expect.isFalse (recognised shifted) "softplus with β ≠ 1"
             use twoActivations = Sequential(Linear(2L, 8L), Tanh(), Tanh(), Linear(8L, 2L))

@@ -30,6 +30,10 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
     member _.Basis = basis
     /// Number of weights n_θ = (in+1)·out at one depth.
     member _.WeightCount = (inFeatures + 1L) * outFeatures
+    /// Width of the input.
+    member _.InFeatures = inFeatures
+    /// Width of the output.
+    member _.OutFeatures = outFeatures
 
     /// θ(s) = α ψ(s), the flat weights at depth s (differentiable in α).
     member _.WeightsAt(s: float) : torch.Tensor =
