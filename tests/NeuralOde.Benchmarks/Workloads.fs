@@ -21,38 +21,16 @@ let mutable device = torch.CPU
 let mlp (width: int) =
     Sequential(Linear(2L, int64 width), Tanh(), Linear(int64 width, int64 width), Tanh(), Linear(int64 width, 2L))
 
-/// A Galerkin Neural ODE block with the same model as the peer's W5 (../shared/bench-peers/w5_torchdyn_galerkin.py:
-/// DepthCat(1) → GalLinear(2, W, Fourier(5)) → tanh → Linear(W, W) → tanh → Linear(W, 2)): f(s, z) =
-/// L₃ tanh(L₂ tanh(G(s) z)), G a GalLinear layer from the input to the width whose weights are a Fourier series in
-/// depth (ours: 1, cos 2πks, sin 2πks for k = 1..harmonics; torchdyn's Fourier(5): cos ks, sin ks for k = 0..4), told
-/// the depth directly instead of through a concatenated feature; solved by RK4 with 20 steps on [0, 1], autograd
-/// through the solver.
-type GalerkinBlock(width: int, harmonics: int) as this =
-    inherit Module<Tensor, Tensor>("galerkin_block")
+/// The peer's W5 field (../shared/bench-peers/w5_torchdyn_galerkin.py: DepthCat(1) → GalLinear(2, W, Fourier(5)) → tanh
+/// → Linear(W, W) → tanh → Linear(W, 2)) as a Sequential: GalLinear(2, W) over a Fourier basis in depth (ours: 1,
+/// cos 2πks, sin 2πks for k = 1..harmonics; torchdyn's Fourier(5): cos ks, sin ks for k = 0..4), told the depth by the
+/// block instead of through a concatenated feature.
+let galerkinField (width: int) (harmonics: int) =
     let galerkin = new GalLinear(2L, int64 width, Basis.fourier harmonics 1.0)
-    let middle = Linear(int64 width, int64 width)
-    let output = Linear(int64 width, 2L)
-    do
-        // GalLinear starts at zero (torchdyn's choice); small random coefficients make the benchmark's layer active
-        // (the cost per iteration does not depend on the values: RK4 with fixed steps).
-        use _ = torch.no_grad()
-        galerkin.Coefficients.normal_(0.0, 0.05) |> ignore
-        this.register_module("galerkin", galerkin)
-        this.register_module("middle", middle)
-        this.register_module("output", output)
-    let mutable stats = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
-    member _.LastStatistics = stats
-    override m.forward(x: Tensor) =
-        let field (s: float) (z: Tensor) =
-            use a = galerkin.forward(z, s).tanh()
-            use b = middle.forward(a).tanh()
-            output.forward b
-        let problem =
-            OdeProblem.create field x [| 0.0; 1.0 |]
-            |> OdeProblem.withParameters (m.parameters() |> Seq.map (fun p -> p :> Tensor))
-        use solution = Ode.solveWith Sensitivity.Autograd problem Solvers.rk4 (StepControl.steps 20)
-        stats <- solution.Statistics
-        solution.Final
+    // GalLinear starts at zero (torchdyn's choice); small random coefficients make the benchmark's layer active
+    // (the cost per iteration does not depend on the values: RK4 with fixed steps).
+    (use _ = torch.no_grad() in galerkin.Coefficients.normal_(0.0, 0.05) |> ignore)
+    Sequential(galerkin :> Module<Tensor, Tensor>, Tanh(), Linear(int64 width, int64 width), Tanh(), Linear(int64 width, 2L))
 
 /// A trainer: `Step ()` runs one iteration (fresh annuli batch, forward, backward, Adam) in its own dispose scope
 /// and returns the loss.
@@ -97,10 +75,10 @@ let w2 seed =
     let block = odeBlock 64 Solvers.dopri5 (StepControl.adaptive 1e-5 1e-5) Sensitivity.adjoint seed
     block, Trainer(1024, block, seed)
 
-/// W5: the peer's Galerkin model (GalLinear first, as torchdyn's W5).
+/// W5: the peer's Galerkin model (GalLinear first, as torchdyn's W5), RK4 with 20 steps on [0, 1], autograd.
 let w5 seed =
     torch.manual_seed(int64 seed) |> ignore
-    let block = new GalerkinBlock(64, 5)
+    let block = new NeuralOdeModel(galerkinField 64 5, Solvers.rk4, StepControl.steps 20, [| 0.0; 1.0 |])
     block, Trainer(1024, block, seed)
 
 /// W1's iteration written as a plain TorchSharp RK4 loop (autograd, no library): what a user would write by hand.
