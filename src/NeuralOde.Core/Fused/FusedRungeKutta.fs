@@ -14,6 +14,7 @@ open NeuralOde.Core
 open NeuralOde.Core.Internal
 open NeuralOde.Core.Fused.MlpField
 open NeuralOde.Core.Fused.Kernels
+open NeuralOde.Core.Fused.Workspace
 
 /// The steps (t, h) of a fixed-step control from t0 to tEnd, exactly as the generic loop takes them (the last step
 /// shortened to land on tEnd); None when the generic loop would fail instead (a step that no longer advances time,
@@ -52,202 +53,6 @@ let evaluationIndex (tableau: ButcherTableau) (n: int) (i: int) =
 let evaluationCount (tableau: ButcherTableau) (steps: int) =
     if tableau.Fsal then 1 + steps * (tableau.Stages - 1) else steps * tableau.Stages
 
-/// The backward pass's buffers: each stage's k̄, ȳ, ū, the cotangent carried to the previous step (FSAL), each hidden
-/// layer's cotangent, and the parameters' gradient accumulators.
-type BackwardBuffers =
-    { KBar: Buffer[]
-      YBar: Buffer
-      UBar: Buffer
-      Carry: Buffer
-      G: Buffer[]
-      GradW: Buffer[]
-      GradB: Buffer option[]
-      /// dL/dα of each Galerkin layer (row-major [(in+1)·out, m]), accumulated in float64.
-      Coefficients: float[] option[] }
-
-/// The buffers of one solve: per evaluation slot its input, its hidden activations and its output; the state; and for
-/// the backward pass the stages' cotangents, the layers' cotangents and the parameters' gradient accumulators.
-type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots: int, stages: int, withBackward: bool) =
-    let n = layers[0].InFeatures
-    let depth = layers.Length
-    let make r c = buffer dtype r c
-    let inputs = Array.init slots (fun _ -> make rows n)
-    let hidden = Array.init slots (fun _ -> Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures))
-    let outputs = Array.init slots (fun _ -> make rows n)
-    let mutable y = make rows n
-    let mutable y2 = make rows n
-    // Made with the rest (not when first needed, inside the backward pass, where the caller's dispose scope would own them).
-    let backward =
-        if not withBackward then None
-        else
-            Some
-                { KBar = Array.init stages (fun _ -> make rows n)
-                  YBar = make rows n
-                  UBar = make rows n
-                  Carry = make rows n
-                  G = Array.init (depth - 1) (fun l -> make rows layers[l].OutFeatures)
-                  GradW = layers |> Array.map (fun l -> if gradTransposed dtype l then make l.InFeatures l.OutFeatures else make l.OutFeatures l.InFeatures)
-                  GradB = layers |> Array.map (fun l -> if l.HasBias then Some(make 1 l.OutFeatures) else None)
-                  Coefficients = layers |> Array.map (fun l -> l.Galerkin |> Option.map (fun g -> Array.zeroCreate<float> (int (g.Coefficients.numel())))) }
-    let copies =
-        layers |> Array.map (fun l ->
-            { Weight = make l.OutFeatures l.InFeatures
-              Transposed = make l.InFeatures l.OutFeatures
-              Bias = if l.HasBias then Some(make 1 l.OutFeatures) else None
-              GradTransposed = gradTransposed dtype l })
-    // The Galerkin layers' coefficients α on the host (row-major [(in+1)·out, m]), read once per solve.
-    let alphas = layers |> Array.map (fun l -> l.Galerkin |> Option.map (fun g -> Array.zeroCreate<float> (int (g.Coefficients.numel()))))
-    let galerkin = layers |> Array.exists (fun l -> l.Galerkin.IsSome)
-    member _.Slots = slots
-    member _.Rows = rows
-    member _.Input slot = inputs[slot]
-    /// Output of layer l at the slot (the last layer's is the stage derivative k).
-    member _.LayerOutput (slot: int) (l: int) = if l = depth - 1 then outputs[slot] else hidden[slot][l]
-    member _.LayerInput (slot: int) (l: int) = if l = 0 then inputs[slot] else hidden[slot][l - 1]
-    member _.K slot = outputs[slot]
-    member _.Y = y
-    member _.Y2 = y2
-    member _.Swap() =
-        let t = y
-        y <- y2
-        y2 <- t
-    member _.Backward =
-        match backward with
-        | Some b -> b
-        | None -> invalidOp "This workspace was made for a solve without a backward pass."
-    member _.Copies = copies
-    /// Bumped each time the workspace is handed to a new solve: a saved backward pass checks it still owns it.
-    member val Generation = 0L with get, set
-    /// Copies the layers' current parameters into the kernels' buffers (a Galerkin layer's coefficients to the host).
-    member _.Refresh() =
-        for l in 0 .. depth - 1 do
-            let c = copies[l]
-            match layers[l].Galerkin, alphas[l] with
-            | Some g, Some host ->
-                use d = g.Coefficients.detach()
-                use flat = d.to_type(torch.float64).contiguous().view(-1L)
-                flat.data<float>().CopyTo(host, 0)
-            | _ ->
-            c.Weight.Tensor.copy_(layers[l].Weight) |> ignore
-            (use wt = layers[l].Weight.t() in c.Transposed.Tensor.copy_(wt) |> ignore)
-            match c.Bias with
-            | Some b -> (use b1 = layers[l].Bias.view(1L, -1L) in b.Tensor.copy_(b1) |> ignore)
-            | None -> ()
-    /// Whether some layer depends on depth.
-    member _.HasGalerkin = galerkin
-    /// Sets the Galerkin layers' W, Wᵀ and b to their values at depth s: θ(s) = α ψ(s).
-    member _.AtDepth(s: float) =
-        if galerkin then
-            for l in 0 .. depth - 1 do
-                match layers[l].Galerkin, alphas[l] with
-                | Some g, Some alpha ->
-                    let psi = Basis.valuesAt g.Basis s
-                    let m = psi.Length
-                    let inF, outF = layers[l].InFeatures, layers[l].OutFeatures
-                    let theta p =
-                        let mutable acc = 0.0
-                        for j in 0 .. m - 1 do acc <- acc + alpha[p * m + j] * psi[j]
-                        acc
-                    let c = copies[l]
-                    let set (b: Buffer) (i: int) (v: float) =
-                        match b.Data with
-                        | :? (float32[]) as a -> a[i] <- float32 v
-                        | a -> (a :?> float[])[i] <- v
-                    for o in 0 .. outF - 1 do
-                        for k in 0 .. inF - 1 do
-                            let v = theta (o * inF + k)
-                            set c.Weight (o * inF + k) v
-                            set c.Transposed (k * outF + o) v
-                    match c.Bias with
-                    | Some b -> for o in 0 .. outF - 1 do set b o (theta (inF * outF + o))
-                    | None -> ()
-                | _ -> ()
-    /// Adds a Galerkin layer's gradient of one evaluation at depth s (held in GradW and GradB) to dL/dα, and clears it:
-    /// dα_{p,j} += dθ_p ψ_j(s).
-    member w.FoldGalerkinGradient(l: int, s: float) =
-        match layers[l].Galerkin, w.Backward.Coefficients[l] with
-        | Some g, Some dAlpha ->
-            let b = w.Backward
-            let psi = Basis.valuesAt g.Basis s
-            let m = psi.Length
-            let inF, outF = layers[l].InFeatures, layers[l].OutFeatures
-            let get (buf: Buffer) (i: int) =
-                match buf.Data with
-                | :? (float32[]) as a -> float a[i]
-                | a -> (a :?> float[])[i]
-            let add p (v: float) = if v <> 0.0 then for j in 0 .. m - 1 do dAlpha[p * m + j] <- dAlpha[p * m + j] + v * psi[j]
-            for o in 0 .. outF - 1 do
-                for k in 0 .. inF - 1 do
-                    add (o * inF + k) (if copies[l].GradTransposed then get b.GradW[l] (k * outF + o) else get b.GradW[l] (o * inF + k))
-            match b.GradB[l] with
-            | Some gb -> for o in 0 .. outF - 1 do add (inF * outF + o) (get gb o)
-            | None -> ()
-            Array.Clear b.GradW[l].Data
-            b.GradB[l] |> Option.iter (fun gb -> Array.Clear gb.Data)
-        | _ -> ()
-    member _.AllBuffers =
-        seq {
-            yield! inputs; yield! outputs; yield y; yield y2
-            for h in hidden do yield! h
-            for c in copies do
-                yield c.Weight; yield c.Transposed
-                match c.Bias with Some b -> yield b | None -> ()
-            match backward with
-            | None -> ()
-            | Some b ->
-                yield! b.KBar; yield b.YBar; yield b.UBar; yield b.Carry; yield! b.G; yield! b.GradW
-                for g in b.GradB do match g with Some g -> yield g | None -> () }
-    interface IDisposable with
-        member w.Dispose() =
-            // A backward pass still holding this workspace then fails with a clear message instead of reading freed memory.
-            w.Generation <- -1L
-            for b in w.AllBuffers do b.Tensor.Dispose()
-
-/// Workspaces kept between solves, by shape: at most `capacity` shapes, the oldest dropped.
-type WorkspacePool(capacity: int) =
-    let free = List<string * Workspace>()
-    let handed = List<Tensor>()
-    let gate = obj ()
-    /// Keeps TorchSharp's wrappers of tensors handed to libtorch (a backward pass's gradients), which libtorch holds
-    /// on its own: they are freed at the next solve, so that a training loop leaves none alive.
-    member _.Hand(tensors: Tensor seq) = lock gate (fun () -> handed.AddRange(tensors |> Seq.filter (isNull >> not)))
-    /// Frees the wrappers kept by Hand.
-    member _.FreeHanded() =
-        let old = lock gate (fun () -> let a = handed.ToArray() in handed.Clear(); a)
-        for t in old do t.Dispose()
-    member _.Rent(key: string, make: unit -> Workspace) =
-        let found =
-            lock gate (fun () ->
-                match Seq.tryFindIndex (fun (k, _) -> k = key) free with
-                | Some i ->
-                    let _, w = free[i]
-                    free.RemoveAt i
-                    Some w
-                | None -> None)
-        let w =
-            match found with
-            | Some w -> w
-            | None ->
-                // Not the caller's dispose scope's: the pool keeps these tensors across solves.
-                let w = make ()
-                for b in w.AllBuffers do b.Tensor.DetachFromDisposeScope() |> ignore
-                w
-        w.Generation <- w.Generation + 1L
-        w
-    member _.Return(key: string, w: Workspace) =
-        let dropped =
-            lock gate (fun () ->
-              // A graph kept with retain_graph runs its backward pass again: the workspace is handed back once.
-              if free |> Seq.exists (fun (_, f) -> obj.ReferenceEquals(f, w)) then None
-              else
-                free.Add((key, w))
-                if free.Count > capacity then
-                    let _, old = free[0]
-                    free.RemoveAt 0
-                    Some old
-                else None)
-        dropped |> Option.iter (fun w -> (w :> IDisposable).Dispose())
-
 /// One fused solve: what it solves and the workspace it runs in.
 type Run =
     { Layers: AffineLayer[]
@@ -265,18 +70,11 @@ type Run =
       GradX: bool
       GradParameters: bool }
 
-/// The layers' parameters in the order the autograd function takes them: W₁, b₁, W₂, b₂, … (biases that exist; a
-/// Galerkin layer's coefficients α in place of its W and b).
-let parameters (layers: AffineLayer[]) = layers |> Array.collect (fun l -> l.Parameters)
-
 let private slotOf (run: Run) n i =
     let e = evaluationIndex run.Tableau n i
     if run.Store then e else e % run.Workspace.Slots
 
-let private evaluate (run: Run) (slot: int) =
-    let ws = run.Workspace
-    for l in 0 .. run.Layers.Length - 1 do
-        run.Kernels.Affine(ws.LayerInput slot l, run.Layers[l], ws.Copies[l], ws.LayerOutput slot l)
+let private evaluate (run: Run) (slot: int) = evaluateSlot run.Kernels run.Workspace run.Layers slot
 
 /// Forward: steps x0 (rows × features) to the end and returns the final state (a new tensor of x0's shape).
 let forward (run: Run) (x0: Tensor) : Tensor =
@@ -313,10 +111,7 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
     let s = tableau.Stages
     let kernels = run.Kernels
     (use flat = gOut.reshape(-1L, int64 ws.Y.Cols) in b.YBar.Tensor.copy_(flat) |> ignore)
-    // Cleared through the arrays: TorchSharp's zero_() makes a new tensor wrapper per call.
-    for g in b.GradW do Array.Clear g.Data
-    for g in b.GradB do g |> Option.iter (fun g -> Array.Clear g.Data)
-    for g in b.Coefficients do g |> Option.iter Array.Clear
+    clearGradients ws
     let touched = Array.zeroCreate<bool> s
     let mutable carry = false
     for n in run.Steps.Length - 1 .. -1 .. 0 do
@@ -340,13 +135,7 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
                     let s = t + tableau.C[i] * h
                     ws.AtDepth s
                     // ū_i = (∂f/∂u)ᵀ k̄_i through the layers, last to first (k̄_i becomes δ in place).
-                    let mutable g = b.KBar[i]
-                    for l in run.Layers.Length - 1 .. -1 .. 0 do
-                        let gIn = if l = 0 then b.UBar else b.G[l - 1]
-                        kernels.AffineBackward(g, run.Layers[l], ws.Copies[l], ws.LayerOutput slot l, ws.LayerInput slot l,
-                                               b.GradW[l], b.GradB[l], Some gIn, run.GradParameters)
-                        if run.GradParameters then ws.FoldGalerkinGradient(l, s)
-                        g <- gIn
+                    vectorJacobianProduct kernels ws run.Layers slot s b.KBar[i] run.GradParameters
                     kernels.AddScaled(b.YBar, 1.0, b.UBar)
                     for j in 0 .. i - 1 do
                         let a = tableau.A[i][j]
@@ -357,19 +146,7 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
     let gx = if run.GradX then (use g = b.YBar.Tensor.clone() in g.reshape(run.Shape)) else null
     let gParams =
         if not run.GradParameters then Array.create (parameters run.Layers).Length null
-        else
-            [| for l in 0 .. run.Layers.Length - 1 do
-                 match run.Layers[l].Galerkin, b.Coefficients[l] with
-                 | Some g, Some dAlpha ->
-                     use host = torch.tensor(dAlpha, dtype = torch.float64)
-                     use shaped = host.view(g.Coefficients.shape)
-                     yield shaped.to_type(g.Coefficients.dtype)
-                 | _ ->
-                 let gw = b.GradW[l].Tensor
-                 yield (if ws.Copies[l].GradTransposed then (use t = gw.t() in t.contiguous()) else gw.clone())
-                 match b.GradB[l] with
-                 | Some gb -> yield (use v = gb.Tensor.view(-1L) in v.clone())
-                 | None -> () |]
+        else parameterGradients ws run.Layers
     gx, gParams
 
 /// The same solve replayed with differentiable tensor ops (autograd records it): used when a backward pass itself is
@@ -455,12 +232,9 @@ type FusedSolveFunction() =
                 List<Tensor>(Seq.append [ null ] (shapes |> Seq.map (fun s -> BackwardFailure.rejectedGradient s dtype torch.CPU)))
             with _ -> List<Tensor>(Array.create (2 + count) (null: Tensor))
 
-/// Whether the fused solver runs this solve: a recognised MLP field, x and every parameter float32 or float64 on the
-/// CPU in one dtype, the state's last dimension the field's width, fixed steps.
-let tryLayers (field: torch.nn.Module) (x: Tensor) (control: StepControl) : AffineLayer[] option =
-    match control with
-    | StepControl.Adaptive _ -> None
-    | _ ->
+/// The layers of a recognised MLP field when x and every parameter are float32 or float64 on the CPU in one dtype and
+/// x's last dimension is the field's width (whatever the step control: the fused field of the adjoints).
+let tryFieldLayers (field: torch.nn.Module) (x: Tensor) : AffineLayer[] option =
     if x.device_type <> DeviceType.CPU || (x.dtype <> torch.float32 && x.dtype <> torch.float64) || x.dim() < 1L
        || x.numel() = 0L || x.numel() > int64 Int32.MaxValue then None
     else
@@ -469,8 +243,12 @@ let tryLayers (field: torch.nn.Module) (x: Tensor) (control: StepControl) : Affi
                            && parameters layers |> Array.forall (fun p -> p.dtype = x.dtype && p.device_type = DeviceType.CPU) -> Some layers
         | _ -> None
 
-/// The kernels for a dtype: SIMD for float32, libtorch's otherwise.
-let kernelsFor (dtype: torch.ScalarType) = if dtype = torch.float32 then float32Kernels else torchKernels
+/// Whether the fused solver runs this solve: a recognised MLP field, x and every parameter float32 or float64 on the
+/// CPU in one dtype, the state's last dimension the field's width, fixed steps.
+let tryLayers (field: torch.nn.Module) (x: Tensor) (control: StepControl) : AffineLayer[] option =
+    match control with
+    | StepControl.Adaptive _ -> None
+    | _ -> tryFieldLayers field x
 
 /// Solves dz/dt = field(z) from x over the steps and returns z(end), differentiable (by the discrete adjoint) when
 /// gradients are enabled and x or a parameter requires them. Also returns the number of evaluations.

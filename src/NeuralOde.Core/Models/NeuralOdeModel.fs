@@ -31,7 +31,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     let constructedParameters = vectorField.parameters() |> Seq.toArray
     // Workspaces of the fused solver (Fused/FusedRungeKutta.fs), kept between solves: two shapes (training and
     // evaluation batches) at most.
-    let fusedPool = Fused.FusedRungeKutta.WorkspacePool(2)
+    let fusedPool = Fused.Workspace.WorkspacePool(2)
     let mutable lastFused = false
 
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
@@ -67,14 +67,18 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         member _.LastStatistics = last
         member _.LastBackwardStatistics = lastBackward
 
-    /// Whether `forward` may run the fused solver (default true): a field that is a Sequential of Linear layers, each
-    /// optionally followed by tanh, sigmoid, ReLU or softplus, solved with fixed steps, autograd sensitivity and no
-    /// running loss, on a float32 or float64 CPU state, runs as one custom autograd function on preallocated buffers
-    /// (SIMD kernels in float32) with the same steps, evaluations and gradients (the discrete adjoint) as the generic
-    /// solver. Every other block, and every Trajectory call, runs the generic solver. Set false to always run the
-    /// generic solver (e.g. for higher-order gradients through the solve, which the fused solver refuses).
+    /// Whether the block may use the fused kernels (default true) for a field that is a Sequential of Linear and
+    /// GalLinear layers, each optionally followed by tanh, sigmoid, ReLU or softplus, on a float32 or float64 CPU state
+    /// whose dtype the parameters share. With fixed steps, autograd sensitivity and no running loss, `forward` runs
+    /// the fused solver: one custom autograd function on preallocated buffers (SIMD kernels in float32) with the same
+    /// steps, evaluations and gradients (the discrete adjoint of the steps) as the generic solver. With an adjoint
+    /// sensitivity, the generic solver runs with the field and its vector–Jacobian products evaluated by the same
+    /// kernels instead of the module and autograd. Every other block runs unchanged. The fused kernels read the
+    /// modules' parameters directly: forward hooks make a field unrecognised, and GalLinear's LastWeights is not
+    /// updated. Set false to always evaluate the module (results agree to rounding either way).
     member val UseFusedKernels = true with get, set
-    /// Whether the most recent forward solve ran the fused solver.
+    /// Whether the most recent solve ran on the fused kernels: the fused solver (fixed steps, autograd), or, under an
+    /// adjoint sensitivity, the generic solver with the field and its vector–Jacobian products evaluated by them.
     member _.LastSolveWasFused = lastFused
 
     /// Statistics of the most recent forward solve.
@@ -96,7 +100,21 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
                if dataControlled && x.requires_grad then yield x |]
-        let problem = OdeProblem.create field x outputTimes |> OdeProblem.withParameters parameters
+        // An adjoint evaluates a recognised MLP field and its vector–Jacobian products by the fused kernels.
+        let fused =
+            match sensitivity with
+            | Sensitivity.Autograd -> None
+            | _ when m.UseFusedKernels && not dataControlled ->
+                Fused.FusedRungeKutta.tryFieldLayers vectorField x
+                |> Option.map (fun layers -> Fused.FusedField.FusedField(layers, x.dtype, int (x.numel() / int64 layers[0].InFeatures)))
+            | _ -> None
+        let problem =
+            match fused with
+            | Some f ->
+                OdeProblem.create (fun t z -> f.Evaluate(t, z)) x outputTimes
+                |> OdeProblem.withParameters parameters
+                |> OdeProblem.withVectorJacobianProduct (f.AsVectorJacobianProduct())
+            | None -> OdeProblem.create field x outputTimes |> OdeProblem.withParameters parameters
         let loss =
             match integralLoss, m.Regulariser |> Option.map (fun r -> r field) with
             | Some l, Some r -> Some(fun t z -> Internal.TensorOps.plus (l t z) (r t z))
@@ -110,7 +128,8 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let solution = Ode.solveWith sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
-        lastFused <- false
+        // Only an adjoint's problem built by Problem carries products: those of the fused field.
+        lastFused <- problem.VectorJacobianProduct.IsSome
         solution
 
     /// z(S) by the fused solver when this solve qualifies (see UseFusedKernels), else None.
@@ -127,7 +146,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
             match Fused.FusedRungeKutta.stepPlan problem.T0 problem.T1 control with
             | None -> None
             | Some steps ->
-                let kernels = Fused.FusedRungeKutta.kernelsFor x.dtype
+                let kernels = Fused.Workspace.kernelsFor x.dtype
                 let y, evaluations = Fused.FusedRungeKutta.solve fusedPool kernels layers solver steps x
                 last <- { FunctionEvaluations = evaluations; AcceptedSteps = steps.Length; RejectedSteps = 0 }
                 lastBackward <- BackwardStatistics()
