@@ -40,6 +40,10 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
     // Fewer warm-up iterations for the large W3 configurations (seconds each).
     let warmup = if batch * width > 1024 * 64 * 4 then 3 else 20
     match variant with
+    | "w2" | "w2-generic" ->
+        let block, trainer = Workloads.w2 2
+        block.UseFusedKernels <- (variant = "w2")
+        Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
     | "w5" | "w5-generic" ->
         let block, trainer = Workloads.w5 5
         block.UseFusedKernels <- (variant = "w5")
@@ -62,7 +66,7 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
         | "w1" -> 0
         | "floor" -> 1
         | "plain" -> 2
-        | other -> invalidArg "workload" $"--workload {other}: expected w1, w1-generic, floor, plain, w5, w5-generic or cnf."
+        | other -> invalidArg "workload" $"--workload {other}: expected w1, w1-generic, floor, plain, w2, w2-generic, w5, w5-generic or cnf."
     let _, _, manual, steps = w1Variants ()
     use _ = manual
     Measure.time 20 iterations steps[index]
