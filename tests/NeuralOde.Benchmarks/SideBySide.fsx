@@ -1,5 +1,6 @@
-// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w5|cnf]
-// [--rounds N] [--threads T] [--iterations N]`; cnf: torchdyn's FFJORD-style CNF, w7_cnf_torchdyn.py, against
+// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w2|w5|cnf]
+// [--rounds N] [--threads T] [--iterations N] [--batch B --width W]` (W3: W1 at another batch or width); w2:
+// torchdiffeq's odeint_adjoint with dopri5 at 1e-5, w2_dopri5_adjoint.py; cnf: torchdyn's FFJORD-style CNF, w7_cnf_torchdyn.py, against
 // ours, the same model). This VM's speed drifts 1.5–2× over minutes, so a figure compared
 // with an old figure proves nothing: here the peer (W1: torchdiffeq, ../shared/bench-peers/w1_rk4_autograd.py; W5:
 // torchdyn's Galerkin model, w5_torchdyn_galerkin.py) and the library (the benchmark binary's `profile --workload
@@ -42,9 +43,10 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
     let script, library, peerName =
         match workload with
         | "w1" -> "w1_rk4_autograd.py", "torchdiffeq", "torchdiffeq"
+        | "w2" -> "w2_dopri5_adjoint.py", "torchdiffeq", "torchdiffeq (adjoint)"
         | "w5" -> "w5_torchdyn_galerkin.py", "torchdyn", "torchdyn"
         | "cnf" -> "w7_cnf_torchdyn.py", "torchdyn", "torchdyn (CNF)"
-        | other -> failwithf "--workload %s: expected w1, w5 or cnf." other
+        | other -> failwithf "--workload %s: expected w1, w2, w5 or cnf." other
     let peersScripts =
         match Environment.GetEnvironmentVariable "BENCH_PEERS_SCRIPTS" with
         | null | "" -> Path.GetFullPath(Path.Combine(root, "..", "shared", "bench-peers"))
