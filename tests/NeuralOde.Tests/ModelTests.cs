@@ -110,6 +110,10 @@ public class ModelTests
         Assert.True(ModelZoo.AdaptiveDepthExample.Run(quick: true, TextWriter.Null) < 0.02);
 
     [Fact]
+    public void FusedSolverExampleTrainsAsTheGenericSolverDoes() =>
+        Assert.True(ModelZoo.FusedSolverExample.Run(quick: true, TextWriter.Null) < 1e-4);
+
+    [Fact]
     public void CnfExampleRaisesTheLogLikelihood() =>
         Assert.True(ModelZoo.CnfExample.Run(quick: true, TextWriter.Null) > 0.5);
 

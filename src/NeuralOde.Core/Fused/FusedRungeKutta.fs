@@ -50,6 +50,9 @@ let evaluationIndex (tableau: ButcherTableau) (n: int) (i: int) =
     elif i = 0 then (if n = 0 then 0 else 1 + (n - 1) * (s - 1) + (s - 2))
     else 1 + n * (s - 1) + (i - 1)
 
+/// The fewest rows a chunk of a split solve gets (Split): below this a second thread costs more than it saves.
+let mutable chunkRows = 256
+
 let evaluationCount (tableau: ButcherTableau) (steps: int) =
     if tableau.Fsal then 1 + steps * (tableau.Stages - 1) else steps * tableau.Stages
 
@@ -151,7 +154,7 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
 
 /// The same solve replayed with differentiable tensor ops (autograd records it): used when a backward pass itself is
 /// differentiated (create_graph), which the discrete adjoint above does not record.
-let private replay (run: Run) (x0: Tensor) : Tensor =
+let private replay (run: Run) (shape: int64[]) (x0: Tensor) : Tensor =
     let tableau = run.Tableau
     let f (s: float) (z: Tensor) =
         let mutable h = z
@@ -180,26 +183,112 @@ let private replay (run: Run) (x0: Tensor) : Tensor =
         for i in 0 .. tableau.Stages - 1 do
             if tableau.B[i] <> 0.0 then next <- TensorOps.addScaled next ks[i] (h * tableau.B[i])
         y <- next
-    y.reshape(run.Shape)
+    y.reshape(shape)
 
-/// The custom autograd function: inputs [| Run; x0; parameters… |], output [| y(end) |].
+/// A fused solve split by rows into chunks solved side by side, one thread each: the field acts on each row alone,
+/// so the chunks' solves are independent until their parameter gradients are summed. Each chunk is a Run on its own
+/// workspace; while they run, libtorch's kernels (the matrix products) are single-threaded, so that each chunk has
+/// one core to itself instead of every product being shared between the cores.
+type Split =
+    { Runs: Run[]
+      /// Each chunk's rows [r0, r1) of x reshaped to rows × features.
+      Bounds: (int * int)[]
+      Features: int
+      /// The shape of x0.
+      Shape: int64[] }
+
+/// Runs the chunks' work in parallel with libtorch's intra-op threads set to one (restored after); one chunk runs on
+/// this thread as it is. A failure of several chunks raises the one at the earliest time.
+let private threadGate = obj ()
+let mutable private singleThreadedSolves = 0
+let mutable private savedThreads = 0
+
+/// libtorch's intra-op threads set to one while any split solve runs (a count, so that concurrent solves restore the
+/// setting once, when the last ends).
+let private enterSingleThreaded () =
+    lock threadGate (fun () ->
+        if singleThreadedSolves = 0 then
+            savedThreads <- torch.get_num_threads ()
+            torch.set_num_threads 1
+        singleThreadedSolves <- singleThreadedSolves + 1)
+
+let private leaveSingleThreaded () =
+    lock threadGate (fun () ->
+        singleThreadedSolves <- singleThreadedSolves - 1
+        if singleThreadedSolves = 0 then torch.set_num_threads savedThreads)
+
+let private inParallel (count: int) (work: int -> unit) =
+    if count = 1 then work 0
+    else
+        enterSingleThreaded ()
+        try
+            try Threading.Tasks.Parallel.For(0, count, work) |> ignore
+            with :? AggregateException as e ->
+                let inner = e.Flatten().InnerExceptions |> Seq.toArray
+                let solveFailures = inner |> Array.choose (function :? OdeSolveException as f -> Some f | _ -> None)
+                let chosen = if solveFailures.Length > 0 then (solveFailures |> Array.minBy (fun f -> f.Time)) :> exn else inner[0]
+                Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(chosen).Throw()
+        finally leaveSingleThreaded ()
+
+let private rowsOf (split: Split) (x: Tensor) =
+    use flat = x.reshape(-1L, int64 split.Features)
+    split.Bounds |> Array.map (fun (r0, r1) -> flat.narrow(0L, int64 r0, int64 (r1 - r0)))
+
+/// The split solve's forward: each chunk's final state, concatenated (a new tensor of x0's shape).
+let forwardSplit (split: Split) (x0: Tensor) : Tensor =
+    if split.Runs.Length = 1 then forward split.Runs[0] x0
+    else
+        let parts = rowsOf split x0
+        let ys = Array.zeroCreate<Tensor> parts.Length
+        try
+            inParallel parts.Length (fun c -> ys[c] <- forward split.Runs[c] parts[c])
+            use joined = torch.cat(ys, 0L)
+            joined.reshape(split.Shape)
+        finally
+            for t in Array.append parts ys do if not (isNull t) then t.Dispose()
+
+/// The split solve's backward: x0's gradient concatenated from the chunks', the parameters' summed over them.
+let backwardSplit (split: Split) (gOut: Tensor) : Tensor * Tensor[] =
+    if split.Runs.Length = 1 then backward split.Runs[0] gOut
+    else
+        let parts = rowsOf split gOut
+        let results = Array.zeroCreate<Tensor * Tensor[]> parts.Length
+        try
+            inParallel parts.Length (fun c -> results[c] <- backward split.Runs[c] parts[c])
+            let gx =
+                if split.Runs[0].GradX then (use joined = torch.cat(results |> Array.map fst, 0L) in joined.reshape(split.Shape))
+                else null
+            let gParams = snd results[0]
+            for c in 1 .. results.Length - 1 do
+                Array.iteri2 (fun i (total: Tensor) (part: Tensor) ->
+                    if not (isNull total) then TensorOps.addScaledInPlace total part 1.0 |> ignore) gParams (snd results[c])
+            gx, gParams
+        finally
+            for t in parts do t.Dispose()
+            for c in 0 .. results.Length - 1 do
+                let gx, gParams = results[c]
+                if not (isNull gx) then gx.Dispose()
+                if c > 0 then for g in gParams do if not (isNull g) then g.Dispose()
+
+/// The custom autograd function: inputs [| Split; x0; parameters… |], output [| y(end) |].
 type FusedSolveFunction() =
     inherit torch.autograd.MultiTensorFunction<FusedSolveFunction>()
 
     override _.Name = "FusedRungeKutta"
 
     override _.forward(ctx, vars) =
-        let run = vars[0] :?> Run
+        let split = vars[0] :?> Split
         let x0 = vars[1] :?> Tensor
-        let y = forward run x0
+        let y = forwardSplit split x0
         ctx.save_for_backward(List<Tensor>([ x0 ]))
-        ctx.save_data("run", run)
-        run.Pool.Hand [ y ]
+        ctx.save_data("split", split)
+        split.Runs[0].Pool.Hand [ y ]
         List<Tensor>([ y ])
 
     override _.backward(ctx, grads) =
         // Runs as a callback from libtorch's engine, where a .NET exception cannot pass (see BackwardFailure).
-        let run = ctx.get_data("run") :?> Run
+        let split = ctx.get_data("split") :?> Split
+        let run = split.Runs[0]
         let count = (parameters run.Layers).Length
         try
             use g = grads[0]
@@ -209,7 +298,7 @@ type FusedSolveFunction() =
                 // autograd and differentiated with the graph kept (torch.autograd.grad would abort on a libtorch error).
                 let ps = parameters run.Layers
                 let inputs = Array.append (if run.GradX then [| x0 |] else [||]) (ps |> Array.filter (fun p -> p.requires_grad))
-                let y = replay run x0
+                let y = replay run split.Shape x0
                 let gs = Internal.SafeAutograd.grad [| y |] inputs [| g |] true
                 let mutable k = 0
                 let next () =
@@ -220,15 +309,15 @@ type FusedSolveFunction() =
                 let gParams = ps |> Array.map (fun p -> if p.requires_grad then next () else null)
                 List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
             else
-            let gx, gParams = backward run g
-            run.Pool.Return(run.Key, run.Workspace)
+            let gx, gParams = backwardSplit split g
+            for r in split.Runs do r.Pool.Return(r.Key, r.Workspace)
             run.Pool.Hand(Seq.append [ gx ] gParams)
             List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
         with e ->
             BackwardFailure.record e
             try
-                let shapes = Array.append [| run.Shape |] (parameters run.Layers |> Array.map (fun p -> p.shape))
-                let dtype = run.Layers[0].Weight.dtype
+                let shapes = Array.append [| split.Shape |] (parameters run.Layers |> Array.map (fun p -> p.shape))
+                let dtype = (Array.head (parameters run.Layers)).dtype
                 List<Tensor>(Seq.append [ null ] (shapes |> Seq.map (fun s -> BackwardFailure.rejectedGradient s dtype torch.CPU)))
             with _ -> List<Tensor>(Array.create (2 + count) (null: Tensor))
 
@@ -259,19 +348,27 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
     let store = torch.is_grad_enabled () && (x.requires_grad || gradParameters)
     let slots = if store then evaluationCount tableau steps.Length else tableau.Stages + 1
     let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
-    let key = $"{x.dtype}/{rows}/{features}/{widths}/{slots}/{tableau.Stages}/{store}"
-    let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, rows, layers, slots, tableau.Stages, store))
-    let run =
-        { Layers = layers; Tableau = tableau; Steps = steps; Kernels = kernels; Workspace = ws; Generation = ws.Generation
-          Pool = pool; Key = key; Store = store; Shape = x.shape; GradX = x.requires_grad; GradParameters = gradParameters }
+    // One chunk of rows per intra-op thread, each of at least `chunkRows` rows.
+    let chunks = max 1 (min (torch.get_num_threads ()) (rows / chunkRows))
+    let bounds = Array.init chunks (fun c -> rows * c / chunks, rows * (c + 1) / chunks)
+    let runs =
+        bounds |> Array.map (fun (r0, r1) ->
+            let n = r1 - r0
+            let key = $"{x.dtype}/{n}/{features}/{widths}/{slots}/{tableau.Stages}/{store}"
+            let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, n, layers, slots, tableau.Stages, store))
+            { Layers = layers; Tableau = tableau; Steps = steps; Kernels = kernels; Workspace = ws; Generation = ws.Generation
+              Pool = pool; Key = key; Store = store; Shape = (if chunks = 1 then x.shape else [| int64 n; int64 features |]); GradX = x.requires_grad
+              GradParameters = gradParameters })
+    let split = { Runs = runs; Bounds = bounds; Features = features; Shape = x.shape }
+    let giveBack () = for r in runs do pool.Return(r.Key, r.Workspace)
     let evaluations = evaluationCount tableau steps.Length
     pool.FreeHanded()
     if store then
-        let inputs: obj[] = Array.append [| box run; box x |] (parameters layers |> Array.map box)
+        let inputs: obj[] = Array.append [| box split; box x |] (parameters layers |> Array.map box)
         let y =
             try FusedSolveFunction.apply(inputs)[0]
             with _ ->
-                pool.Return(key, ws)
+                giveBack ()
                 reraise ()
         // TorchSharp wraps the forward's output anew: the forward's own wrapper is freed here.
         pool.FreeHanded()
@@ -279,5 +376,5 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
     else
         try
             use _ = torch.no_grad()
-            forward run x, evaluations
-        finally pool.Return(key, ws)
+            forwardSplit split x, evaluations
+        finally giveBack ()

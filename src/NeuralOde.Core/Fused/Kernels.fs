@@ -3,7 +3,7 @@
 /// `torchKernels` (libtorch's in-place ops, any dtype) and `float32Kernels` (float32: SIMD loops over the arrays for
 /// the element-wise work and for the products with at most `thinWidth` rows or columns, where libtorch's generic
 /// kernels are slowest, and libtorch's matrix product for the rest). The float32 tanh is a rational approximation
-/// fitted for this library (`paper-appendix/derivations/tanh-rational-fit.py`; max relative error 3.6e-7 in float32,
+/// fitted for this library (`tests/Scripts/TanhRationalFit.fsx`; max relative error 3.6e-7 in float32,
 /// checked in the tests against float64).
 module internal NeuralOde.Core.Fused.Kernels
 

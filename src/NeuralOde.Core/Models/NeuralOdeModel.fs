@@ -29,9 +29,9 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     // block whose constructor threw, and a member of this `as this` class then raises on the finaliser thread,
     // ending the process.)
     let constructedParameters = vectorField.parameters() |> Seq.toArray
-    // Workspaces of the fused solver (Fused/FusedRungeKutta.fs), kept between solves: two shapes (training and
-    // evaluation batches) at most.
-    let fusedPool = Fused.Workspace.WorkspacePool(2)
+    // Workspaces of the fused solver (Fused/FusedRungeKutta.fs), kept between solves: those of two batch sizes
+    // (training and evaluation), split between up to four threads, at most.
+    let fusedPool = Fused.Workspace.WorkspacePool(8)
     let mutable lastFused = false
 
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.

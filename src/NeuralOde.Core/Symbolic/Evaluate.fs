@@ -29,7 +29,7 @@ let internal leaf (environment: Map<string, torch.Tensor>) (dtype: torch.ScalarT
 /// The root operation of `e` applied to its operands' values (in the order of Expr.children).
 let internal operation (dtype: torch.ScalarType) (device: torch.Device) (e: Expr) (operands: torch.Tensor list) : torch.Tensor =
     match e, operands with
-    | Add _, [ a; b ] -> torch.add(a, b)
+    | Add _, [ a; b ] -> NeuralOde.Core.Internal.TensorOps.plus a b   // not torch.add: its temporary alpha Scalar (TensorOps)
     | Sub _, [ a; b ] -> torch.sub(a, b)
     | Mul _, [ a; b ] -> torch.mul(a, b)
     | Div _, [ a; b ] -> torch.div(a, b)
