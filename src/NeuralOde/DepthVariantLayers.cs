@@ -10,9 +10,12 @@ namespace NeuralOde;
 /// field (e.g. in a <c>Sequential</c> with ordinary layers) the block tells it the depth, so <c>forward(x)</c> uses it;
 /// <c>forward(x, s)</c> passes s explicitly.
 /// </summary>
-public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>
+public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>, Core.IGalLinearWrapper
 {
     readonly Core.GalLinear _layer;
+
+    // The fused solver (NeuralOdeBlock.UseFusedKernels) evaluates the wrapped layer directly.
+    Core.GalLinear Core.IGalLinearWrapper.Layer => _layer;
 
     /// <summary>Creates the layer.</summary>
     public GalerkinLinear(long inFeatures, long outFeatures, Basis basis, torch.ScalarType dtype = torch.ScalarType.Float32)

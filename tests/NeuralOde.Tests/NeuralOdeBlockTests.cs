@@ -70,4 +70,31 @@ public class NeuralOdeBlockTests
         using var y = block.forward(x);
         Assert.False(block.LastSolveWasFused);
     }
+
+    [Fact]
+    public void GalerkinFieldsRunFusedWithTheGenericSolversGradients()
+    {
+        torch.manual_seed(4);
+        using var galerkin = new GalerkinLinear(2, 16, Bases.Fourier(3), torch.float64);
+        using (torch.no_grad()) galerkin.Coefficients.normal_(0.0, 0.3);
+        using var field = Sequential(galerkin, Tanh(), Linear(16, 2, dtype: torch.float64));
+        using var block = new NeuralOdeBlock(field, solver: Solvers.Rk4(), stepSize: StepSize.Steps(10));
+        using var x = torch.randn(new long[] { 32, 2 }, dtype: torch.float64);
+
+        double[] Gradient(bool fused)
+        {
+            block.UseFusedKernels = fused;
+            block.zero_grad();
+            using var y = block.forward(x);
+            Assert.Equal(fused, block.LastSolveWasFused);
+            using var loss = (y * y).sum();
+            loss.backward();
+            return galerkin.Coefficients.grad!.data<double>().ToArray();
+        }
+
+        var fusedGradient = Gradient(true);
+        var genericGradient = Gradient(false);
+        for (var i = 0; i < fusedGradient.Length; i++)
+            Assert.Equal(genericGradient[i], fusedGradient[i], 1e-10);
+    }
 }

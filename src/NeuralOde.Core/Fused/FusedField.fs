@@ -17,9 +17,10 @@ type FusedField(layers: AffineLayer[], dtype: torch.ScalarType, rows: int) =
     let kernels = kernelsFor dtype
     // One evaluation slot and the backward buffers; not any caller's dispose scope's: an adjoint's backward pass may
     // run after the scope of its forward pass has ended.
-    let ws = new Workspace(dtype, rows, layers, 1, 1, true)
+    let ws = (use _ = torch.no_grad() in new Workspace(dtype, rows, layers, 1, 1, true))
     do
         for b in ws.AllBuffers do b.Tensor.DetachFromDisposeScope() |> ignore
+        use _ = torch.no_grad()
         ws.Refresh()
     let gate = obj ()
     let load (target: Buffer) (x: Tensor) =
@@ -28,6 +29,7 @@ type FusedField(layers: AffineLayer[], dtype: torch.ScalarType, rows: int) =
         use flat = x.reshape(-1L, int64 features)
         target.Tensor.copy_(flat) |> ignore
     let forward (t: float) (x: Tensor) =
+        use _ = torch.no_grad()
         load (ws.Input 0) x
         ws.AtDepth t
         evaluateSlot kernels ws layers 0
@@ -44,6 +46,7 @@ type FusedField(layers: AffineLayer[], dtype: torch.ScalarType, rows: int) =
     member _.ValueAndProducts(t: float, x: Tensor, a: Tensor) : Tensor * Tensor * Tensor[] =
         lock gate (fun () ->
             let fx = forward t x
+            use _ = torch.no_grad()
             let b = ws.Backward
             load b.KBar[0] a
             clearGradients ws

@@ -53,6 +53,9 @@ let evaluationIndex (tableau: ButcherTableau) (n: int) (i: int) =
 /// The fewest rows a chunk of a split solve gets (Split): below this a second thread costs more than it saves.
 let mutable chunkRows = 256
 
+/// Fields with a layer wider than this are not split (Split).
+let mutable splitWidth = 512
+
 let evaluationCount (tableau: ButcherTableau) (steps: int) =
     if tableau.Fsal then 1 + steps * (tableau.Stages - 1) else steps * tableau.Stages
 
@@ -81,6 +84,8 @@ let private evaluate (run: Run) (slot: int) = evaluateSlot run.Kernels run.Works
 
 /// Forward: steps x0 (rows × features) to the end and returns the final state (a new tensor of x0's shape).
 let forward (run: Run) (x0: Tensor) : Tensor =
+    // Grad mode is per thread: a chunk's worker thread has it on, and the buffers' in-place updates must not be recorded.
+    use _ = torch.no_grad()
     let ws = run.Workspace
     let tableau = run.Tableau
     let s = tableau.Stages
@@ -106,6 +111,7 @@ let forward (run: Run) (x0: Tensor) : Tensor =
 /// Backward: from ḡ = dL/dy(end), the gradients of x0 (null unless it requires grad) and of the parameters (in the
 /// order of `parameters`; null unless they require grad).
 let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
+    use _ = torch.no_grad()
     let ws = run.Workspace
     if ws.Generation <> run.Generation then
         raise (InvalidOperationException("The fused solver's saved activations were reused by a later solve of the same block, so this backward pass (of a graph kept with retain_graph) cannot run. Call backward before the next forward, or set the block's UseFusedKernels to false."))
@@ -348,8 +354,11 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
     let store = torch.is_grad_enabled () && (x.requires_grad || gradParameters)
     let slots = if store then evaluationCount tableau steps.Length else tableau.Stages + 1
     let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
-    // One chunk of rows per intra-op thread, each of at least `chunkRows` rows.
-    let chunks = max 1 (min (torch.get_num_threads ()) (rows / chunkRows))
+    // One chunk of rows per intra-op thread, each of at least `chunkRows` rows (128 was slower at batch 256: 13–21 ms
+    // per W1 iteration against 9.5–11); not for wide layers, whose products libtorch shares well between threads
+    // itself (at width 1024 the split gained nothing: 3.1–3.6 s per W1 iteration either way, alternated).
+    let widest = layers |> Array.map (fun l -> max l.InFeatures l.OutFeatures) |> Array.max
+    let chunks = if widest > splitWidth then 1 else max 1 (min (torch.get_num_threads ()) (rows / chunkRows))
     let bounds = Array.init chunks (fun c -> rows * c / chunks, rows * (c + 1) / chunks)
     let runs =
         bounds |> Array.map (fun (r0, r1) ->

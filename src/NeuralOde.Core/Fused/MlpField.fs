@@ -86,6 +86,8 @@ let tryRecognise (field: torch.nn.Module) : AffineLayer[] option =
                 match tail with
                 | a :: tail' when hookFree a && (activationOf a).IsSome -> build (layer (activationOf a).Value :: acc) tail'
                 | _ -> build (layer None :: acc) tail
+            | m :: tail when (box m :? IGalLinearWrapper) && hookFree m ->
+                build acc (((box m :?> IGalLinearWrapper).Layer :> torch.nn.Module) :: tail)
             | (:? GalLinear as g) :: tail when g.GetType() = typeof<GalLinear> && hookFree g ->
                 let layer act =
                     { Weight = null; Bias = null; Galerkin = Some g; InFeatures = int g.InFeatures; OutFeatures = int g.OutFeatures

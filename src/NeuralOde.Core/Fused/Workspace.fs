@@ -194,8 +194,9 @@ type WorkspacePool(capacity: int) =
             match found with
             | Some w -> w
             | None ->
-                // Not the caller's dispose scope's: the pool keeps these tensors across solves.
-                let w = make ()
+                // Not the caller's dispose scope's: the pool keeps these tensors across solves. Made without grad
+                // mode, as every update of them is.
+                let w = (use _ = torch.no_grad() in make ())
                 for b in w.AllBuffers do b.Tensor.DetachFromDisposeScope() |> ignore
                 w
         w.Generation <- w.Generation + 1L

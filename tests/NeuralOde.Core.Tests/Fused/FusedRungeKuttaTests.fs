@@ -152,6 +152,13 @@ let tests =
                 do (use s = yr.square().sum() in s.backward())
                 Expect.isLessThan (Tensors.relativeError (Tensors.toArray xg.grad) (Tensors.toArray xr.grad)) 1e-12 "x's gradient"
                 Expect.equal (torch.get_num_threads ()) 3 "the thread count is restored after split solves"
+                // Inference twice (the workspace made and reused under no_grad: the chunks' threads must not record).
+                block.UseFusedKernels <- true
+                for _ in 1 .. 2 do
+                    use _ = torch.no_grad()
+                    use yi = block.forward x
+                    Expect.isFalse yi.requires_grad "no graph under no_grad"
+                    Expect.isTrue block.LastSolveWasFused "split inference ran fused"
                 // A blow-up (a ReLU field with large weights): the generic solver's error at its time, the earliest chunk's.
                 use relu = mlp torch.float64 2 16 "relu" 6
                 do (use _ = torch.no_grad() in for p in relu.parameters() do p.mul_(Scalar.op_Implicit 40.0) |> ignore)

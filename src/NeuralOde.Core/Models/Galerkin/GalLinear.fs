@@ -67,3 +67,9 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
         use weight = flatWeight.view(outFeatures, inFeatures)
         use bias = w.narrow(0L, inFeatures * outFeatures, outFeatures)
         functional.linear(x, weight, bias)
+
+/// A module that is exactly a GalLinear (its forward is the layer's): the C# facade's GalerkinLinear. The fused solver
+/// (Fused/MlpField.fs) treats it as the layer it wraps.
+type internal IGalLinearWrapper =
+    /// The wrapped layer.
+    abstract Layer: GalLinear
