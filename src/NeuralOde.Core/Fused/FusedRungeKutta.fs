@@ -193,7 +193,7 @@ let private replay (run: Run) (shape: int64[]) (x0: Tensor) : Tensor =
 
 /// A fused solve split by rows into chunks solved side by side, one thread each: the field acts on each row alone,
 /// so the chunks' solves are independent until their parameter gradients are summed. Each chunk is a Run on its own
-/// workspace; while they run, libtorch's kernels (the matrix products) are single-threaded, so that each chunk has
+/// workspace, and its thread runs libtorch's kernels (the matrix products) single-threaded, so that each chunk has
 /// one core to itself instead of every product being shared between the cores.
 type Split =
     { Runs: Run[]
@@ -203,38 +203,43 @@ type Split =
       /// The shape of x0.
       Shape: int64[] }
 
-/// Runs the chunks' work in parallel with libtorch's intra-op threads set to one (restored after); one chunk runs on
-/// this thread as it is. A failure of several chunks raises the one at the earliest time.
 let private threadGate = obj ()
-let mutable private singleThreadedSolves = 0
+let mutable private splitSolves = 0
 let mutable private savedThreads = 0
 
-/// libtorch's intra-op threads set to one while any split solve runs (a count, so that concurrent solves restore the
-/// setting once, when the last ends).
-let private enterSingleThreaded () =
+// libtorch's thread settings are partly per thread (OpenMP's count and MKL's local count belong to the thread that sets
+// them) and partly process-wide: each chunk's worker thread sets its own to one, so that its products and element-wise
+// ops start no OpenMP team of their own (a team's threads spin after each region and slowed every later libtorch op:
+// W1's interleaved hand-written floor took 200 ms instead of 40), and puts back, when it ends, the setting recorded
+// when the first of any concurrent split solves began.
+let private enterSplit () =
     lock threadGate (fun () ->
-        if singleThreadedSolves = 0 then
-            savedThreads <- torch.get_num_threads ()
-            torch.set_num_threads 1
-        singleThreadedSolves <- singleThreadedSolves + 1)
+        if splitSolves = 0 then savedThreads <- torch.get_num_threads ()
+        splitSolves <- splitSolves + 1
+        savedThreads)
 
-let private leaveSingleThreaded () =
+let private leaveSplit () =
     lock threadGate (fun () ->
-        singleThreadedSolves <- singleThreadedSolves - 1
-        if singleThreadedSolves = 0 then torch.set_num_threads savedThreads)
+        splitSolves <- splitSolves - 1
+        if splitSolves = 0 then torch.set_num_threads savedThreads)
 
+/// Runs the chunks' work in parallel, each chunk's thread with libtorch's intra-op threads set to one (restored after).
+/// A failure of several chunks raises the one at the earliest time.
 let private inParallel (count: int) (work: int -> unit) =
     if count = 1 then work 0
     else
-        enterSingleThreaded ()
+        let restore = enterSplit ()
         try
-            try Threading.Tasks.Parallel.For(0, count, work) |> ignore
+            try
+                Threading.Tasks.Parallel.For(0, count, fun c ->
+                    torch.set_num_threads 1
+                    try work c finally torch.set_num_threads restore) |> ignore
             with :? AggregateException as e ->
                 let inner = e.Flatten().InnerExceptions |> Seq.toArray
                 let solveFailures = inner |> Array.choose (function :? OdeSolveException as f -> Some f | _ -> None)
                 let chosen = if solveFailures.Length > 0 then (solveFailures |> Array.minBy (fun f -> f.Time)) :> exn else inner[0]
                 Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(chosen).Throw()
-        finally leaveSingleThreaded ()
+        finally leaveSplit ()
 
 let private rowsOf (split: Split) (x: Tensor) =
     use flat = x.reshape(-1L, int64 split.Features)
