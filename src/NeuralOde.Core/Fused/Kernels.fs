@@ -24,6 +24,16 @@ type Buffer =
       Cols: int }
     member b.Single = b.Data :?> float32[]
     member b.Span = Span<float32>(b.Single, 0, b.Rows * b.Cols)
+    /// Entry i (row-major) as a float, whatever the dtype; for the host-side work on small buffers.
+    member b.Item
+        with get (i: int) =
+            match b.Data with
+            | :? (float32[]) as a -> float a[i]
+            | a -> (a :?> float[])[i]
+        and set (i: int) (v: float) =
+            match b.Data with
+            | :? (float32[]) as a -> a[i] <- float32 v
+            | a -> (a :?> float[])[i] <- v
 
 /// A buffer of the dtype (float32 or float64), uninitialised.
 let buffer (dtype: torch.ScalarType) (rows: int) (cols: int) : Buffer =
@@ -245,7 +255,8 @@ let inline private dot (a: ReadOnlySpan<float32>) (b: ReadOnlySpan<float32>) =
     for i in av.Length * width .. a.Length - 1 do s <- s + a[i] * b[i]
     s
 
-/// out = input Wᵀ (no bias) for a layer with few inputs: each row is a combination of Wᵀ's rows.
+/// out = input Wᵀ (no bias) for a layer with few inputs: each row is a combination of Wᵀ's rows (`wt`, in × out;
+/// any matrix whose rows are to be combined).
 let private thinInputProduct (input: Buffer) (wt: Buffer) (out: Buffer) =
     let k, m = input.Cols, out.Cols
     let xs = input.Span
@@ -256,7 +267,8 @@ let private thinInputProduct (input: Buffer) (wt: Buffer) (out: Buffer) =
         row.Clear()
         for j in 0 .. k - 1 do axpy row xs[r * k + j] (Span.op_Implicit (ws.Slice(j * m, m)))
 
-/// out = input Wᵀ (no bias) for a layer with few outputs: each entry a dot product with a row of W.
+/// out = input Wᵀ (no bias) for a layer with few outputs: each entry a dot product with a row of W (`w`, out × in;
+/// any matrix whose rows are dotted with the input's).
 let private thinOutputProduct (input: Buffer) (w: Buffer) (out: Buffer) =
     let k, m = input.Cols, out.Cols
     let xs = input.Span
@@ -300,20 +312,9 @@ let float32Kernels =
                 | None -> ()
             match gIn with
             | Some gi ->
-                let gis = gi.Span
-                if isThinOutput layer then
-                    // gIn[r, :] = Σ_o δ[r, o] W[o, :]
-                    let ws = copies.Weight.Span
-                    for r in 0 .. g.Rows - 1 do
-                        let row = gis.Slice(r * k, k)
-                        row.Clear()
-                        for o in 0 .. m - 1 do axpy row gs[r * m + o] (Span.op_Implicit (ws.Slice(o * k, k)))
-                elif isThinInput layer then
-                    // gIn[r, j] = δ[r, :] · Wᵀ[j, :]
-                    let wts = copies.Transposed.Span
-                    for r in 0 .. g.Rows - 1 do
-                        let d = Span.op_Implicit (gs.Slice(r * m, m))
-                        for j in 0 .. k - 1 do gis[r * k + j] <- dot d (Span.op_Implicit (wts.Slice(j * m, m)))
+                // gIn = δ W: the forward's thin products with W and Wᵀ in each other's place.
+                if isThinOutput layer then thinInputProduct g copies.Weight gi            // gIn[r, :] = Σ_o δ[r, o] W[o, :]
+                elif isThinInput layer then thinOutputProduct g copies.Transposed gi      // gIn[r, j] = δ[r, :] · Wᵀ[j, :]
                 else gi.Tensor.addmm_(g.Tensor, copies.Weight.Tensor, 0.0f, 1.0f) |> ignore
             | None -> ()
         member _.Combine(y, coefficients, ks, out) =

@@ -65,7 +65,6 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
     let alphas = layers |> Array.map (fun l -> l.Galerkin |> Option.map (fun g -> Array.zeroCreate<float> (int (g.Coefficients.numel()))))
     let galerkin = layers |> Array.exists (fun l -> l.Galerkin.IsSome)
     member _.Slots = slots
-    member _.Rows = rows
     member _.Input slot = inputs[slot]
     /// Output of layer l at the slot (the last layer's is the stage derivative k).
     member _.LayerOutput (slot: int) (l: int) = if l = depth - 1 then outputs[slot] else hidden[slot][l]
@@ -99,8 +98,6 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
             match c.Bias with
             | Some b -> (use b1 = layers[l].Bias.view(1L, -1L) in b.Tensor.copy_(b1) |> ignore)
             | None -> ()
-    /// Whether some layer depends on depth.
-    member _.HasGalerkin = galerkin
     /// Sets the Galerkin layers' W, Wᵀ and b to their values at depth s: θ(s) = α ψ(s).
     member _.AtDepth(s: float) =
         if galerkin then
@@ -115,17 +112,13 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
                         for j in 0 .. m - 1 do acc <- acc + alpha[p * m + j] * psi[j]
                         acc
                     let c = copies[l]
-                    let set (b: Buffer) (i: int) (v: float) =
-                        match b.Data with
-                        | :? (float32[]) as a -> a[i] <- float32 v
-                        | a -> (a :?> float[])[i] <- v
                     for o in 0 .. outF - 1 do
                         for k in 0 .. inF - 1 do
                             let v = theta (o * inF + k)
-                            set c.Weight (o * inF + k) v
-                            set c.Transposed (k * outF + o) v
+                            c.Weight[o * inF + k] <- v
+                            c.Transposed[k * outF + o] <- v
                     match c.Bias with
-                    | Some b -> for o in 0 .. outF - 1 do set b o (theta (inF * outF + o))
+                    | Some b -> for o in 0 .. outF - 1 do b[o] <- theta (inF * outF + o)
                     | None -> ()
                 | _ -> ()
     /// Adds a Galerkin layer's gradient of one evaluation at depth s (held in GradW and GradB) to dL/dα, and clears it:
@@ -137,16 +130,12 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
             let psi = Basis.valuesAt g.Basis s
             let m = psi.Length
             let inF, outF = layers[l].InFeatures, layers[l].OutFeatures
-            let get (buf: Buffer) (i: int) =
-                match buf.Data with
-                | :? (float32[]) as a -> float a[i]
-                | a -> (a :?> float[])[i]
             let add p (v: float) = if v <> 0.0 then for j in 0 .. m - 1 do dAlpha[p * m + j] <- dAlpha[p * m + j] + v * psi[j]
             for o in 0 .. outF - 1 do
                 for k in 0 .. inF - 1 do
-                    add (o * inF + k) (if copies[l].GradTransposed then get b.GradW[l] (k * outF + o) else get b.GradW[l] (o * inF + k))
+                    add (o * inF + k) (if copies[l].GradTransposed then b.GradW[l][k * outF + o] else b.GradW[l][o * inF + k])
             match b.GradB[l] with
-            | Some gb -> for o in 0 .. outF - 1 do add (inF * outF + o) (get gb o)
+            | Some gb -> for o in 0 .. outF - 1 do add (inF * outF + o) gb[o]
             | None -> ()
             Array.Clear b.GradW[l].Data
             b.GradB[l] |> Option.iter (fun gb -> Array.Clear gb.Data)
