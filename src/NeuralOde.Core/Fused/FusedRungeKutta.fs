@@ -340,7 +340,9 @@ let tryFieldLayers (field: torch.nn.Module) (x: Tensor) : AffineLayer[] option =
     else
         match tryRecognise field with
         | Some layers when int64 layers[0].InFeatures = x.shape[x.shape.Length - 1]
-                           && parameters layers |> Array.forall (fun p -> p.dtype = x.dtype && p.device_type = DeviceType.CPU) -> Some layers
+                           && parameters layers |> Array.forall (fun p -> p.dtype = x.dtype && p.device_type = DeviceType.CPU)
+                           // Every buffer (rows × the widest layer) must fit a .NET array.
+                           && x.numel() / int64 layers[0].InFeatures * int64 (layers |> Array.map (fun l -> max l.InFeatures l.OutFeatures) |> Array.max) <= int64 Array.MaxLength -> Some layers
         | _ -> None
 
 /// Whether the fused solver runs this solve: a recognised MLP field, x and every parameter float32 or float64 on the
