@@ -11,6 +11,12 @@ open NeuralOde.Tests.Support
 type Tensor = torch.Tensor
 type Layer = Module<Tensor, Tensor>
 
+/// A standard-normal input from a generator of its own: the tests compare the two solvers on fixed inputs (the global
+/// generator is shared with the tests running beside them).
+let private input (shape: int64[]) (dtype: torch.ScalarType) (seed: int) =
+    use g = torch.Generator(uint64 seed)
+    torch.randn(shape, dtype = dtype, generator = g)
+
 let private activation (name: string) : Layer =
     match name with
     | "tanh" -> Tanh()
@@ -76,7 +82,7 @@ let tests =
                 compare torch.float32 2e-5 solver (StepControl.steps 10) [| 0.0; 1.0 |] act [| 64L; 2L |]
             use field = mlp torch.float32 37 37 "tanh" 3
             use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 5, [| 0.0; 1.0 |])
-            use x = torch.randn([| 9L; 37L |], dtype = torch.float32)
+            use x = (input [| 9L; 37L |] torch.float32 101)
             agree 2e-5 "width 37" (outputAndGradients block x true) (outputAndGradients block x false)
         }
         test "a Linear without bias, and one with a wider hidden layer than the input (thin products both ways)" {
@@ -85,7 +91,7 @@ let tests =
                 field.``to``(dtype) |> ignore
                 Tensors.initialize 5 0.4 field
                 use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 8, [| 0.0; 1.0 |])
-                use x = torch.randn([| 50L; 3L |], dtype = dtype)
+                use x = (input [| 50L; 3L |] dtype 102)
                 agree tolerance $"{dtype} no bias" (outputAndGradients block x true) (outputAndGradients block x false)
         }
         test "Galerkin layers (weights α ψ(s)) first or in the middle: output and gradients equal the generic solver's" {
@@ -98,7 +104,7 @@ let tests =
                         field.``to``(dtype) |> ignore
                         Tensors.initialize 13 0.3 field
                         use block = new NeuralOdeModel(field, solver, control, [| 0.0; 1.0 |])
-                        use x = torch.randn([| 40L; 2L |], dtype = dtype)
+                        use x = (input [| 40L; 2L |] dtype 103)
                         agree tolerance $"{dtype} {basis.Name} {solver.Name}" (outputAndGradients block x true) (outputAndGradients block x false)
         }
         test "adjoints evaluate the field and its products by the fused kernels: the generic solver's gradients and evaluations" {
@@ -113,7 +119,7 @@ let tests =
                         field.``to``(dtype) |> ignore
                         Tensors.initialize 21 0.4 field
                         let block = new NeuralOdeModel(field, Solvers.dopri5, StepControl.adaptive 1e-7 1e-7, sensitivity, [| 0.0; 1.0 |])
-                        use x = torch.randn([| 30L; 2L |], dtype = dtype)
+                        use x = (input [| 30L; 2L |] dtype 104)
                         let run fused =
                             let y, g, s = outputAndGradients block x fused
                             y, g, s, block.LastBackwardStatistics.FunctionEvaluations
@@ -140,7 +146,7 @@ let tests =
                 compare torch.float32 2e-5 Solvers.rk4 (StepControl.steps 6) [| 0.0; 1.0 |] "tanh" [| 33L; 2L |]
                 use field = mlp torch.float64 2 16 "tanh" 7
                 use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 6, [| 0.0; 1.0 |])
-                use x = torch.randn([| 40L; 2L |], dtype = torch.float64)
+                use x = (input [| 40L; 2L |] torch.float64 105)
                 // Frozen parameters and x alone requiring grad; then inference.
                 for p in block.parameters() do p.requires_grad_(false) |> ignore
                 use xg = x.clone().requires_grad_(true)
@@ -243,7 +249,7 @@ let tests =
         }
         test "blocks that need the generic solver get it: adaptive steps with autograd, running losses, Trajectory, mismatched dtypes" {
             use field = mlp torch.float64 2 8 "tanh" 1
-            use x = torch.randn([| 4L; 2L |], dtype = torch.float64)
+            use x = (input [| 4L; 2L |] torch.float64 106)
             let runs (block: NeuralOdeModel) =
                 use y = block.forward x
                 block.LastSolveWasFused
@@ -269,7 +275,7 @@ let tests =
         test "no_grad and inputs that need no gradient solve without saving activations, and equal the graded solve" {
             use field = mlp torch.float64 2 8 "tanh" 4
             use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 7, [| 0.0; 1.0 |])
-            use x = torch.randn([| 10L; 2L |], dtype = torch.float64)
+            use x = (input [| 10L; 2L |] torch.float64 107)
             let solve () =
                 use y = block.forward x
                 y.requires_grad, Tensors.toArray y
@@ -309,7 +315,7 @@ let tests =
         test "retain_graph: a second backward pass gives the same gradients; after another solve it is refused, not wrong" {
             use field = mlp torch.float64 2 8 "tanh" 8
             use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 5, [| 0.0; 1.0 |])
-            use x = torch.randn([| 6L; 2L |], dtype = torch.float64).requires_grad_(true)
+            use x = (input [| 6L; 2L |] torch.float64 108).requires_grad_(true)
             use y = block.forward x
             use loss = (y * y).sum()
             loss.backward(retain_graph = true)
@@ -324,7 +330,7 @@ let tests =
         test "higher-order gradients (create_graph) through the fused solve equal the generic solver's" {
             use field = mlp torch.float64 2 8 "tanh" 9
             use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 5, [| 0.0; 1.0 |])
-            use x = torch.randn([| 3L; 2L |], dtype = torch.float64).requires_grad_(true)
+            use x = (input [| 3L; 2L |] torch.float64 109).requires_grad_(true)
             // A gradient penalty: d/dθ ‖∂L/∂x‖², L = Σ y².
             let penaltyGradient fused =
                 block.UseFusedKernels <- fused
@@ -343,7 +349,7 @@ let tests =
         test "a cancelled solve stops with OperationCanceledException naming the time, as the generic solver does" {
             use field = mlp torch.float64 2 8 "tanh" 10
             use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 50, [| 0.0; 1.0 |])
-            use x = torch.randn([| 3L; 2L |], dtype = torch.float64)
+            use x = (input [| 3L; 2L |] torch.float64 110)
             use cts = new Threading.CancellationTokenSource()
             cts.Cancel()
             let e = Raises.raises<OperationCanceledException> (fun () -> Cancellation.within cts.Token (fun () -> (use y = block.forward x in ())))
