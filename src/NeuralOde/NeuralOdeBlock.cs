@@ -55,20 +55,23 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <summary>Statistics of the backward solve of the most recent forward solve (adjoint sensitivities).</summary>
     public BackwardStatistics LastBackwardStatistics => BackwardStatistics.From(_block.LastBackwardStatistics);
 
-    /// <summary>Whether <see cref="forward"/> may run the fused solver (default true). A field that is a
-    /// <c>Sequential</c> of <c>Linear</c> layers, each optionally followed by tanh, sigmoid, ReLU or softplus, solved
-    /// with fixed steps (<see cref="StepSize.Fixed"/>, <see cref="StepSize.Steps"/>), autograd sensitivity and no
-    /// running loss or regulariser, on a float32 or float64 CPU state, runs as one custom autograd function on
-    /// preallocated buffers (SIMD kernels in float32): the same steps, evaluations and gradients as the generic solver,
-    /// about twice as fast. Every other block, and <see cref="Trajectory"/>, runs the generic solver. Set false for
-    /// higher-order gradients through the solve (create_graph), which the fused solver refuses.</summary>
+    /// <summary>Whether <see cref="forward"/> may run on the fused kernels (default true). For a field that is a
+    /// <c>Sequential</c> of <c>Linear</c> and <see cref="GalerkinLinear"/> layers, each optionally followed by tanh,
+    /// sigmoid, ReLU or softplus, with no running loss or regulariser, on a float32 or float64 CPU state:
+    /// with fixed steps (<see cref="StepSize.Fixed"/>, <see cref="StepSize.Steps"/>) and autograd sensitivity the
+    /// solve runs as one custom autograd function on preallocated buffers (SIMD kernels in float32), with the same
+    /// steps, evaluations and gradients as the generic solver; with <see cref="Sensitivities.Adjoint"/> (any options)
+    /// the forward and backward solves of the adjoint run on flat buffers with the same steps and control as the
+    /// generic adjoint, and so does an adaptive solve that needs no gradient. The interpolated adjoint and
+    /// <see cref="Trajectory"/> evaluate the field by the kernels inside the generic solver. Results agree with the
+    /// generic path to rounding; set false to always evaluate the module.</summary>
     public bool UseFusedKernels
     {
         get => _block.UseFusedKernels;
         set => _block.UseFusedKernels = value;
     }
 
-    /// <summary>Whether the most recent forward solve ran the fused solver.</summary>
+    /// <summary>Whether the most recent forward solve ran on the fused kernels (see <see cref="UseFusedKernels"/>).</summary>
     public bool LastSolveWasFused => _block.LastSolveWasFused;
 
     /// <summary>The depth grid.</summary>

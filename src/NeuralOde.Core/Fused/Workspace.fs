@@ -64,6 +64,7 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
     // The Galerkin layers' coefficients α on the host (row-major [(in+1)·out, m]), read once per solve.
     let alphas = layers |> Array.map (fun l -> l.Galerkin |> Option.map (fun g -> Array.zeroCreate<float> (int (g.Coefficients.numel()))))
     let galerkin = layers |> Array.exists (fun l -> l.Galerkin.IsSome)
+    let scratch = Dictionary<string, IDisposable>()
     member _.Slots = slots
     member _.Input slot = inputs[slot]
     /// Output of layer l at the slot (the last layer's is the stage derivative k).
@@ -81,6 +82,15 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
         | Some b -> b
         | None -> invalidOp "This workspace was made for a solve without a backward pass."
     member _.Copies = copies
+    /// Other buffers kept with the workspace under a key (the fused adjoint's stage buffers): made by `make` the first
+    /// time, disposed with the workspace.
+    member _.Scratch<'T when 'T :> IDisposable>(key: string, make: unit -> 'T) : 'T =
+        match scratch.TryGetValue key with
+        | true, v -> v :?> 'T
+        | _ ->
+            let v = make ()
+            scratch[key] <- v
+            v
     /// Bumped each time the workspace is handed to a new solve: a saved backward pass checks it still owns it.
     member val Generation = 0L with get, set
     /// Copies the layers' current parameters into the kernels' buffers (a Galerkin layer's coefficients to the host).
@@ -157,6 +167,8 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
             // A backward pass still holding this workspace then fails with a clear message instead of reading freed memory.
             w.Generation <- -1L
             for b in w.AllBuffers do b.Tensor.Dispose()
+            for v in scratch.Values do v.Dispose()
+            scratch.Clear()
 
 /// Workspaces kept between solves, by shape: at most `capacity` shapes, the oldest dropped.
 type WorkspacePool(capacity: int) =

@@ -71,14 +71,18 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// GalLinear layers, each optionally followed by tanh, sigmoid, ReLU or softplus, on a float32 or float64 CPU state
     /// whose dtype the parameters share. With fixed steps, autograd sensitivity and no running loss, `forward` runs
     /// the fused solver: one custom autograd function on preallocated buffers (SIMD kernels in float32) with the same
-    /// steps, evaluations and gradients (the discrete adjoint of the steps) as the generic solver. With an adjoint
-    /// sensitivity, the generic solver runs with the field and its vector–Jacobian products evaluated by the same
-    /// kernels instead of the module and autograd. Every other block runs unchanged. The fused kernels read the
+    /// steps, evaluations and gradients (the discrete adjoint of the steps) as the generic solver. With the backsolve
+    /// adjoint (Sensitivity.Adjoint, any options), `forward` runs the fused adjoint: the forward and backward solves on
+    /// flat buffers with the same steps, error norm (or seminorm) and control as the generic adjoint, the field and its
+    /// vector–Jacobian products by the same kernels; so does an adaptive solve that needs no gradient (inference).
+    /// The interpolated adjoint and `Trajectory` under an adjoint run the generic solver with the field and its
+    /// products evaluated by the kernels. Every other block runs unchanged. The fused kernels read the
     /// modules' parameters directly: forward hooks make a field unrecognised, and GalLinear's LastWeights is not
     /// updated. Set false to always evaluate the module (results agree to rounding either way).
     member val UseFusedKernels = true with get, set
-    /// Whether the most recent solve ran on the fused kernels: the fused solver (fixed steps, autograd), or, under an
-    /// adjoint sensitivity, the generic solver with the field and its vector–Jacobian products evaluated by them.
+    /// Whether the most recent solve ran on the fused kernels: the fused solver (fixed steps, autograd), the fused
+    /// adjoint (and fused inference with adaptive steps), or, under the interpolated adjoint or in `Trajectory`, the
+    /// generic solver with the field and its vector–Jacobian products evaluated by them.
     member _.LastSolveWasFused = lastFused
 
     /// Statistics of the most recent forward solve.
@@ -135,12 +139,12 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// z(S) by the fused solver when this solve qualifies (see UseFusedKernels), else None.
     member private m.TryFused(x: torch.Tensor) : torch.Tensor option =
         let qualifies =
-            m.UseFusedKernels && (match sensitivity with Sensitivity.Autograd -> true | _ -> false) && integralLoss.IsNone && m.Regulariser.IsNone
-            && not dataControlled && not (isNull x)
+            m.UseFusedKernels && integralLoss.IsNone && m.Regulariser.IsNone && not dataControlled && not (isNull x)
         if qualifies then m.CheckAlive()
-        match (if qualifies then Fused.FusedRungeKutta.tryLayers vectorField x control else None) with
-        | None -> None
-        | Some layers ->
+        let layers = if qualifies then Fused.FusedRungeKutta.tryFieldLayers vectorField x else None
+        match layers, sensitivity, control with
+        | None, _, _ -> None
+        | Some layers, Sensitivity.Autograd, (StepControl.Fixed _ | StepControl.Steps _) ->
             let problem = m.Problem(x, times)
             Integrate.validate problem solver control
             match Fused.FusedRungeKutta.stepPlan problem.T0 problem.T1 control with
@@ -152,6 +156,30 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
                 lastBackward <- BackwardStatistics()
                 lastFused <- true
                 Some y
+        | Some layers, Sensitivity.Autograd, StepControl.Adaptive _ when not (Fused.FusedAdjoint.needsGradient layers x) ->
+            // Nothing to differentiate (inference): the adaptive solve on the fused buffers.
+            m.TryFusedAdjoint(layers, x, Sensitivity.defaultOptions)
+        | Some layers, Sensitivity.Adjoint o, _ -> m.TryFusedAdjoint(layers, x, o)
+        | _ -> None
+
+    /// z(S) by the fused adjoint (Fused/FusedAdjoint.fs), or None where the generic adjoint would refuse the options
+    /// (it raises its own errors then).
+    member private _.TryFusedAdjoint(layers, x: torch.Tensor, o: AdjointOptions) : torch.Tensor option =
+        let backwardControl = defaultArg o.Control control
+        let gridPoints = int64 (times.Length - 1) * (int64 o.Checkpoints + 1L) + 1L
+        let valid =
+            o.Checkpoints >= 0 && gridPoints <= int64 Ode.maxCheckpointGrid
+            && (try StepControl.validate backwardControl; true with _ -> false)
+        if not valid then None
+        else
+            let grid, _ = AdjointFunction.grid times o.Checkpoints
+            Integrate.validate (OdeProblem.create (fun _ z -> z) x times) solver control
+            let y, forward, backward =
+                Fused.FusedAdjoint.solve fusedPool layers solver control (defaultArg o.Solver solver) backwardControl o.Seminorm grid x
+            last <- forward
+            lastBackward <- backward
+            lastFused <- true
+            Some y
 
     /// Solves from x and returns the state at every time of `outputTimes` (and the running loss's integral).
     member m.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution = m.Solve(m.Problem(x, outputTimes))

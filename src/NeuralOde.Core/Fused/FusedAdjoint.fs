@@ -1,0 +1,243 @@
+/// The backsolve adjoint (Sensitivity.Adjoint; Sensitivity/AdjointFunction.fs) of a recognised MLP field with no
+/// tensor per step: the forward solve and each backward solve run on flat buffers (BufferIntegrator), the field and
+/// its vector–Jacobian products by the fused kernels. The forward pass keeps the states at the checkpoint grid (output
+/// times and the extra checkpoints) as host arrays; the backward pass integrates [x; a; μ] from each grid point back
+/// to the one before, restarting x from its checkpoint:
+///   dx/dt = f(t, x),   da/dt = −aᵀ ∂f/∂x,   dμ/dt = −aᵀ ∂f/∂θ,   a(t_N) = ∂L/∂x(t_N), μ(t_N) = 0,
+/// and returns dL/dx0 = a(t_0), dL/dθ = μ(t_0) — what the generic adjoint computes, step for step (the same steps,
+/// error norm, seminorm and control). Only z at the last time is an output, so there are no jumps at earlier times.
+module internal NeuralOde.Core.Fused.FusedAdjoint
+
+open System
+open System.Collections.Generic
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Core.Fused.MlpField
+open NeuralOde.Core.Fused.Kernels
+open NeuralOde.Core.Fused.Workspace
+open NeuralOde.Core.Fused.BufferIntegrator
+
+/// dst[dstOffset + i] = −src[srcOffset + i] for i < count (a float64 source may fill a float32 target).
+let private negatedInto (src: Array) (srcOffset: int) (dst: Array) (dstOffset: int) (count: int) =
+    match src, dst with
+    | (:? (float32[]) as s), (:? (float32[]) as d) -> for i in 0 .. count - 1 do d[dstOffset + i] <- -s[srcOffset + i]
+    | (:? (float[]) as s), (:? (float[]) as d) -> for i in 0 .. count - 1 do d[dstOffset + i] <- -s[srcOffset + i]
+    | (:? (float[]) as s), (:? (float32[]) as d) -> for i in 0 .. count - 1 do d[dstOffset + i] <- float32 -s[srcOffset + i]
+    | _ -> invalidOp $"No negated copy from {src.GetType().Name} to {dst.GetType().Name}."
+
+/// Evaluates the field at x = y[0 .. n) into dy[0 .. n) (the workspace's slot 0 keeps its activations).
+let private evaluateInto (kernels: IKernels) (ws: Workspace) (layers: AffineLayer[]) (n: int) (t: float) (y: Buffer) (dy: Buffer) =
+    copy y 0 (ws.Input 0) 0 n
+    ws.AtDepth t
+    evaluateSlot kernels ws layers 0
+    copy (ws.K 0) 0 dy 0 n
+
+/// f(t, x) on the flat state of n entries.
+type FieldSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: int) =
+    interface IBufferSystem with
+        member _.Length = n
+        member _.Evaluate(t, y, dy) = evaluateInto kernels ws layers n t y dy
+
+/// The adjoint system on [x; a; μ] (n, n and the parameters' entries): (f(t, x), −aᵀ ∂f/∂x, −aᵀ ∂f/∂θ); the
+/// parameters that do not require grad get zero (as AdjointSystem.derivatives gives them).
+type AdjointSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: int, tracked: bool[]) =
+    let sizes = parameters layers |> Array.map (fun p -> int (p.numel()))
+    let length = 2 * n + Array.sum sizes
+    let accumulate = Array.exists id tracked
+    interface IBufferSystem with
+        member _.Length = length
+        member _.Evaluate(t, y, dy) =
+            evaluateInto kernels ws layers n t y dy
+            let b = ws.Backward
+            copy y n b.KBar[0] 0 n
+            if accumulate then clearGradients ws
+            vectorJacobianProduct kernels ws layers 0 t b.KBar[0] accumulate
+            negatedInto b.UBar.Data 0 dy.Data n n
+            let mutable offset = 2 * n
+            let mutable p = 0
+            // Writes −(parameter p's gradient) at the offset by `fill`, or zeros when p is not tracked.
+            let next (fill: int -> unit) =
+                if tracked[p] then fill offset else Array.Clear(dy.Data, offset, sizes[p])
+                offset <- offset + sizes[p]
+                p <- p + 1
+            for l in 0 .. layers.Length - 1 do
+                let layer = layers[l]
+                match b.Coefficients[l] with
+                | Some dAlpha -> next (fun at -> negatedInto dAlpha 0 dy.Data at dAlpha.Length)
+                | None ->
+                    let gw = b.GradW[l]
+                    let inF, outF = layer.InFeatures, layer.OutFeatures
+                    next (fun at ->
+                        if ws.Copies[l].GradTransposed then
+                            for o in 0 .. outF - 1 do
+                                for k in 0 .. inF - 1 do dy[at + o * inF + k] <- -gw[k * outF + o]
+                        else negatedInto gw.Data 0 dy.Data at (inF * outF))
+                    match b.GradB[l] with
+                    | Some gb -> next (fun at -> negatedInto gb.Data 0 dy.Data at outF)
+                    | None -> ()
+
+/// One fused adjoint solve: the field, the two solves' methods, the grid and the checkpoints the forward pass keeps.
+type Run =
+    { Layers: AffineLayer[]
+      Kernels: IKernels
+      Workspace: Workspace
+      Generation: int64
+      Pool: WorkspacePool
+      Key: string
+      Tableau: ButcherTableau
+      Control: StepControl
+      BackwardTableau: ButcherTableau
+      BackwardControl: StepControl
+      Seminorm: bool
+      /// Output times with the checkpoints between them.
+      Grid: float[]
+      /// The shape of x0 and its number of entries.
+      Shape: int64[]
+      Length: int
+      GradX: bool
+      /// Which parameters require grad (in the order of `parameters`).
+      Tracked: bool[]
+      /// The states at the grid's times (host arrays of Length entries), written by the forward pass.
+      Checkpoints: Array[]
+      Statistics: BackwardStatistics
+      mutable ForwardStatistics: SolveStatistics }
+
+let private snapshot (y: Buffer) (count: int) =
+    let a = Array.CreateInstance(y.Data.GetType().GetElementType(), count)
+    Array.Copy(y.Data, a, count)
+    a
+
+/// The forward pass: solves from x0 over the grid, keeping the states at its times; returns z at the last one (a new
+/// tensor of x0's shape).
+let forward (run: Run) (x0: Tensor) : Tensor =
+    use _ = torch.no_grad()
+    let ws = run.Workspace
+    let n = run.Length
+    ws.Refresh()
+    let b = ws.Scratch($"forward/{run.Tableau.Stages}", fun () -> new StageBuffers(x0.dtype, n, run.Tableau.Stages))
+    (use flat = x0.reshape(1L, -1L) in b.Y.Tensor.copy_(flat) |> ignore)
+    run.Checkpoints[0] <- snapshot b.Y n
+    let system = FieldSystem(run.Kernels, ws, run.Layers, n)
+    run.ForwardStatistics <- solve run.Kernels system b run.Tableau run.Control run.Grid n (fun k y -> run.Checkpoints[k] <- snapshot y n)
+    Array.Copy(run.Checkpoints[run.Grid.Length - 1], b.Dense.Data, n)
+    (use d = b.Dense.Tensor.clone() in d.reshape(run.Shape))
+
+/// The backward pass: from ḡ = dL/dz(t_N), the gradients of x0 (null unless it requires grad) and of the parameters
+/// (in the order of `parameters`; null when none requires grad).
+let backward (run: Run) (g: Tensor) : Tensor * Tensor[] =
+    use _ = torch.no_grad()
+    let ws = run.Workspace
+    if ws.Generation <> run.Generation then
+        raise (InvalidOperationException("The fused adjoint's workspace was reused by a later solve of the same block, so this backward pass (of a graph kept with retain_graph) cannot run. Call backward before the next forward, or set the block's UseFusedKernels to false."))
+    let n = run.Length
+    let system = AdjointSystem(run.Kernels, ws, run.Layers, n, run.Tracked) :> IBufferSystem
+    let length = system.Length
+    let tableau = run.BackwardTableau
+    let b = ws.Scratch($"backward/{tableau.Stages}", fun () -> new StageBuffers(g.dtype, length, tableau.Stages))
+    (use flat = g.reshape(1L, -1L)
+     use a = b.Y.Tensor.narrow(1L, int64 n, int64 n)
+     a.copy_(flat) |> ignore)
+    Array.Clear(b.Y.Data, 2 * n, length - 2 * n)
+    // [a; μ] at the end of a segment, carried to the next.
+    let carried = Array.CreateInstance(b.Y.Data.GetType().GetElementType(), length - n)
+    let grid = run.Grid
+    for m in grid.Length - 1 .. -1 .. 1 do
+        Array.Copy(run.Checkpoints[m], 0, b.Y.Data, 0, n)
+        let span = [| grid[m]; grid[m - 1] |]
+        // The generic backward solve's checks on its problem (a finite augmented state, the control's options).
+        Integrate.validate (OdeProblem.create (fun _ z -> z) b.Y.Tensor span) tableau run.BackwardControl
+        let statistics =
+            solve run.Kernels system b tableau run.BackwardControl span (if run.Seminorm then 2 * n else length)
+                (fun _ y -> Array.Copy(y.Data, n, carried, 0, length - n))
+        run.Statistics.Add statistics
+        Array.Copy(carried, 0, b.Y.Data, n, length - n)
+    run.Statistics.BackwardPasses <- run.Statistics.BackwardPasses + 1
+    let slice (offset: int) (count: int) (shape: int64[]) =
+        use part = b.Y.Tensor.narrow(1L, int64 offset, int64 count)
+        use owned = part.clone()
+        owned.reshape(shape)
+    let gx = if run.GradX then slice n n run.Shape else null
+    let gParams =
+        let ps = parameters run.Layers
+        if not (Array.exists id run.Tracked) then Array.create ps.Length null
+        else
+            let mutable offset = 2 * n
+            ps |> Array.map (fun p ->
+                let count = int (p.numel())
+                let gp = slice offset count p.shape
+                offset <- offset + count
+                gp)
+    gx, gParams
+
+/// The custom autograd function: inputs [| Run; x0; parameters… |], output [| z(t_N) |].
+type FusedAdjointFunction() =
+    inherit torch.autograd.MultiTensorFunction<FusedAdjointFunction>()
+
+    override _.Name = "FusedAdjoint"
+
+    override _.forward(ctx, vars) =
+        let run = vars[0] :?> Run
+        let y = forward run (vars[1] :?> Tensor)
+        ctx.save_data("run", run)
+        run.Pool.Hand [ y ]
+        List<Tensor>([ y ])
+
+    override _.backward(ctx, grads) =
+        // Runs as a callback from libtorch's engine, where a .NET exception cannot pass (see BackwardFailure).
+        let run = ctx.get_data("run") :?> Run
+        let ps = parameters run.Layers
+        try
+            try
+                use g = grads[0]
+                let gx, gParams = backward run g
+                run.Pool.Hand(Seq.append [ gx ] gParams)
+                List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
+            finally run.Pool.Return(run.Key, run.Workspace)
+        with e ->
+            BackwardFailure.record e
+            try
+                let shapes = Array.append [| run.Shape |] (ps |> Array.map (fun p -> p.shape))
+                List<Tensor>(Seq.append [ null ] (shapes |> Seq.map (fun s -> BackwardFailure.rejectedGradient s ps[0].dtype torch.CPU)))
+            with _ -> List<Tensor>(Array.create (2 + ps.Length) (null: Tensor))
+
+/// Whether a solve from x must be differentiable: gradients are enabled and x or a parameter requires them.
+let needsGradient (layers: AffineLayer[]) (x: Tensor) =
+    torch.is_grad_enabled () && (x.requires_grad || parameters layers |> Array.exists (fun p -> p.requires_grad))
+
+/// Solves dz/dt = field(z) from x over `grid` (validated by the caller) and returns z at its last time, differentiable
+/// by the fused adjoint (backward solves by `backwardTableau` under `backwardControl`, the seminorm when `seminorm`)
+/// when gradients are enabled and x or a parameter requires them; with the forward solve's statistics and the
+/// backward statistics its backward pass will fill.
+let solve (pool: WorkspacePool) (layers: AffineLayer[]) (tableau: ButcherTableau) (control: StepControl)
+          (backwardTableau: ButcherTableau) (backwardControl: StepControl) (seminorm: bool) (grid: float[]) (x: Tensor)
+          : Tensor * SolveStatistics * BackwardStatistics =
+    let features = layers[0].InFeatures
+    let n = int (x.numel())
+    let rows = n / features
+    let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
+    let store = needsGradient layers x
+    let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
+    let key = $"adjoint/{x.dtype}/{rows}/{features}/{widths}"
+    let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, rows, layers, 1, 1, true))
+    let run =
+        { Layers = layers; Kernels = kernelsFor x.dtype; Workspace = ws; Generation = ws.Generation; Pool = pool; Key = key
+          Tableau = tableau; Control = control; BackwardTableau = backwardTableau; BackwardControl = backwardControl
+          Seminorm = seminorm; Grid = grid; Shape = x.shape; Length = n; GradX = x.requires_grad; Tracked = tracked
+          Checkpoints = Array.zeroCreate grid.Length; Statistics = BackwardStatistics()
+          ForwardStatistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 } }
+    pool.FreeHanded()
+    if store then
+        let inputs: obj[] = Array.append [| box run; box x |] (parameters layers |> Array.map box)
+        let y =
+            try FusedAdjointFunction.apply(inputs)[0]
+            with _ ->
+                pool.Return(key, ws)
+                reraise ()
+        // TorchSharp wraps the forward's output anew: the forward's own wrapper is freed here.
+        pool.FreeHanded()
+        y, run.ForwardStatistics, run.Statistics
+    else
+        try
+            let y = forward run x
+            y, run.ForwardStatistics, run.Statistics
+        finally pool.Return(key, ws)
