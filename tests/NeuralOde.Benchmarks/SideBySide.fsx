@@ -18,7 +18,10 @@ open System.Text.Json
 open System.Text.RegularExpressions
 
 /// One round's medians and minima (milliseconds per iteration).
-type Round = { Index: int; PeerMedian: float; PeerMin: float; OursMedian: float; OursMin: float; PeerFirst: bool }
+type Round =
+    { Index: int; PeerMedian: float; PeerMin: float; OursMedian: float; OursMin: float; PeerFirst: bool
+      /// W2: (peer, ours) median ms per function evaluation with the median evaluations per iteration.
+      PerEvaluation: ((float * float) * (float * float)) option }
 
 /// Runs a program, returning its exit code and output; a round that hangs is killed after an hour.
 let private exec = Exec.run false (TimeSpan.FromHours 1.0)
@@ -75,23 +78,33 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
                 | true, m -> Some(m.GetDouble(), e.GetProperty("min_ms").GetDouble())
                 | _ -> e.EnumerateObject() |> Seq.tryPick (fun p -> find p.Value)
             | _ -> None
+        // W2's script also reports the median time per function evaluation and the evaluations per iteration.
+        let perEvaluation =
+            match doc.RootElement.TryGetProperty "ms_per_nfe_window_median", doc.RootElement.TryGetProperty "nfe_forward_window", doc.RootElement.TryGetProperty "nfe_backward_window" with
+            | (true, ms), (true, f), (true, b) -> Some(ms.GetDouble(), f.GetProperty("median").GetDouble() + b.GetProperty("median").GetDouble())
+            | _ -> None
         match find doc.RootElement with
-        | Some r -> r
+        | Some(median, min) -> (median, min), perEvaluation
         | None -> failwithf "no median_ms in %s" file
     let ours () =
         let code, text = exec root [] "dotnet" ([ benchmarks; "profile"; "--workload"; workload; "--iterations"; string iterations; "--threads"; string threads ] @ sizes)
         if code <> 0 then failwithf "the library's benchmark failed (exit %d):\n%s" code text
         let m = Regex.Match(text, @"median ([0-9.]+) ms, min ([0-9.]+) ms")
         if not m.Success then failwithf "no median in the benchmark's output:\n%s" text
-        float m.Groups[1].Value, float m.Groups[2].Value
+        let e = Regex.Match(text, @"per evaluation median ([0-9.]+) ms, evaluations median ([0-9.]+)")
+        let perEvaluation = if e.Success then Some(float e.Groups[1].Value, float e.Groups[2].Value) else None
+        (float m.Groups[1].Value, float m.Groups[2].Value), perEvaluation
     let results =
         [ for i in 1 .. rounds do
             let peerFirst = i % 2 = 1
-            let (pm, pmin), (om, omin) =
+            let ((pm, pmin), pe), ((om, omin), oe) =
                 if peerFirst then let p = peer i in p, ours ()
                 else let o = ours () in peer i, o
             printfn "round %d (%s first): peer %.1f ms, ours %.1f ms, ratio %.2f" i (if peerFirst then "peer" else "ours") pm om (om / pm)
-            yield { Index = i; PeerMedian = pm; PeerMin = pmin; OursMedian = om; OursMin = omin; PeerFirst = peerFirst } ]
+            let perEvaluation = match pe, oe with Some p, Some o -> Some(p, o) | _ -> None
+            perEvaluation |> Option.iter (fun ((p, pn), (o, on)) ->
+                printfn "  per evaluation: peer %.3f ms (%g evaluations), ours %.3f ms (%g), ratio %.2f" p pn o on (o / p))
+            yield { Index = i; PeerMedian = pm; PeerMin = pmin; OursMedian = om; OursMin = omin; PeerFirst = peerFirst; PerEvaluation = perEvaluation } ]
     let ratios = results |> List.map (fun r -> r.OursMedian / r.PeerMedian) |> List.sort
     let medianRatio = ratios[ratios.Length / 2]
     let best = (results |> List.map (fun r -> r.OursMin) |> List.min) / (results |> List.map (fun r -> r.PeerMin) |> List.min)
@@ -108,7 +121,19 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
           yield "|---|---|---|---|---|"
           yield! results |> List.map row
           yield ""
-          yield $"Median of the per-round ratios: **{medianRatio:F2}**; best against best (min over min): **{best:F2}**." ]
+          yield $"Median of the per-round ratios: **{medianRatio:F2}**; best against best (min over min): **{best:F2}**."
+          let perEvaluation = results |> List.choose (fun r -> r.PerEvaluation |> Option.map (fun e -> r.Index, e))
+          if not perEvaluation.IsEmpty then
+            let ratios = perEvaluation |> List.map (fun (_, ((p, _), (o, _))) -> o / p) |> List.sort
+            yield ""
+            yield "Per function evaluation (forward and backward; each side's median over its iterations of time / evaluations):"
+            yield ""
+            yield "| round | peer ms / evaluation (evaluations) | ours ms / evaluation (evaluations) | ours / peer |"
+            yield "|---|---|---|---|"
+            for i, ((p, pn), (o, on)) in perEvaluation do
+                yield $"| {i} | {p:F3} ({pn:G4}) | {o:F3} ({on:G4}) | {o / p:F2} |"
+            yield ""
+            yield $"Median of the per-round ratios per evaluation: **{ratios[ratios.Length / 2]:F2}**." ]
     let suffix = if sizes.IsEmpty then "" else $"-b{batch}-w{width}"
     let file = Path.Combine(out, $"side-by-side-{workload}{suffix}-{threads}t.md")
     File.WriteAllLines(file, lines)
