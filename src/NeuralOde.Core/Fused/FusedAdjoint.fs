@@ -38,10 +38,40 @@ type FieldSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: int
         member _.Length = n
         member _.Evaluate(t, y, dy) = evaluateInto kernels ws layers n t y dy
 
+/// The parameters' sizes (entries), in the order of `parameters`.
+let parameterSizes (layers: AffineLayer[]) = parameters layers |> Array.map (fun p -> int (p.numel()))
+
+/// Writes −(each parameter's accumulated gradient) into dy from `offset` on, in the order of `parameters` (zeros for
+/// those not tracked).
+let negatedGradientsInto (ws: Workspace) (layers: AffineLayer[]) (tracked: bool[]) (sizes: int[]) (dy: Buffer) (offset: int) =
+    let b = ws.Backward
+    let mutable offset = offset
+    let mutable p = 0
+    // Writes −(parameter p's gradient) at the offset by `fill`, or zeros when p is not tracked.
+    let next (fill: int -> unit) =
+        if tracked[p] then fill offset else Array.Clear(dy.Data, offset, sizes[p])
+        offset <- offset + sizes[p]
+        p <- p + 1
+    for l in 0 .. layers.Length - 1 do
+        let layer = layers[l]
+        match b.Coefficients[l] with
+        | Some dAlpha -> next (fun at -> negatedInto dAlpha 0 dy.Data at dAlpha.Length)
+        | None ->
+            let gw = b.GradW[l]
+            let inF, outF = layer.InFeatures, layer.OutFeatures
+            next (fun at ->
+                if ws.Copies[l].GradTransposed then
+                    for o in 0 .. outF - 1 do
+                        for k in 0 .. inF - 1 do dy[at + o * inF + k] <- -gw[k * outF + o]
+                else negatedInto gw.Data 0 dy.Data at (inF * outF))
+            match b.GradB[l] with
+            | Some gb -> next (fun at -> negatedInto gb.Data 0 dy.Data at outF)
+            | None -> ()
+
 /// The adjoint system on [x; a; μ] (n, n and the parameters' entries): (f(t, x), −aᵀ ∂f/∂x, −aᵀ ∂f/∂θ); the
 /// parameters that do not require grad get zero (as AdjointSystem.derivatives gives them).
 type AdjointSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: int, tracked: bool[]) =
-    let sizes = parameters layers |> Array.map (fun p -> int (p.numel()))
+    let sizes = parameterSizes layers
     let length = 2 * n + Array.sum sizes
     let accumulate = Array.exists id tracked
     interface IBufferSystem with
@@ -53,37 +83,19 @@ type AdjointSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: i
             if accumulate then clearGradients ws
             vectorJacobianProduct kernels ws layers 0 t b.KBar[0] accumulate
             negatedInto b.UBar.Data 0 dy.Data n n
-            let mutable offset = 2 * n
-            let mutable p = 0
-            // Writes −(parameter p's gradient) at the offset by `fill`, or zeros when p is not tracked.
-            let next (fill: int -> unit) =
-                if tracked[p] then fill offset else Array.Clear(dy.Data, offset, sizes[p])
-                offset <- offset + sizes[p]
-                p <- p + 1
-            for l in 0 .. layers.Length - 1 do
-                let layer = layers[l]
-                match b.Coefficients[l] with
-                | Some dAlpha -> next (fun at -> negatedInto dAlpha 0 dy.Data at dAlpha.Length)
-                | None ->
-                    let gw = b.GradW[l]
-                    let inF, outF = layer.InFeatures, layer.OutFeatures
-                    next (fun at ->
-                        if ws.Copies[l].GradTransposed then
-                            for o in 0 .. outF - 1 do
-                                for k in 0 .. inF - 1 do dy[at + o * inF + k] <- -gw[k * outF + o]
-                        else negatedInto gw.Data 0 dy.Data at (inF * outF))
-                    match b.GradB[l] with
-                    | Some gb -> next (fun at -> negatedInto gb.Data 0 dy.Data at outF)
-                    | None -> ()
+            negatedGradientsInto ws layers tracked sizes dy (2 * n)
 
 /// One fused adjoint solve: the field, the two solves' methods, the grid and the checkpoints the forward pass keeps.
 type Run =
     { Layers: AffineLayer[]
       Kernels: IKernels
-      Workspace: Workspace
-      Generation: int64
+      /// Makes the system solved forward (its state: x0's entries first, then any zero-initialised ones) and its
+      /// adjoint system [y; a; μ], solved backward, on a workspace, for the tracked parameters.
+      Systems: IKernels -> Workspace -> bool[] -> IBufferSystem * IBufferSystem
       Pool: WorkspacePool
+      /// The pool's key of this field's workspaces, and how to make one.
       Key: string
+      Make: unit -> Workspace
       Tableau: ButcherTableau
       Control: StepControl
       BackwardTableau: ButcherTableau
@@ -91,8 +103,9 @@ type Run =
       Seminorm: bool
       /// Output times with the checkpoints between them.
       Grid: float[]
-      /// The shape of x0 and its number of entries.
+      /// The shape of x0 and its number of entries; the state's entries.
       Shape: int64[]
+      InputLength: int
       Length: int
       GradX: bool
       /// Which parameters require grad (in the order of `parameters`).
@@ -107,33 +120,42 @@ let private snapshot (y: Buffer) (count: int) =
     Array.Copy(y.Data, a, count)
     a
 
-/// The forward pass: solves from x0 over the grid, keeping the states at its times; returns z at the last one (a new
-/// tensor of x0's shape).
+/// Runs `action` on a workspace rented from the pool for the pass (its weights refreshed from the parameters) and
+/// the run's systems on it, and gives the workspace back. Each pass rents its own: nothing of the forward pass but
+/// the checkpoints (host arrays in the run) is needed by the backward pass, so a forward pass whose backward pass
+/// never comes (evaluation with grad enabled) keeps no workspace, and a backward pass may run after later solves.
+let private withWorkspace (run: Run) (action: Workspace -> IBufferSystem * IBufferSystem -> 'a) : 'a =
+    let ws = run.Pool.Rent(run.Key, run.Make)
+    try
+        ws.Refresh()
+        action ws (run.Systems run.Kernels ws run.Tracked)
+    finally run.Pool.Return(run.Key, ws)
+
+/// The forward pass: solves from [x0; 0] over the grid, keeping the states at its times; returns the state at the
+/// last one (a new 1-D tensor).
 let forward (run: Run) (x0: Tensor) : Tensor =
     use _ = torch.no_grad()
-    let ws = run.Workspace
-    let n = run.Length
-    ws.Refresh()
-    let b = ws.Scratch($"forward/{run.Tableau.Stages}", fun () -> new StageBuffers(x0.dtype, n, run.Tableau.Stages))
-    (use flat = x0.reshape(1L, -1L) in b.Y.Tensor.copy_(flat) |> ignore)
-    run.Checkpoints[0] <- snapshot b.Y n
-    let system = FieldSystem(run.Kernels, ws, run.Layers, n)
-    run.ForwardStatistics <- solve run.Kernels system b run.Tableau run.Control run.Grid n (fun k y -> run.Checkpoints[k] <- snapshot y n)
-    Array.Copy(run.Checkpoints[run.Grid.Length - 1], b.Dense.Data, n)
-    (use d = b.Dense.Tensor.clone() in d.reshape(run.Shape))
+    withWorkspace run (fun ws (system, _) ->
+        let n = run.Length
+        let b = ws.Scratch($"forward/{run.Tableau.Stages}/{n}", fun () -> new StageBuffers(x0.dtype, n, run.Tableau.Stages))
+        (use flat = x0.reshape(1L, -1L)
+         use head = b.Y.Tensor.narrow(1L, 0L, int64 run.InputLength)
+         head.copy_(flat) |> ignore)
+        Array.Clear(b.Y.Data, run.InputLength, n - run.InputLength)
+        run.Checkpoints[0] <- snapshot b.Y n
+        run.ForwardStatistics <- solve run.Kernels system b run.Tableau run.Control run.Grid n (fun k y -> run.Checkpoints[k] <- snapshot y n)
+        Array.Copy(run.Checkpoints[run.Grid.Length - 1], b.Dense.Data, n)
+        (use d = b.Dense.Tensor.clone() in d.reshape(int64 n)))
 
-/// The backward pass: from ḡ = dL/dz(t_N), the gradients of x0 (null unless it requires grad) and of the parameters
-/// (in the order of `parameters`; null when none requires grad).
+/// The backward pass: from ḡ = dL/dy(t_N) (the state's entries), the gradients of x0 (null unless it requires grad)
+/// and of the parameters (in the order of `parameters`; null when none requires grad).
 let backward (run: Run) (g: Tensor) : Tensor * Tensor[] =
     use _ = torch.no_grad()
-    let ws = run.Workspace
-    if ws.Generation <> run.Generation then
-        raise (InvalidOperationException("The fused adjoint's workspace was reused by a later solve of the same block, so this backward pass (of a graph kept with retain_graph) cannot run. Call backward before the next forward, or set the block's UseFusedKernels to false."))
+    withWorkspace run (fun ws (_, system) ->
     let n = run.Length
-    let system = AdjointSystem(run.Kernels, ws, run.Layers, n, run.Tracked) :> IBufferSystem
     let length = system.Length
     let tableau = run.BackwardTableau
-    let b = ws.Scratch($"backward/{tableau.Stages}", fun () -> new StageBuffers(g.dtype, length, tableau.Stages))
+    let b = ws.Scratch($"backward/{tableau.Stages}/{length}", fun () -> new StageBuffers(g.dtype, length, tableau.Stages))
     (use flat = g.reshape(1L, -1L)
      use a = b.Y.Tensor.narrow(1L, int64 n, int64 n)
      a.copy_(flat) |> ignore)
@@ -156,7 +178,7 @@ let backward (run: Run) (g: Tensor) : Tensor * Tensor[] =
         use part = b.Y.Tensor.narrow(1L, int64 offset, int64 count)
         use owned = part.clone()
         owned.reshape(shape)
-    let gx = if run.GradX then slice n n run.Shape else null
+    let gx = if run.GradX then slice n run.InputLength run.Shape else null
     let gParams =
         let ps = parameters run.Layers
         if not (Array.exists id run.Tracked) then Array.create ps.Length null
@@ -167,9 +189,9 @@ let backward (run: Run) (g: Tensor) : Tensor * Tensor[] =
                 let gp = slice offset count p.shape
                 offset <- offset + count
                 gp)
-    gx, gParams
+    gx, gParams)
 
-/// The custom autograd function: inputs [| Run; x0; parameters… |], output [| z(t_N) |].
+/// The custom autograd function: inputs [| Run; x0; parameters… |], output [| y(t_N) |] (1-D).
 type FusedAdjointFunction() =
     inherit torch.autograd.MultiTensorFunction<FusedAdjointFunction>()
 
@@ -187,12 +209,10 @@ type FusedAdjointFunction() =
         let run = ctx.get_data("run") :?> Run
         let ps = parameters run.Layers
         try
-            try
-                use g = grads[0]
-                let gx, gParams = backward run g
-                run.Pool.Hand(Seq.append [ gx ] gParams)
-                List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
-            finally run.Pool.Return(run.Key, run.Workspace)
+            use g = grads[0]
+            let gx, gParams = backward run g
+            run.Pool.Hand(Seq.append [ gx ] gParams)
+            List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
         with e ->
             BackwardFailure.record e
             try
@@ -204,40 +224,47 @@ type FusedAdjointFunction() =
 let needsGradient (layers: AffineLayer[]) (x: Tensor) =
     torch.is_grad_enabled () && (x.requires_grad || parameters layers |> Array.exists (fun p -> p.requires_grad))
 
-/// Solves dz/dt = field(z) from x over `grid` (validated by the caller) and returns z at its last time, differentiable
-/// by the fused adjoint (backward solves by `backwardTableau` under `backwardControl`, the seminorm when `seminorm`)
-/// when gradients are enabled and x or a parameter requires them; with the forward solve's statistics and the
-/// backward statistics its backward pass will fill.
-let solve (pool: WorkspacePool) (layers: AffineLayer[]) (tableau: ButcherTableau) (control: StepControl)
-          (backwardTableau: ButcherTableau) (backwardControl: StepControl) (seminorm: bool) (grid: float[]) (x: Tensor)
-          : Tensor * SolveStatistics * BackwardStatistics =
+/// Solves the system `systems` makes (forward, adjoint) on a rented workspace, from [x; 0] over `grid` (validated
+/// by the caller), and returns the state at its last time (1-D), differentiable by the fused adjoint (backward solves
+/// by `backwardTableau` under `backwardControl`, the seminorm when `seminorm`) when gradients are enabled and x or a
+/// parameter requires them; with the forward solve's statistics and the backward statistics its backward pass will
+/// fill. `kind` tells workspaces of different systems apart; `length` is the forward system's.
+let solveSystem (pool: WorkspacePool) (layers: AffineLayer[]) (kind: string) (length: int) (systems: IKernels -> Workspace -> bool[] -> IBufferSystem * IBufferSystem)
+                (tableau: ButcherTableau) (control: StepControl) (backwardTableau: ButcherTableau) (backwardControl: StepControl)
+                (seminorm: bool) (grid: float[]) (x: Tensor) : Tensor * SolveStatistics * BackwardStatistics =
     let features = layers[0].InFeatures
-    let n = int (x.numel())
-    let rows = n / features
+    let m = int (x.numel())
+    let rows = m / features
     let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
     let store = needsGradient layers x
     let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
-    let key = $"adjoint/{x.dtype}/{rows}/{features}/{widths}"
-    let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, rows, layers, 1, 1, true))
+    let key = $"adjoint/{kind}/{x.dtype}/{rows}/{features}/{widths}"
+    let make () = new Workspace(x.dtype, rows, layers, 1, 1, true)
+    let kernels = kernelsFor x.dtype
     let run =
-        { Layers = layers; Kernels = kernelsFor x.dtype; Workspace = ws; Generation = ws.Generation; Pool = pool; Key = key
+        { Layers = layers; Kernels = kernels; Systems = systems; Pool = pool; Key = key; Make = make
           Tableau = tableau; Control = control; BackwardTableau = backwardTableau; BackwardControl = backwardControl
-          Seminorm = seminorm; Grid = grid; Shape = x.shape; Length = n; GradX = x.requires_grad; Tracked = tracked
-          Checkpoints = Array.zeroCreate grid.Length; Statistics = BackwardStatistics()
+          Seminorm = seminorm; Grid = grid; Shape = x.shape; InputLength = m; Length = length; GradX = x.requires_grad
+          Tracked = tracked; Checkpoints = Array.zeroCreate grid.Length; Statistics = BackwardStatistics()
           ForwardStatistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 } }
     pool.FreeHanded()
     if store then
         let inputs: obj[] = Array.append [| box run; box x |] (parameters layers |> Array.map box)
-        let y =
-            try FusedAdjointFunction.apply(inputs)[0]
-            with _ ->
-                pool.Return(key, ws)
-                reraise ()
+        let y = FusedAdjointFunction.apply(inputs)[0]
         // TorchSharp wraps the forward's output anew: the forward's own wrapper is freed here.
         pool.FreeHanded()
         y, run.ForwardStatistics, run.Statistics
     else
-        try
-            let y = forward run x
-            y, run.ForwardStatistics, run.Statistics
-        finally pool.Return(key, ws)
+        let y = forward run x
+        y, run.ForwardStatistics, run.Statistics
+
+/// Solves dz/dt = field(z) from x over `grid` (see solveSystem) and returns z at the last time, shaped like x.
+let solve (pool: WorkspacePool) (layers: AffineLayer[]) (tableau: ButcherTableau) (control: StepControl)
+          (backwardTableau: ButcherTableau) (backwardControl: StepControl) (seminorm: bool) (grid: float[]) (x: Tensor)
+          : Tensor * SolveStatistics * BackwardStatistics =
+    let n = int (x.numel())
+    let systems kernels ws tracked =
+        FieldSystem(kernels, ws, layers, n) :> IBufferSystem, AdjointSystem(kernels, ws, layers, n, tracked) :> IBufferSystem
+    let flat, forward, backward = solveSystem pool layers "field" n systems tableau control backwardTableau backwardControl seminorm grid x
+    use flat = flat
+    flat.reshape(x.shape), forward, backward

@@ -33,6 +33,9 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         [| yield! field.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
            if not (isNull condition) && condition.requires_grad then yield condition |]
     let halfLog2Pi = 0.5 * log (2.0 * Math.PI)
+    // Workspaces of the fused flow (Fused/FusedTrace.fs) and decoding (Fused/FusedAdjoint.fs), kept between solves.
+    let fusedPool = Fused.Workspace.WorkspacePool(4)
+    let mutable lastFused = false
 
     let checkBatch (argument: string) (x: torch.Tensor) =
         if isNull x then raise (ArgumentNullException(argument))
@@ -76,6 +79,38 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
+    /// Whether the flow may run on the fused kernels (default true): for a field that is a Sequential of Linear (and
+    /// GalLinear) layers with tanh, sigmoid, ReLU or softplus, no condition, a float32 or float64 CPU batch and the
+    /// backsolve adjoint (or no gradient wanted), Encode (and LogProbability) solves the augmented system with the
+    /// trace by forward-mode tangents and its adjoint by their reverse (second derivatives by hand), and Decode the
+    /// plain flow, on flat buffers (Fused/FusedTrace.fs): the generic adjoint's steps, probes and gradients, to
+    /// rounding. Set false to always evaluate the module with autograd.
+    member val UseFusedKernels = true with get, set
+    /// Whether the most recent solve ran on the fused kernels.
+    member _.LastSolveWasFused = lastFused
+
+    /// The adjoint options of a fused solve from x, or None when it runs the generic solver: the fused kernels allowed,
+    /// no condition, a recognised field, the backsolve adjoint (or autograd with no gradient wanted), and options the
+    /// generic adjoint accepts (it raises its own errors otherwise).
+    member private m.FusedPlan(x: torch.Tensor, condition: torch.Tensor) =
+        let layers = if m.UseFusedKernels && isNull condition then Fused.FusedRungeKutta.tryFieldLayers field x else None
+        let options =
+            match layers, sensitivity with
+            | Some _, Sensitivity.Adjoint o -> Some o
+            | Some l, Sensitivity.Autograd when not (Fused.FusedAdjoint.needsGradient l x) -> Some Sensitivity.defaultOptions
+            | _ -> None
+        match layers, options with
+        | Some l, Some o when o.Checkpoints >= 0 && o.Checkpoints < Ode.maxCheckpointGrid
+                              && (try StepControl.validate (defaultArg o.Control control); true with _ -> false) ->
+            Some(l, o, fst (AdjointFunction.grid [| t0; t1 |] o.Checkpoints))
+        | _ -> None
+
+    /// Records the statistics of a solve.
+    member private _.Record(forward: SolveStatistics, backward: BackwardStatistics, fused: bool) =
+        last <- forward
+        lastBackward <- backward
+        lastFused <- fused
+
     interface ISolveStatistics with
         member _.LastStatistics = last
         member _.LastBackwardStatistics = lastBackward
@@ -96,8 +131,17 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// Solves the augmented system d/dt [z; Δ] = [f(t, z); tr(∂f/∂z)] from [x; 0] at t0 to t1 and returns z(t1)
     /// [N, d] and Δ(t1) = ∫ tr(∂f/∂z) dt [N] (Grathwohl et al. 2019, eq. 4). `condition` [N, k] (or null) is handed to
     /// the field's data-controlled layers.
-    member _.Encode(x: torch.Tensor, condition: torch.Tensor) : torch.Tensor * torch.Tensor =
+    member m.Encode(x: torch.Tensor, condition: torch.Tensor) : torch.Tensor * torch.Tensor =
         checkBatch "x" x
+        match (match trace, box field with Exact, (:? IExactTrace) -> None | _ -> m.FusedPlan(x, condition)) with
+        | Some(layers, o, grid) ->
+            Integrate.validate (OdeProblem.create (fun _ z -> z) x [| t0; t1 |]) solver control
+            let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
+            let z, delta, forward, backward =
+                Fused.FusedTrace.encode fusedPool layers trace seed solver control (defaultArg o.Solver solver) (defaultArg o.Control control) o.Seminorm grid x
+            m.Record(forward, backward, true)
+            z, delta
+        | None ->
         let f = vectorField x.shape[0] condition
         let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
         // A field with a closed-form trace (a symbolic field) gives the exact trace at about the cost of one forward.
@@ -121,8 +165,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
                   torch.cat([| x; zero |], 1L))
         let problem = OdeProblem.create augmented y0 [| t0; t1 |] |> OdeProblem.withParameters (solveParameters condition)
         let solution = Ode.solveWith sensitivity problem solver control
-        last <- solution.Statistics
-        lastBackward <- solution.Backward
+        m.Record(solution.Statistics, solution.Backward, false)
         use states = solution.States
         use scope = torch.NewDisposeScope()
         let final = solution.Final
@@ -147,14 +190,22 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
 
     /// x = z(t0) from z = z(t1) [N, d]: the flow solved backward from t1 to t0 (no trace needed), conditioned on
     /// `condition` [N, k] (null for none). The inverse of Encode's z, up to the solver's error.
-    member _.Decode(z: torch.Tensor, condition: torch.Tensor) : torch.Tensor =
+    member m.Decode(z: torch.Tensor, condition: torch.Tensor) : torch.Tensor =
         checkBatch "z" z
+        match m.FusedPlan(z, condition) with
+        | Some(layers, o, _) ->
+            Integrate.validate (OdeProblem.create (fun _ z -> z) z [| t1; t0 |]) solver control
+            let grid = fst (AdjointFunction.grid [| t1; t0 |] o.Checkpoints)
+            let x, forward, backward =
+                Fused.FusedAdjoint.solve fusedPool layers solver control (defaultArg o.Solver solver) (defaultArg o.Control control) o.Seminorm grid z
+            m.Record(forward, backward, true)
+            x
+        | None ->
         let f = vectorField z.shape[0] condition
         // In the caller's scope, like Encode's solve (an adjoint keeps tensors made here for the backward pass).
         let problem = OdeProblem.create f z [| t1; t0 |] |> OdeProblem.withParameters (solveParameters condition)
         let solution = Ode.solveWith sensitivity problem solver control
-        last <- solution.Statistics
-        lastBackward <- solution.Backward
+        m.Record(solution.Statistics, solution.Backward, false)
         use states = solution.States
         solution.Final
 

@@ -89,8 +89,10 @@ module Trace =
         draw.``to``(device).MoveToOuterDisposeScope()
 
     /// Evaluates f at (t, z) with grad enabled and returns f(t, z) and the trace of ∂f/∂z per sample [N] by
-    /// `estimator` (the probes ε drawn from `seed` for Hutchinson). When z does not require grad, a detached copy that
-    /// does is differentiated instead (no gradient then flows to z, which needed none). The results are
+    /// `estimator` (the probes ε drawn from `seed` for Hutchinson). When grad was off at the call or z does not require
+    /// grad, a detached copy that does is differentiated instead (no gradient then flows to z, which needed none; and
+    /// z's own graph, built outside grad mode — an adjoint's forward solve from an x that requires grad — is not
+    /// differentiated through). The results are
     /// differentiable when grad was enabled at the call (training, an adjoint's vector–Jacobian products), and
     /// detached otherwise.
     let evaluate (estimator: TraceEstimator) (seed: uint64) (f: VectorField) (t: float) (z: Tensor) : Tensor * Tensor =
@@ -98,7 +100,7 @@ module Trace =
         let createGraph = torch.is_grad_enabled()
         use scope = torch.NewDisposeScope()
         use _ = torch.enable_grad()
-        let zr = if z.requires_grad then z else z.detach().requires_grad_(true)
+        let zr = if createGraph && z.requires_grad then z else z.detach().requires_grad_(true)
         let fz = f t zr
         if isNull fz || fz.shape <> zr.shape then
             let got = if isNull fz then "null" else Internal.TensorOps.shapeText fz

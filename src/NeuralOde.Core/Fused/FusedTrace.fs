@@ -1,0 +1,166 @@
+/// A continuous normalizing flow's augmented field on the fused buffers (the Cnf's Encode with the fused adjoint):
+///   d/dt [z; Δ] = [f(z); Σ_k ε_kᵀ (∂f/∂z) ε_k]
+/// with the probes ε_k of Hutchinson's estimate (one) or the unit vectors (the exact trace, d of them). The trace is
+/// forward-mode: each probe's tangent is pushed through the layers (ż_l = ḣ_{l−1} W_lᵀ, ḣ_l = act′ ⊙ ż_l) beside the
+/// evaluation, and εᵀ J ε is the row sum of ε ⊙ ḣ_L. The adjoint system's products differentiate that computation in
+/// reverse, with the activation's second derivative:
+///   g_p = g_h ⊙ act′ + Σ_k g_ḣk ⊙ act″ ⊙ ż_k,   g_żk = g_ḣk ⊙ act′,
+///   g_h⁻ = g_p W,   g_ḣk⁻ = g_żk W,   dW += g_pᵀ h⁻ + Σ_k g_żkᵀ ḣk⁻,   db += Σ_rows g_p,
+/// seeded with g_h = a_z at the output and g_ḣk = a_Δ ε_k (a_Δ per row: the trace's cotangent).
+module internal NeuralOde.Core.Fused.FusedTrace
+
+open System
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Core.Fused.MlpField
+open NeuralOde.Core.Fused.Kernels
+open NeuralOde.Core.Fused.Workspace
+open NeuralOde.Core.Fused.BufferIntegrator
+open NeuralOde.Core.Fused.FusedAdjoint
+
+/// The buffers of the trace for `probes` probes: the probes, each layer's act′ and act″, each probe's tangents before
+/// and after each layer's activation, and their cotangents.
+type TraceBuffers(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], probes: int) =
+    let make r c = (use _ = torch.no_grad() in buffer dtype r c)
+    let d = layers[0].InFeatures
+    let width (l: int) = layers[l].OutFeatures
+    let activated (l: int) = layers[l].Activation.IsSome
+    let epsilon = Array.init probes (fun _ -> make rows d)
+    let d1 = Array.init layers.Length (fun l -> if activated l then Some(make rows (width l)) else None)
+    let d2 = Array.init layers.Length (fun l -> if activated l then Some(make rows (width l)) else None)
+    let before = Array.init probes (fun _ -> Array.init layers.Length (fun l -> make rows (width l)))
+    // After the activation: its own buffer where there is one, else the same as before it.
+    let after = before |> Array.map (Array.mapi (fun l b -> if activated l then make rows (width l) else b))
+    let cotangents = Array.init probes (fun _ -> Array.init layers.Length (fun l -> make rows (width l)))
+    let all =
+        [| yield! epsilon
+           for b in Array.append d1 d2 do match b with Some b -> yield b | None -> ()
+           for k in 0 .. probes - 1 do
+               yield! before[k]
+               for l in 0 .. layers.Length - 1 do if activated l then yield after[k][l]
+               yield! cotangents[k] |]
+    do for b in all do b.Tensor.DetachFromDisposeScope() |> ignore
+    member _.Probes = probes
+    member _.Epsilon = epsilon
+    member _.D1 = d1
+    member _.D2 = d2
+    /// Probe k's tangent before layer l's activation (ż) and after it (ḣ).
+    member _.Before = before
+    member _.After = after
+    /// Probe k's cotangent of ḣ at layer l's output.
+    member _.Cotangents = cotangents
+    interface IDisposable with
+        member _.Dispose() = for b in all do b.Tensor.Dispose()
+
+/// A layer as its linear map only (no bias, no activation), for the tangents and the hand-applied derivatives.
+let private linear (layer: AffineLayer) = { layer with Activation = None; Bias = null; Galerkin = None }
+
+/// The augmented field's evaluation and products on a workspace's slot 0.
+type private Trace(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tb: TraceBuffers) =
+    let depth = layers.Length
+    let maps = layers |> Array.map linear
+    let unbiased = ws.Copies |> Array.map (fun c -> { c with Bias = None })
+    let activation (l: int) = layers[l].Activation
+
+    /// f(z) into the workspace's slot 0 (z in its input), act′ and act″, the tangents, and the trace per row into
+    /// target[offset ..).
+    member _.Evaluate(t: float, target: Array, offset: int) =
+        ws.AtDepth t
+        evaluateSlot kernels ws layers 0
+        for l in 0 .. depth - 1 do
+            match activation l, tb.D1[l], tb.D2[l] with
+            | Some act, Some d1, Some d2 -> TraceKernels.derivatives act (ws.LayerOutput 0 l) d1 d2
+            | _ -> ()
+        for k in 0 .. tb.Probes - 1 do
+            let mutable tangent = tb.Epsilon[k]
+            for l in 0 .. depth - 1 do
+                kernels.Affine(tangent, maps[l], unbiased[l], tb.Before[k][l])
+                match tb.D1[l] with
+                | Some d1 -> TraceKernels.multiply d1 (tb.Before[k][l]) (tb.After[k][l])
+                | None -> ()
+                tangent <- tb.After[k][l]
+            TraceKernels.rowDots (tb.Epsilon[k]) tangent target offset (k > 0)
+
+    /// After Evaluate at t: with g_h = the output's cotangent (overwritten) and the trace's cotangent per row in
+    /// w[offset ..), the state's cotangent into the backward buffers' UBar and (with `accumulate`) the parameters'
+    /// gradients into their accumulators.
+    member _.Products(t: float, g: Buffer, w: Array, offset: int, accumulate: bool) =
+        let b = ws.Backward
+        for k in 0 .. tb.Probes - 1 do TraceKernels.scaleRows w offset (tb.Epsilon[k]) (tb.Cotangents[k][depth - 1])
+        let mutable g = g
+        for l in depth - 1 .. -1 .. 0 do
+            let gIn = if l = 0 then b.UBar else b.G[l - 1]
+            match tb.D1[l], tb.D2[l] with
+            | Some d1, Some d2 ->
+                TraceKernels.multiply g d1 g
+                for k in 0 .. tb.Probes - 1 do
+                    TraceKernels.addProduct g (tb.Cotangents[k][l]) d2 (tb.Before[k][l])
+                    TraceKernels.multiply (tb.Cotangents[k][l]) d1 (tb.Cotangents[k][l])
+            | _ -> ()
+            kernels.AffineBackward(g, maps[l], ws.Copies[l], ws.LayerOutput 0 l, ws.LayerInput 0 l, b.GradW[l], b.GradB[l], Some gIn, accumulate)
+            for k in 0 .. tb.Probes - 1 do
+                let input = if l = 0 then tb.Epsilon[k] else tb.After[k][l - 1]
+                let tangentIn = if l = 0 then None else Some(tb.Cotangents[k][l - 1])
+                if accumulate || tangentIn.IsSome then
+                    kernels.AffineBackward(tb.Cotangents[k][l], maps[l], unbiased[l], tb.Before[k][l], input, b.GradW[l], None, tangentIn, accumulate)
+            if accumulate then ws.FoldGalerkinGradient(l, t)
+            g <- gIn
+
+/// The probes of a solve: Hutchinson's ε drawn from `seed` (as Trace.noise draws it), or the d unit vectors.
+let private fillProbes (tb: TraceBuffers) (trace: TraceEstimator) (seed: uint64) (rows: int) (d: int) (dtype: torch.ScalarType) =
+    match trace with
+    | Hutchinson kind ->
+        use e = Trace.noise kind seed [| int64 rows; int64 d |] dtype torch.CPU
+        tb.Epsilon[0].Tensor.copy_(e) |> ignore
+    | Exact ->
+        for k in 0 .. d - 1 do
+            let e = tb.Epsilon[k]
+            Array.Clear e.Data
+            for r in 0 .. rows - 1 do e[r * d + k] <- 1.0
+
+/// The forward system [z; Δ] ↦ [f(z); tr] and its adjoint system [z; Δ; a_z; a_Δ; μ] ↦ [f; tr; −(∂/∂z)ᵀ; 0; −(∂/∂θ)ᵀ].
+let systems (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows: int) (dtype: torch.ScalarType)
+            (kernels: IKernels) (ws: Workspace) (tracked: bool[]) : IBufferSystem * IBufferSystem =
+    let d = layers[0].InFeatures
+    let probes = match trace with Hutchinson _ -> 1 | Exact -> d
+    let tb = ws.Scratch($"trace/{probes}", fun () -> new TraceBuffers(dtype, rows, layers, probes))
+    fillProbes tb trace seed rows d dtype
+    let evaluator = Trace(kernels, ws, layers, tb)
+    let zs = rows * d
+    let n = zs + rows
+    let evaluate t (y: Buffer) (dy: Buffer) =
+        copy y 0 (ws.Input 0) 0 zs
+        evaluator.Evaluate(t, dy.Data, zs)
+        copy (ws.K 0) 0 dy 0 zs
+    let sizes = parameterSizes layers
+    let accumulate = Array.exists id tracked
+    let forward =
+        { new IBufferSystem with
+            member _.Length = n
+            member _.Evaluate(t, y, dy) = evaluate t y dy }
+    let adjoint =
+        { new IBufferSystem with
+            member _.Length = 2 * n + Array.sum sizes
+            member _.Evaluate(t, y, dy) =
+                evaluate t y dy
+                let b = ws.Backward
+                copy y n b.KBar[0] 0 zs
+                if accumulate then clearGradients ws
+                evaluator.Products(t, b.KBar[0], y.Data, n + zs, accumulate)
+                for i in 0 .. zs - 1 do dy[n + i] <- -b.UBar[i]
+                Array.Clear(dy.Data, n + zs, rows)
+                negatedGradientsInto ws layers tracked sizes dy (2 * n) }
+    forward, adjoint
+
+/// Encodes x [N, d] by the fused flow: z(t1) [N, d] and Δ(t1) [N] (see FusedAdjoint.solveSystem for the rest).
+let encode (pool: WorkspacePool) (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (tableau: ButcherTableau) (control: StepControl)
+           (backwardTableau: ButcherTableau) (backwardControl: StepControl) (seminorm: bool) (grid: float[]) (x: Tensor) =
+    let rows = int x.shape[0]
+    let probes = match trace with Hutchinson _ -> "hutchinson" | Exact -> "exact"
+    let flat, forward, backward =
+        solveSystem pool layers $"trace-{probes}" (rows * layers[0].InFeatures + rows) (systems layers trace seed rows x.dtype) tableau control backwardTableau backwardControl seminorm grid x
+    use flat = flat
+    let zs = x.numel()
+    let z = (use head = flat.narrow(0L, 0L, zs) in head.view(x.shape))
+    let delta = flat.narrow(0L, zs, int64 rows)
+    z, delta, forward, backward
