@@ -168,6 +168,31 @@ let inline private vtanh (x: Vector<float32>) =
 
 let private width = Vector<float32>.Count
 
+/// softplus(x) = max(x, 0) + log1p(e^(−|x|)), log1p by Goldberg's exact-rounding form log(w)·u/(w − 1), w = 1 + u
+/// (Goldberg 1991, "What every computer scientist should know about floating-point arithmetic", Theorem 4).
+let vsoftplus (x: Vector<float32>) =
+    let u = Vector.Exp(-Vector.Abs x)
+    let w = Vector<float32>.One + u
+    let log1p = Vector.ConditionalSelect(Vector.Equals(w, Vector<float32>.One), u, Vector.Log(w) * u / (w - Vector<float32>.One))
+    Vector.Max(x, Vector<float32>.Zero) + log1p
+
+/// softplus of one value (the same formula).
+let softplusScalar (x: float32) =
+    let u = MathF.Exp(-(abs x))
+    let w = 1.0f + u
+    max x 0.0f + (if w = 1.0f then u else MathF.Log w * u / (w - 1.0f))
+
+/// softplus′ = 1 − e^(−y) in terms of the output y (the logistic of the input), as 2t / (1 + t) with t = tanh(y/2)
+/// (the fitted tanh): no cancellation for small y, where 1 − e^(−y) would lose its digits.
+let vsoftplusDerivative (y: Vector<float32>) =
+    let t = vtanh (y * Vector<float32>(0.5f))
+    Vector<float32>(2.0f) * t / (Vector<float32>.One + t)
+
+/// softplus′ of one output value (the same formula).
+let softplusDerivativeScalar (y: float32) =
+    let t = tanhScalar (0.5f * y)
+    2.0f * t / (1.0f + t)
+
 /// tanh in place over a span (SIMD, then the tail one by one).
 let tanhInPlace (s: Span<float32>) =
     let v = MemoryMarshal.Cast<float32, Vector<float32>>(s)
@@ -192,7 +217,8 @@ let private biasActivate (out: Buffer) (bias: Buffer option) (act: Activation op
                 for i in 0 .. rv.Length - 1 do
                     rv[i] <- Vector<float32>(0.5f) + Vector<float32>(0.5f) * vtanh ((rv[i] + bv[i]) * Vector<float32>(0.5f))
             | Some Relu -> for i in 0 .. rv.Length - 1 do rv[i] <- Vector.Max(rv[i] + bv[i], Vector<float32>.Zero)
-            | _ -> for i in 0 .. rv.Length - 1 do rv[i] <- rv[i] + bv[i]
+            | Some Softplus -> for i in 0 .. rv.Length - 1 do rv[i] <- vsoftplus (rv[i] + bv[i])
+            | None -> for i in 0 .. rv.Length - 1 do rv[i] <- rv[i] + bv[i]
             for i in rv.Length * width .. cols - 1 do
                 let x = row[i] + bs[i]
                 row[i] <-
@@ -200,7 +226,8 @@ let private biasActivate (out: Buffer) (bias: Buffer option) (act: Activation op
                     | Some Tanh -> tanhScalar x
                     | Some Sigmoid -> 0.5f + 0.5f * tanhScalar (0.5f * x)
                     | Some Relu -> max x 0.0f
-                    | _ -> x
+                    | Some Softplus -> softplusScalar x
+                    | None -> x
     | None ->
         match act with
         | Some Tanh -> tanhInPlace s
@@ -212,14 +239,16 @@ let private biasActivate (out: Buffer) (bias: Buffer option) (act: Activation op
             let v = MemoryMarshal.Cast<float32, Vector<float32>>(s)
             for i in 0 .. v.Length - 1 do v[i] <- Vector.Max(v[i], Vector<float32>.Zero)
             for i in v.Length * width .. s.Length - 1 do s[i] <- max s[i] 0.0f
-        | _ -> ()
-    if act = Some Softplus then activateInPlace out.Tensor act
+        | Some Softplus ->
+            let v = MemoryMarshal.Cast<float32, Vector<float32>>(s)
+            for i in 0 .. v.Length - 1 do v[i] <- vsoftplus v[i]
+            for i in v.Length * width .. s.Length - 1 do s[i] <- softplusScalar s[i]
+        | None -> ()
 
 /// g ⊙= act′(y) in place.
 let private derivative (g: Buffer) (y: Buffer) (act: Activation option) =
     match act with
     | None -> ()
-    | Some Softplus -> derivativeInPlace g.Tensor y.Tensor act
     | Some a ->
         let gs = g.Span
         let ys = y.Span
@@ -232,6 +261,9 @@ let private derivative (g: Buffer) (y: Buffer) (act: Activation option) =
         | Sigmoid ->
             for i in 0 .. gv.Length - 1 do gv[i] <- gv[i] * Vector.FusedMultiplyAdd(-yv[i], yv[i], yv[i])
             for i in gv.Length * width .. gs.Length - 1 do gs[i] <- gs[i] * (ys[i] - ys[i] * ys[i])
+        | Softplus ->
+            for i in 0 .. gv.Length - 1 do gv[i] <- gv[i] * vsoftplusDerivative yv[i]
+            for i in gv.Length * width .. gs.Length - 1 do gs[i] <- gs[i] * softplusDerivativeScalar ys[i]
         | _ ->
             for i in 0 .. gv.Length - 1 do
                 gv[i] <- Vector.ConditionalSelect(Vector.GreaterThan<float32>(yv[i], Vector<float32>.Zero), gv[i], Vector<float32>.Zero)

@@ -14,16 +14,21 @@ let private span32 (b: Buffer) = Span<float32>(b.Data :?> float32[], 0, b.Rows *
 /// A buffer's entries as a float64 span.
 let private span64 (b: Buffer) = Span<float>(b.Data :?> float[], 0, b.Rows * b.Cols)
 
-/// act′ and act″ at the pre-activation, written in terms of the output h (float32 or float64, one element).
-let inline private secondOrder (act: Activation) (one: ^T) (two: ^T) (zero: ^T) (expNeg: ^T -> ^T) (positive: ^T -> bool) (h: ^T) : ^T * ^T =
+/// act′ and act″ at the pre-activation, written in terms of the output h (float32 or float64, one element);
+/// `softplusDerivative` gives softplus′ from its output.
+let inline private secondOrder (act: Activation) (one: ^T) (two: ^T) (zero: ^T) (softplusDerivative: ^T -> ^T) (positive: ^T -> bool) (h: ^T) : ^T * ^T =
     match act with
     | Tanh -> let d1 = one - h * h in d1, -two * h * d1
     | Sigmoid -> let d1 = h * (one - h) in d1, d1 * (one - two * h)
     | Relu -> (if positive h then one else zero), zero
-    | Softplus -> let s = one - expNeg h in s, s * (one - s)
+    | Softplus -> let s = softplusDerivative h in s, s * (one - s)
+
+/// softplus′ = 1 − e^(−y) = −expm1(−y) from the output y in float64, by its series below 1/64.
+let private softplusDerivative64 (y: float) =
+    if y < 1.0 / 64.0 then y * (1.0 - y * (0.5 - y * (1.0 / 6.0 - y / 24.0))) else 1.0 - Math.Exp(-y)
 
 /// D1 = act′, D2 = act″ at every entry of the layer's output h (softplus: act′ = 1 − e^(−h), the logistic of the
-/// pre-activation).
+/// pre-activation, by its series for small h).
 let derivatives (act: Activation) (h: Buffer) (d1: Buffer) (d2: Buffer) =
     match h.Data with
     | :? (float32[]) ->
@@ -40,9 +45,9 @@ let derivatives (act: Activation) (h: Buffer) (d1: Buffer) (d2: Buffer) =
             | Tanh -> (let d = one - x * x in av[i] <- d; bv[i] <- -two * x * d)
             | Sigmoid -> (let d = x * (one - x) in av[i] <- d; bv[i] <- d * (one - two * x))
             | Relu -> (av[i] <- Vector.ConditionalSelect(Vector.GreaterThan<float32>(x, Vector<float32>.Zero), one, Vector<float32>.Zero); bv[i] <- Vector<float32>.Zero)
-            | Softplus -> (let s = one - Vector.Exp(-x) in av[i] <- s; bv[i] <- s * (one - s))
+            | Softplus -> (let s = vsoftplusDerivative x in av[i] <- s; bv[i] <- s * (one - s))
         for i in hv.Length * Vector<float32>.Count .. hs.Length - 1 do
-            let p, q = secondOrder act 1.0f 2.0f 0.0f (fun x -> MathF.Exp(-x)) (fun x -> x > 0.0f) hs[i]
+            let p, q = secondOrder act 1.0f 2.0f 0.0f softplusDerivativeScalar (fun x -> x > 0.0f) hs[i]
             a[i] <- p
             b[i] <- q
     | _ ->
@@ -50,7 +55,7 @@ let derivatives (act: Activation) (h: Buffer) (d1: Buffer) (d2: Buffer) =
         let a = span64 d1
         let b = span64 d2
         for i in 0 .. hs.Length - 1 do
-            let p, q = secondOrder act 1.0 2.0 0.0 (fun x -> Math.Exp(-x)) (fun x -> x > 0.0) hs[i]
+            let p, q = secondOrder act 1.0 2.0 0.0 softplusDerivative64 (fun x -> x > 0.0) hs[i]
             a[i] <- p
             b[i] <- q
 

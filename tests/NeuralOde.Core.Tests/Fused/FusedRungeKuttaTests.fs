@@ -182,6 +182,25 @@ let tests =
             Expect.equal (special[1], special[2], special[3]) (1.0f, -1.0f, 0.0f) "±Inf → ±1, 0 → 0"
             Expect.isTrue (Single.IsNaN(Kernels.tanhScalar nanf)) "NaN stays NaN (scalar)"
         }
+        test "the float32 softplus and its derivative (SIMD and scalar): relative error below 1e-6 against float64 on [−40, 40]" {
+            let n = 1 <<< 18
+            let xs = Array.init n (fun i -> -40.0f + 80.0f * float32 i / float32 (n - 1))
+            // The float64 reference: log1p by its series where 1 + u rounds away u's digits.
+            let log1p (u: float) = if u < 1e-5 then u * (1.0 - u * (0.5 - u / 3.0)) else log (1.0 + u)
+            let softplus (x: float) = max x 0.0 + log1p (exp (-(abs x)))
+            let relative (got: float32) (want: float) = abs (float got - want) / abs want
+            let byVector (f: Numerics.Vector<float32> -> Numerics.Vector<float32>) (x: float32) = (f (Numerics.Vector<float32>(x)))[0]
+            let worst = xs |> Array.map (fun x -> max (relative (Kernels.softplusScalar x) (softplus (float x))) (relative (byVector Kernels.vsoftplus x) (softplus (float x)))) |> Array.max
+            Expect.isLessThan worst 1e-6 "softplus: relative error"
+            // The derivative from the output y = softplus(x) (the logistic of x): 1 − e^(−y) at the float32 y.
+            let worstDerivative =
+                xs |> Array.map (fun x ->
+                    let y = float32 (softplus (float x))
+                    let y64 = float y
+                    let want = if y64 < 1e-5 then y64 * (1.0 - y64 * (0.5 - y64 / 6.0)) else 1.0 - Math.Exp(-y64)
+                    max (relative (Kernels.softplusDerivativeScalar y) want) (relative (byVector Kernels.vsoftplusDerivative y) want)) |> Array.max
+            Expect.isLessThan worstDerivative 1e-6 "softplus′ from the output: relative error"
+        }
         test "only standard MLP fields are recognised; everything else runs the generic solver" {
             let recognised (m: torch.nn.Module) = (MlpField.tryRecognise m).IsSome
             use standard = Sequential(Linear(2L, 8L), Tanh(), Identity(), Linear(8L, 2L))
