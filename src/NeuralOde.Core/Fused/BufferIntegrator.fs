@@ -164,10 +164,12 @@ let solve (kernels: IKernels) (system: IBufferSystem) (b: StageBuffers) (tableau
         let accept, error =
             match control, tableau.E with
             | StepControl.Adaptive o, Some e ->
-                let first = Array.findIndex (fun w -> w <> 0.0) e
-                kernels.Scale(ks[first], hStep * e[first], b.Error)
-                for j in first + 1 .. e.Length - 1 do
-                    if e[j] <> 0.0 then kernels.AddScaled(b.Error, hStep * e[j], ks[j])
+                match Array.tryFindIndex (fun w -> w <> 0.0) e with
+                | Some first ->
+                    kernels.Scale(ks[first], hStep * e[first], b.Error)
+                    for j in first + 1 .. e.Length - 1 do
+                        if e[j] <> 0.0 then kernels.AddScaled(b.Error, hStep * e[j], ks[j])
+                | None -> Array.Clear b.Error.Data   // no error weight: a zero estimate (TensorOps.weightedSum's zeros)
                 let err = scaledError o.RTol o.ATol (min normChannels n) b.Error b.Y b.Y1
                 if Double.IsNaN err || Double.IsInfinity err then
                     if not (allFinite ks[0]) then raise (Integrate.nonFinite t "The vector field returned NaN or Inf")

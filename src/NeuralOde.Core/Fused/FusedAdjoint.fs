@@ -127,7 +127,7 @@ let private snapshot (y: Buffer) (count: int) =
 let private withWorkspace (run: Run) (action: Workspace -> IBufferSystem * IBufferSystem -> 'a) : 'a =
     let ws = run.Pool.Rent(run.Key, run.Make)
     try
-        ws.Refresh()
+        ws.Refresh run.Layers
         action ws (run.Systems run.Kernels ws run.Tracked)
     finally run.Pool.Return(run.Key, ws)
 
@@ -220,6 +220,23 @@ type FusedAdjointFunction() =
                 List<Tensor>(Seq.append [ null ] (shapes |> Seq.map (fun s -> BackwardFailure.rejectedGradient s ps[0].dtype torch.CPU)))
             with _ -> List<Tensor>(Array.create (2 + ps.Length) (null: Tensor))
 
+/// The checkpoint grid of an adjoint solve over `times` with `checkpoints` extra points per interval, or None where
+/// the generic adjoint refuses it (and raises its own error then): a negative count, more points than
+/// Ode.maxCheckpointGrid, or points that round together.
+let checkpointGrid (times: float[]) (checkpoints: int) : float[] option =
+    let points = int64 (times.Length - 1) * (int64 checkpoints + 1L) + 1L
+    if checkpoints < 0 || points > int64 Ode.maxCheckpointGrid then None
+    else
+        let grid = fst (AdjointFunction.grid times checkpoints)
+        try
+            Internal.Guard.timeGrid "times" grid |> ignore
+            Some grid
+        with _ -> None
+
+/// Whether the adjoint state [y; a; μ] of a forward state of `length` entries fits a .NET array.
+let adjointFits (layers: AffineLayer[]) (length: int) =
+    2L * int64 length + (parameterSizes layers |> Array.sumBy int64) <= int64 Array.MaxLength
+
 /// Whether a solve from x must be differentiable: gradients are enabled and x or a parameter requires them.
 let needsGradient (layers: AffineLayer[]) (x: Tensor) =
     torch.is_grad_enabled () && (x.requires_grad || parameters layers |> Array.exists (fun p -> p.requires_grad))
@@ -237,8 +254,7 @@ let solveSystem (pool: WorkspacePool) (layers: AffineLayer[]) (kind: string) (le
     let rows = m / features
     let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
     let store = needsGradient layers x
-    let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
-    let key = $"adjoint/{kind}/{x.dtype}/{rows}/{features}/{widths}"
+    let key = $"adjoint/{kind}/{x.dtype}/{rows}/{signature layers}"
     let make () = new Workspace(x.dtype, rows, layers, 1, 1, true)
     let kernels = kernelsFor x.dtype
     let run =

@@ -21,7 +21,7 @@ type FusedField(layers: AffineLayer[], dtype: torch.ScalarType, rows: int) =
     do
         for b in ws.AllBuffers do b.Tensor.DetachFromDisposeScope() |> ignore
         use _ = torch.no_grad()
-        ws.Refresh()
+        ws.Refresh layers
     let gate = obj ()
     let load (target: Buffer) (x: Tensor) =
         if x.numel() <> int64 (rows * features) then

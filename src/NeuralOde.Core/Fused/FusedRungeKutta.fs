@@ -89,7 +89,7 @@ let forward (run: Run) (x0: Tensor) : Tensor =
     let ws = run.Workspace
     let tableau = run.Tableau
     let s = tableau.Stages
-    ws.Refresh()
+    ws.Refresh run.Layers
     (use flat = x0.reshape(-1L, int64 ws.Y.Cols) in ws.Y.Tensor.copy_(flat) |> ignore)
     for n in 0 .. run.Steps.Length - 1 do
         let t, h = run.Steps[n]
@@ -360,7 +360,6 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
     let gradParameters = parameters layers |> Array.exists (fun p -> p.requires_grad)
     let store = torch.is_grad_enabled () && (x.requires_grad || gradParameters)
     let slots = if store then evaluationCount tableau steps.Length else tableau.Stages + 1
-    let widths = layers |> Array.map (fun l -> string l.OutFeatures) |> String.concat "-"
     // One chunk of rows per intra-op thread, each of at least `chunkRows` rows (128 was slower at batch 256: 13–21 ms
     // per W1 iteration against 9.5–11); not for wide layers, whose products libtorch shares well between threads
     // itself (at width 1024 the split gained nothing: 3.1–3.6 s per W1 iteration either way, alternated).
@@ -370,7 +369,7 @@ let solve (pool: WorkspacePool) (kernels: IKernels) (layers: AffineLayer[]) (tab
     let runs =
         bounds |> Array.map (fun (r0, r1) ->
             let n = r1 - r0
-            let key = $"{x.dtype}/{n}/{features}/{widths}/{slots}/{tableau.Stages}/{store}"
+            let key = $"{x.dtype}/{n}/{signature layers}/{slots}/{tableau.Stages}/{store}"
             let ws = pool.Rent(key, fun () -> new Workspace(x.dtype, n, layers, slots, tableau.Stages, store))
             { Layers = layers; Tableau = tableau; Steps = steps; Kernels = kernels; Workspace = ws; Generation = ws.Generation
               Pool = pool; Key = key; Store = store; Shape = (if chunks = 1 then x.shape else [| int64 n; int64 features |]); GradX = x.requires_grad

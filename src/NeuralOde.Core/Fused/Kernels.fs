@@ -199,8 +199,7 @@ let tanhInPlace (s: Span<float32>) =
     for i in 0 .. v.Length - 1 do v[i] <- vtanh v[i]
     for i in v.Length * width .. s.Length - 1 do s[i] <- tanhScalar s[i]
 
-/// Adds the bias row to every row and applies the activation, in place (tanh and sigmoid by SIMD; softplus by
-/// libtorch on the tensor).
+/// Adds the bias row to every row and applies the activation, in place (SIMD).
 let private biasActivate (out: Buffer) (bias: Buffer option) (act: Activation option) =
     let cols = out.Cols
     let s = out.Span

@@ -23,12 +23,14 @@ let inline private secondOrder (act: Activation) (one: ^T) (two: ^T) (zero: ^T) 
     | Relu -> (if positive h then one else zero), zero
     | Softplus -> let s = softplusDerivative h in s, s * (one - s)
 
-/// softplus′ = 1 − e^(−y) = −expm1(−y) from the output y in float64, by its series below 1/64.
+/// softplus′ = 1 − e^(−y) = −expm1(−y) from the output y in float64, by Kahan's form (1 − u)·y / −log u, u = e^(−y),
+/// exact to a few ulp where the subtraction alone would cancel.
 let private softplusDerivative64 (y: float) =
-    if y < 1.0 / 64.0 then y * (1.0 - y * (0.5 - y * (1.0 / 6.0 - y / 24.0))) else 1.0 - Math.Exp(-y)
+    let u = Math.Exp(-y)
+    if u = 1.0 then y else (1.0 - u) * y / -(Math.Log u)
 
 /// D1 = act′, D2 = act″ at every entry of the layer's output h (softplus: act′ = 1 − e^(−h), the logistic of the
-/// pre-activation, by its series for small h).
+/// pre-activation, without cancellation for small h).
 let derivatives (act: Activation) (h: Buffer) (d1: Buffer) (d2: Buffer) =
     match h.Data with
     | :? (float32[]) ->

@@ -15,6 +15,16 @@ open NeuralOde.Core.Fused.Kernels
 /// Galerkin layer's coefficients α in place of its W and b).
 let parameters (layers: AffineLayer[]) = layers |> Array.collect (fun l -> l.Parameters)
 
+/// What a workspace's buffers depend on in the layers: widths, biases, activations and Galerkin coefficient counts
+/// (part of the pool's keys, so that a workspace is only reused for layers of the same layout).
+let signature (layers: AffineLayer[]) =
+    layers
+    |> Array.map (fun l ->
+        let galerkin = match l.Galerkin with Some g -> $"g{g.Coefficients.numel()}" | None -> ""
+        let bias = if l.HasBias then "b" else ""
+        $"{l.InFeatures}x{l.OutFeatures}{bias}{galerkin}{l.Activation}")
+    |> String.concat "-"
+
 /// The kernels for a dtype: SIMD for float32, libtorch's otherwise.
 let kernelsFor (dtype: torch.ScalarType) = if dtype = torch.float32 then float32Kernels else torchKernels
 
@@ -33,7 +43,8 @@ type BackwardBuffers =
 
 /// The buffers of one solve: per evaluation slot its input, its hidden activations and its output; the state; and for
 /// the backward pass the stages' cotangents, the layers' cotangents and the parameters' gradient accumulators.
-type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots: int, stages: int, withBackward: bool) =
+type Workspace(dtype: torch.ScalarType, rows: int, made: AffineLayer[], slots: int, stages: int, withBackward: bool) =
+    let mutable layers = made
     let n = layers[0].InFeatures
     let depth = layers.Length
     let make r c = buffer dtype r c
@@ -93,8 +104,11 @@ type Workspace(dtype: torch.ScalarType, rows: int, layers: AffineLayer[], slots:
             v
     /// Bumped each time the workspace is handed to a new solve: a saved backward pass checks it still owns it.
     member val Generation = 0L with get, set
-    /// Copies the layers' current parameters into the kernels' buffers (a Galerkin layer's coefficients to the host).
-    member _.Refresh() =
+    /// Copies the parameters of `current` — the layers of the solve at hand, which may be other tensors of the same
+    /// shapes than those the workspace was made for (a replaced parameter, another block's field) — into the kernels'
+    /// buffers (a Galerkin layer's coefficients to the host), and uses their Galerkin bases from now on.
+    member _.Refresh(current: AffineLayer[]) =
+        layers <- current
         for l in 0 .. depth - 1 do
             let c = copies[l]
             match layers[l].Galerkin, alphas[l] with

@@ -166,13 +166,9 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// (it raises its own errors then).
     member private _.TryFusedAdjoint(layers, x: torch.Tensor, o: AdjointOptions) : torch.Tensor option =
         let backwardControl = defaultArg o.Control control
-        let gridPoints = int64 (times.Length - 1) * (int64 o.Checkpoints + 1L) + 1L
-        let valid =
-            o.Checkpoints >= 0 && gridPoints <= int64 Ode.maxCheckpointGrid
-            && (try StepControl.validate backwardControl; true with _ -> false)
-        if not valid then None
-        else
-            let grid, _ = AdjointFunction.grid times o.Checkpoints
+        match Fused.FusedAdjoint.checkpointGrid times o.Checkpoints with
+        | Some grid when Fused.FusedAdjoint.adjointFits layers (int (x.numel()))
+                         && (try StepControl.validate backwardControl; true with _ -> false) ->
             Integrate.validate (OdeProblem.create (fun _ z -> z) x times) solver control
             let y, forward, backward =
                 Fused.FusedAdjoint.solve fusedPool layers solver control (defaultArg o.Solver solver) backwardControl o.Seminorm grid x
@@ -180,6 +176,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
             lastBackward <- backward
             lastFused <- true
             Some y
+        | _ -> None
 
     /// Solves from x and returns the state at every time of `outputTimes` (and the running loss's integral).
     member m.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution = m.Solve(m.Problem(x, outputTimes))

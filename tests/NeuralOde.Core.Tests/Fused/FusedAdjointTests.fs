@@ -174,6 +174,32 @@ let tests =
             Ode.backward loss
             Expect.isLessThan (Tensors.relativeError (Tensors.toArray xg.grad) (Array.map ((*) 3.0) once)) 1e-12 "three times, after two later solves"
         }
+        test "a parameter replaced by another tensor of its shape: the flow's pooled workspaces read the new one" {
+            // (A NeuralOdeModel refuses a field whose constructed parameters were disposed, as TorchSharp does to a
+            // replaced one; a flow takes its field's parameters as they are at each solve.)
+            use field = mlp torch.float64 2 8 "tanh" 41
+            let flow = new Cnf("cnf", field, 2, Exact, Solvers.dopri5, adaptive 1e-7, Sensitivity.adjoint, 0.0, 1.0, null)
+            use z = input [| 6L; 2L |] torch.float64 214
+            let decode fused =
+                flow.UseFusedKernels <- fused
+                use _ = torch.no_grad()
+                use x = flow.Decode(z, null)
+                Expect.equal flow.LastSolveWasFused fused "the path asked for"
+                Tensors.toArray x
+            decode true |> ignore
+            let first = field.children() |> Seq.head :?> TorchSharp.Modules.Linear
+            first.weight <- TorchSharp.Modules.Parameter(input [| 8L; 2L |] torch.float64 215)
+            let fused, generic = decode true, decode false
+            Expect.isLessThan (Tensors.relativeError fused generic) 1e-12 "the new weight is used"
+        }
+        test "checkpoint counts the generic adjoint refuses are refused the same way" {
+            use field = mlp torch.float64 2 8 "tanh" 42
+            use x = input [| 4L; 2L |] torch.float64 216
+            let options = { Sensitivity.defaultOptions with Checkpoints = Ode.maxCheckpointGrid }
+            use block = new NeuralOdeModel(field, Solvers.dopri5, adaptive 1e-6, Sensitivity.Adjoint options, [| 0.0; 1.0 |])
+            let e = Raises.raises<ArgumentOutOfRangeException> (fun () -> block.forward x |> ignore)
+            Expect.equal e.ParamName "checkpoints" "names the checkpoints"
+        }
         test "training: 25 Adam steps by the fused adjoint follow the generic adjoint's (float64)" {
             let train fused =
                 use field = mlp torch.float64 2 12 "tanh" 40

@@ -100,9 +100,9 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             | Some l, Sensitivity.Autograd when not (Fused.FusedAdjoint.needsGradient l x) -> Some Sensitivity.defaultOptions
             | _ -> None
         match layers, options with
-        | Some l, Some o when o.Checkpoints >= 0 && o.Checkpoints < Ode.maxCheckpointGrid
-                              && (try StepControl.validate (defaultArg o.Control control); true with _ -> false) ->
-            Some(l, o, fst (AdjointFunction.grid [| t0; t1 |] o.Checkpoints))
+        | Some l, Some o when (try StepControl.validate (defaultArg o.Control control); true with _ -> false)
+                              && Fused.FusedAdjoint.adjointFits l (int (x.numel()) + int x.shape[0]) ->
+            Fused.FusedAdjoint.checkpointGrid [| t0; t1 |] o.Checkpoints |> Option.map (fun grid -> l, o, grid)
         | _ -> None
 
     /// Records the statistics of a solve.
@@ -133,10 +133,13 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// the field's data-controlled layers.
     member m.Encode(x: torch.Tensor, condition: torch.Tensor) : torch.Tensor * torch.Tensor =
         checkBatch "x" x
-        match (match trace, box field with Exact, (:? IExactTrace) -> None | _ -> m.FusedPlan(x, condition)) with
+        // The exact trace keeps a tangent per dimension for every layer: fused for small d only.
+        let fusedTrace = match trace, box field with Exact, (:? IExactTrace) -> false | Exact, _ -> d <= 16L | _ -> true
+        match (if fusedTrace then m.FusedPlan(x, condition) else None) with
         | Some(layers, o, grid) ->
-            Integrate.validate (OdeProblem.create (fun _ z -> z) x [| t0; t1 |]) solver control
+            // Drawn before the checks, as the generic path draws it.
             let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
+            Integrate.validate (OdeProblem.create (fun _ z -> z) x [| t0; t1 |]) solver control
             let z, delta, forward, backward =
                 Fused.FusedTrace.encode fusedPool layers trace seed solver control (defaultArg o.Solver solver) (defaultArg o.Control control) o.Seminorm grid x
             m.Record(forward, backward, true)
@@ -192,10 +195,9 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// `condition` [N, k] (null for none). The inverse of Encode's z, up to the solver's error.
     member m.Decode(z: torch.Tensor, condition: torch.Tensor) : torch.Tensor =
         checkBatch "z" z
-        match m.FusedPlan(z, condition) with
-        | Some(layers, o, _) ->
+        match m.FusedPlan(z, condition) |> Option.bind (fun (l, o, _) -> Fused.FusedAdjoint.checkpointGrid [| t1; t0 |] o.Checkpoints |> Option.map (fun g -> l, o, g)) with
+        | Some(layers, o, grid) ->
             Integrate.validate (OdeProblem.create (fun _ z -> z) z [| t1; t0 |]) solver control
-            let grid = fst (AdjointFunction.grid [| t1; t0 |] o.Checkpoints)
             let x, forward, backward =
                 Fused.FusedAdjoint.solve fusedPool layers solver control (defaultArg o.Solver solver) (defaultArg o.Control control) o.Seminorm grid z
             m.Record(forward, backward, true)
