@@ -18,7 +18,7 @@ open NeuralOde.Core.Fused.Workspace
 open NeuralOde.Core.Fused.BufferIntegrator
 
 /// dst[dstOffset + i] = −src[srcOffset + i] for i < count (a float64 source may fill a float32 target).
-let private negatedInto (src: Array) (srcOffset: int) (dst: Array) (dstOffset: int) (count: int) =
+let negatedInto (src: Array) (srcOffset: int) (dst: Array) (dstOffset: int) (count: int) =
     match src, dst with
     | (:? (float32[]) as s), (:? (float32[]) as d) -> for i in 0 .. count - 1 do d[dstOffset + i] <- -s[srcOffset + i]
     | (:? (float[]) as s), (:? (float[]) as d) -> for i in 0 .. count - 1 do d[dstOffset + i] <- -s[srcOffset + i]

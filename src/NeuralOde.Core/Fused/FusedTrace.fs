@@ -147,7 +147,7 @@ let systems (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows
                 copy y n b.KBar[0] 0 zs
                 if accumulate then clearGradients ws
                 evaluator.Products(t, b.KBar[0], y.Data, n + zs, accumulate)
-                for i in 0 .. zs - 1 do dy[n + i] <- -b.UBar[i]
+                negatedInto b.UBar.Data 0 dy.Data n zs
                 Array.Clear(dy.Data, n + zs, rows)
                 negatedGradientsInto ws layers tracked sizes dy (2 * n) }
     forward, adjoint
