@@ -35,6 +35,14 @@ type StageBuffers(dtype: torch.ScalarType, length: int, stages: int) =
     interface IDisposable with
         member _.Dispose() = for b in all do b.Tensor.Dispose()
 
+/// One buffer kept by a workspace (Workspace.Scratch): a chunk's share of the parameters' gradients.
+type ScratchBuffer(dtype: torch.ScalarType, rows: int, cols: int) =
+    let b = (use _ = torch.no_grad() in buffer dtype rows cols)
+    do b.Tensor.DetachFromDisposeScope() |> ignore
+    member _.Buffer = b
+    interface IDisposable with
+        member _.Dispose() = b.Tensor.Dispose()
+
 /// Copies `count` entries of a buffer into another of the same dtype (at offsets).
 let copy (source: Buffer) (sourceOffset: int) (target: Buffer) (targetOffset: int) (count: int) =
     Array.Copy(source.Data, sourceOffset, target.Data, targetOffset, count)

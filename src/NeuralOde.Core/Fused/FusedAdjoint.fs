@@ -25,19 +25,6 @@ let negatedInto (src: Array) (srcOffset: int) (dst: Array) (dstOffset: int) (cou
     | (:? (float[]) as s), (:? (float32[]) as d) -> for i in 0 .. count - 1 do d[dstOffset + i] <- float32 -s[srcOffset + i]
     | _ -> invalidOp $"No negated copy from {src.GetType().Name} to {dst.GetType().Name}."
 
-/// Evaluates the field at x = y[0 .. n) into dy[0 .. n) (the workspace's slot 0 keeps its activations).
-let private evaluateInto (kernels: IKernels) (ws: Workspace) (layers: AffineLayer[]) (n: int) (t: float) (y: Buffer) (dy: Buffer) =
-    copy y 0 (ws.Input 0) 0 n
-    ws.AtDepth t
-    evaluateSlot kernels ws layers 0
-    copy (ws.K 0) 0 dy 0 n
-
-/// f(t, x) on the flat state of n entries.
-type FieldSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: int) =
-    interface IBufferSystem with
-        member _.Length = n
-        member _.Evaluate(t, y, dy) = evaluateInto kernels ws layers n t y dy
-
 /// The parameters' sizes (entries), in the order of `parameters`.
 let parameterSizes (layers: AffineLayer[]) = parameters layers |> Array.map (fun p -> int (p.numel()))
 
@@ -68,34 +55,86 @@ let negatedGradientsInto (ws: Workspace) (layers: AffineLayer[]) (tracked: bool[
             | Some gb -> next (fun at -> negatedInto gb.Data 0 dy.Data at outF)
             | None -> ()
 
-/// The adjoint system on [x; a; μ] (n, n and the parameters' entries): (f(t, x), −aᵀ ∂f/∂x, −aᵀ ∂f/∂θ); the
-/// parameters that do not require grad get zero (as AdjointSystem.derivatives gives them).
-type AdjointSystem(kernels: IKernels, ws: Workspace, layers: AffineLayer[], n: int, tracked: bool[]) =
+/// One chunk of a system's rows (rows [start, start + count) of the batch), evaluated on a workspace of its own.
+type IRowEvaluator =
+    /// The forward system's derivative at the chunk's rows of y, into the same rows of dy.
+    abstract Forward: t: float * y: Buffer * dy: Buffer -> unit
+    /// The adjoint system's derivative at the chunk's rows (its state and adjoint entries of dy), and −(the chunk's
+    /// share of the parameters' gradients) into `gradients` from `offset`.
+    abstract Adjoint: t: float * y: Buffer * dy: Buffer * gradients: Buffer * offset: int -> unit
+
+/// An MLP field's rows: the forward system f(t, x) on x (n entries, `features` per row) and the adjoint system on
+/// [x; a; μ]: (f(t, x), −aᵀ ∂f/∂x, −aᵀ ∂f/∂θ); parameters that do not require grad get zero (as
+/// AdjointSystem.derivatives gives them).
+type FieldRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tracked: bool[], start: int, count: int, n: int) =
+    let features = layers[0].InFeatures
+    let at, entries = start * features, count * features
     let sizes = parameterSizes layers
-    let length = 2 * n + Array.sum sizes
     let accumulate = Array.exists id tracked
-    interface IBufferSystem with
-        member _.Length = length
-        member _.Evaluate(t, y, dy) =
-            evaluateInto kernels ws layers n t y dy
+    let evaluate t (y: Buffer) (dy: Buffer) =
+        copy y at (ws.Input 0) 0 entries
+        ws.AtDepth t
+        evaluateSlot kernels ws layers 0
+        copy (ws.K 0) 0 dy at entries
+    interface IRowEvaluator with
+        member _.Forward(t, y, dy) = evaluate t y dy
+        member _.Adjoint(t, y, dy, gradients, offset) =
+            evaluate t y dy
             let b = ws.Backward
-            copy y n b.KBar[0] 0 n
+            copy y (n + at) b.KBar[0] 0 entries
             if accumulate then clearGradients ws
             vectorJacobianProduct kernels ws layers 0 t b.KBar[0] accumulate
-            negatedInto b.UBar.Data 0 dy.Data n n
-            negatedGradientsInto ws layers tracked sizes dy (2 * n)
+            negatedInto b.UBar.Data 0 dy.Data (n + at) entries
+            negatedGradientsInto ws layers tracked sizes gradients offset
+
+/// The forward system (n entries) and its adjoint system [y; a; μ] over chunks of rows evaluated side by side, one
+/// thread each (FusedRungeKutta.inParallel: each chunk's thread runs libtorch single-threaded); the chunks' shares of
+/// the parameters' gradients are summed into μ's derivative. The rows of the state are independent in f and its
+/// products; only the error norm of the integrator couples them, and it sees the whole state.
+let chunkedSystems (chunks: IRowEvaluator[]) (workspaces: Workspace[]) (layers: AffineLayer[]) (n: int) : IBufferSystem * IBufferSystem =
+    let p = parameterSizes layers |> Array.sum
+    let dtype = workspaces[0].Input(0).Tensor.dtype
+    let shares = if chunks.Length = 1 then [||] else workspaces |> Array.map (fun ws -> ws.Scratch($"gradients/{p}", fun () -> new ScratchBuffer(dtype, 1, max 1 p)).Buffer)
+    // Grad mode is per thread: a chunk's worker thread has it on, and the buffers' in-place updates are not to be recorded.
+    let inParallel (work: int -> unit) = FusedRungeKutta.inParallel chunks.Length (fun c -> (use _ = torch.no_grad() in work c))
+    let forward =
+        { new IBufferSystem with
+            member _.Length = n
+            member _.Evaluate(t, y, dy) = inParallel (fun c -> chunks[c].Forward(t, y, dy)) }
+    let adjoint =
+        { new IBufferSystem with
+            member _.Length = 2 * n + p
+            member _.Evaluate(t, y, dy) =
+                if chunks.Length = 1 then chunks[0].Adjoint(t, y, dy, dy, 2 * n)
+                else
+                    inParallel (fun c -> chunks[c].Adjoint(t, y, dy, shares[c], 0))
+                    match dy.Data with
+                    | :? (float32[]) as d ->
+                        Array.Copy(shares[0].Data, 0, d, 2 * n, p)
+                        for c in 1 .. shares.Length - 1 do
+                            let s = shares[c].Data :?> float32[]
+                            for i in 0 .. p - 1 do d[2 * n + i] <- d[2 * n + i] + s[i]
+                    | d ->
+                        let d = d :?> float[]
+                        Array.Copy(shares[0].Data, 0, d, 2 * n, p)
+                        for c in 1 .. shares.Length - 1 do
+                            let s = shares[c].Data :?> float[]
+                            for i in 0 .. p - 1 do d[2 * n + i] <- d[2 * n + i] + s[i] }
+    forward, adjoint
 
 /// One fused adjoint solve: the field, the two solves' methods, the grid and the checkpoints the forward pass keeps.
 type Run =
     { Layers: AffineLayer[]
       Kernels: IKernels
       /// Makes the system solved forward (its state: x0's entries first, then any zero-initialised ones) and its
-      /// adjoint system [y; a; μ], solved backward, on a workspace, for the tracked parameters.
-      Systems: IKernels -> Workspace -> bool[] -> IBufferSystem * IBufferSystem
+      /// adjoint system [y; a; μ], solved backward, on one workspace per chunk of rows, for the tracked parameters.
+      Systems: IKernels -> Workspace[] -> (int * int)[] -> bool[] -> IBufferSystem * IBufferSystem
       Pool: WorkspacePool
-      /// The pool's key of this field's workspaces, and how to make one.
-      Key: string
-      Make: unit -> Workspace
+      /// The chunks of rows (start, count), evaluated side by side; the pool's key of each chunk's workspace, and how
+      /// to make one.
+      Chunks: (int * int)[]
+      Keys: string[]
+      Make: int -> Workspace
       Tableau: ButcherTableau
       Control: StepControl
       BackwardTableau: ButcherTableau
@@ -125,11 +164,15 @@ let private snapshot (y: Buffer) (count: int) =
 /// the checkpoints (host arrays in the run) is needed by the backward pass, so a forward pass whose backward pass
 /// never comes (evaluation with grad enabled) keeps no workspace, and a backward pass may run after later solves.
 let private withWorkspace (run: Run) (action: Workspace -> IBufferSystem * IBufferSystem -> 'a) : 'a =
-    let ws = run.Pool.Rent(run.Key, run.Make)
+    let workspaces = Array.zeroCreate<Workspace> run.Chunks.Length
     try
-        ws.Refresh run.Layers
-        action ws (run.Systems run.Kernels ws run.Tracked)
-    finally run.Pool.Return(run.Key, ws)
+        for c in 0 .. run.Chunks.Length - 1 do
+            workspaces[c] <- run.Pool.Rent(run.Keys[c], fun () -> run.Make (snd run.Chunks[c]))
+            workspaces[c].Refresh run.Layers
+        action workspaces[0] (run.Systems run.Kernels workspaces run.Chunks run.Tracked)
+    finally
+        for c in 0 .. run.Chunks.Length - 1 do
+            if not (isNull (box workspaces[c])) then run.Pool.Return(run.Keys[c], workspaces[c])
 
 /// The forward pass: solves from [x0; 0] over the grid, keeping the states at its times; returns the state at the
 /// last one (a new 1-D tensor).
@@ -246,7 +289,7 @@ let needsGradient (layers: AffineLayer[]) (x: Tensor) =
 /// by `backwardTableau` under `backwardControl`, the seminorm when `seminorm`) when gradients are enabled and x or a
 /// parameter requires them; with the forward solve's statistics and the backward statistics its backward pass will
 /// fill. `kind` tells workspaces of different systems apart; `length` is the forward system's.
-let solveSystem (pool: WorkspacePool) (layers: AffineLayer[]) (kind: string) (length: int) (systems: IKernels -> Workspace -> bool[] -> IBufferSystem * IBufferSystem)
+let solveSystem (pool: WorkspacePool) (layers: AffineLayer[]) (kind: string) (length: int) (systems: IKernels -> Workspace[] -> (int * int)[] -> bool[] -> IBufferSystem * IBufferSystem)
                 (tableau: ButcherTableau) (control: StepControl) (backwardTableau: ButcherTableau) (backwardControl: StepControl)
                 (seminorm: bool) (grid: float[]) (x: Tensor) : Tensor * SolveStatistics * BackwardStatistics =
     let features = layers[0].InFeatures
@@ -254,11 +297,16 @@ let solveSystem (pool: WorkspacePool) (layers: AffineLayer[]) (kind: string) (le
     let rows = m / features
     let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
     let store = needsGradient layers x
-    let key = $"adjoint/{kind}/{x.dtype}/{rows}/{signature layers}"
-    let make () = new Workspace(x.dtype, rows, layers, 1, 1, true)
+    // Chunks of at least FusedRungeKutta.chunkRows rows, one per intra-op thread (not for wide layers, whose
+    // products libtorch shares between its threads itself), as the fused solver splits its batch.
+    let widest = layers |> Array.map (fun l -> max l.InFeatures l.OutFeatures) |> Array.max
+    let count = if widest > FusedRungeKutta.splitWidth then 1 else max 1 (min (torch.get_num_threads ()) (rows / FusedRungeKutta.chunkRows))
+    let chunks = Array.init count (fun c -> let r0 = rows * c / count in r0, rows * (c + 1) / count - r0)
+    let keys = chunks |> Array.map (fun (_, r) -> $"adjoint/{kind}/{x.dtype}/{r}/{signature layers}")
+    let make (r: int) = new Workspace(x.dtype, r, layers, 1, 1, true)
     let kernels = kernelsFor x.dtype
     let run =
-        { Layers = layers; Kernels = kernels; Systems = systems; Pool = pool; Key = key; Make = make
+        { Layers = layers; Kernels = kernels; Systems = systems; Pool = pool; Chunks = chunks; Keys = keys; Make = make
           Tableau = tableau; Control = control; BackwardTableau = backwardTableau; BackwardControl = backwardControl
           Seminorm = seminorm; Grid = grid; Shape = x.shape; InputLength = m; Length = length; GradX = x.requires_grad
           Tracked = tracked; Checkpoints = Array.zeroCreate grid.Length; Statistics = BackwardStatistics()
@@ -279,8 +327,9 @@ let solve (pool: WorkspacePool) (layers: AffineLayer[]) (tableau: ButcherTableau
           (backwardTableau: ButcherTableau) (backwardControl: StepControl) (seminorm: bool) (grid: float[]) (x: Tensor)
           : Tensor * SolveStatistics * BackwardStatistics =
     let n = int (x.numel())
-    let systems kernels ws tracked =
-        FieldSystem(kernels, ws, layers, n) :> IBufferSystem, AdjointSystem(kernels, ws, layers, n, tracked) :> IBufferSystem
+    let systems kernels (workspaces: Workspace[]) (chunks: (int * int)[]) tracked =
+        let rows = Array.map2 (fun ws (start, count) -> FieldRows(kernels, ws, layers, tracked, start, count, n) :> IRowEvaluator) workspaces chunks
+        chunkedSystems rows workspaces layers n
     let flat, forward, backward = solveSystem pool layers "field" n systems tableau control backwardTableau backwardControl seminorm grid x
     use flat = flat
     flat.reshape(x.shape), forward, backward

@@ -225,7 +225,7 @@ let private leaveSplit () =
 
 /// Runs the chunks' work in parallel, each chunk's thread with libtorch's intra-op threads set to one (restored after).
 /// A failure of several chunks raises the one at the earliest time.
-let private inParallel (count: int) (work: int -> unit) =
+let inParallel (count: int) (work: int -> unit) =
     if count = 1 then work 0
     else
         let restore = enterSplit ()

@@ -106,51 +106,56 @@ type private Trace(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tb: 
             if accumulate then ws.FoldGalerkinGradient(l, t)
             g <- gIn
 
-/// The probes of a solve: Hutchinson's ε drawn from `seed` (as Trace.noise draws it), or the d unit vectors.
-let private fillProbes (tb: TraceBuffers) (trace: TraceEstimator) (seed: uint64) (rows: int) (d: int) (dtype: torch.ScalarType) =
+/// A chunk's probes: its rows of Hutchinson's ε for the whole batch (`all`, drawn as Trace.noise draws it), or the d
+/// unit vectors.
+let private fillProbes (tb: TraceBuffers) (trace: TraceEstimator) (all: Tensor) (start: int) (count: int) (d: int) =
     match trace with
-    | Hutchinson kind ->
-        use e = Trace.noise kind seed [| int64 rows; int64 d |] dtype torch.CPU
-        tb.Epsilon[0].Tensor.copy_(e) |> ignore
+    | Hutchinson _ ->
+        use rows = all.narrow(0L, int64 start, int64 count)
+        tb.Epsilon[0].Tensor.copy_(rows) |> ignore
     | Exact ->
         for k in 0 .. d - 1 do
             let e = tb.Epsilon[k]
             Array.Clear e.Data
-            for r in 0 .. rows - 1 do e[r * d + k] <- 1.0
+            for r in 0 .. count - 1 do e[r * d + k] <- 1.0
 
-/// The forward system [z; Δ] ↦ [f(z); tr] and its adjoint system [z; Δ; a_z; a_Δ; μ] ↦ [f; tr; −(∂/∂z)ᵀ; 0; −(∂/∂θ)ᵀ].
-let systems (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows: int) (dtype: torch.ScalarType)
-            (kernels: IKernels) (ws: Workspace) (tracked: bool[]) : IBufferSystem * IBufferSystem =
+/// A chunk of the flow's rows: the forward system [z; Δ] ↦ [f(z); tr] (zs = rows·d entries of z, n = zs + rows) and
+/// the adjoint system [z; Δ; a_z; a_Δ; μ] ↦ [f; tr; −(∂/∂z)ᵀ; 0; −(∂/∂θ)ᵀ], for rows [start, start + count).
+type private TraceRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tb: TraceBuffers, tracked: bool[], start: int, count: int, zs: int, n: int) =
     let d = layers[0].InFeatures
-    let probes = match trace with Hutchinson _ -> 1 | Exact -> d
-    let tb = ws.Scratch($"trace/{probes}", fun () -> new TraceBuffers(dtype, rows, layers, probes))
-    fillProbes tb trace seed rows d dtype
+    let at, entries = start * d, count * d
     let evaluator = Trace(kernels, ws, layers, tb)
-    let zs = rows * d
-    let n = zs + rows
-    let evaluate t (y: Buffer) (dy: Buffer) =
-        copy y 0 (ws.Input 0) 0 zs
-        evaluator.Evaluate(t, dy.Data, zs)
-        copy (ws.K 0) 0 dy 0 zs
     let sizes = parameterSizes layers
     let accumulate = Array.exists id tracked
-    let forward =
-        { new IBufferSystem with
-            member _.Length = n
-            member _.Evaluate(t, y, dy) = evaluate t y dy }
-    let adjoint =
-        { new IBufferSystem with
-            member _.Length = 2 * n + Array.sum sizes
-            member _.Evaluate(t, y, dy) =
-                evaluate t y dy
-                let b = ws.Backward
-                copy y n b.KBar[0] 0 zs
-                if accumulate then clearGradients ws
-                evaluator.Products(t, b.KBar[0], y.Data, n + zs, accumulate)
-                negatedInto b.UBar.Data 0 dy.Data n zs
-                Array.Clear(dy.Data, n + zs, rows)
-                negatedGradientsInto ws layers tracked sizes dy (2 * n) }
-    forward, adjoint
+    let evaluate t (y: Buffer) (dy: Buffer) =
+        copy y at (ws.Input 0) 0 entries
+        evaluator.Evaluate(t, dy.Data, zs + start)
+        copy (ws.K 0) 0 dy at entries
+    interface IRowEvaluator with
+        member _.Forward(t, y, dy) = evaluate t y dy
+        member _.Adjoint(t, y, dy, gradients, offset) =
+            evaluate t y dy
+            let b = ws.Backward
+            copy y (n + at) b.KBar[0] 0 entries
+            if accumulate then clearGradients ws
+            evaluator.Products(t, b.KBar[0], y.Data, n + zs + start, accumulate)
+            negatedInto b.UBar.Data 0 dy.Data (n + at) entries
+            Array.Clear(dy.Data, n + zs + start, count)
+            negatedGradientsInto ws layers tracked sizes gradients offset
+
+/// The flow's forward and adjoint systems over chunks of rows (FusedAdjoint.chunkedSystems), the probes drawn once.
+let systems (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows: int) (dtype: torch.ScalarType)
+            (kernels: IKernels) (workspaces: Workspace[]) (chunks: (int * int)[]) (tracked: bool[]) : IBufferSystem * IBufferSystem =
+    let d = layers[0].InFeatures
+    let probes = match trace with Hutchinson _ -> 1 | Exact -> d
+    let zs = rows * d
+    use all = match trace with Hutchinson kind -> Trace.noise kind seed [| int64 rows; int64 d |] dtype torch.CPU | Exact -> null
+    let evaluators =
+        Array.map2 (fun (ws: Workspace) (start, count) ->
+            let tb = ws.Scratch($"trace/{probes}", fun () -> new TraceBuffers(dtype, count, layers, probes))
+            fillProbes tb trace all start count d
+            TraceRows(kernels, ws, layers, tb, tracked, start, count, zs, zs + rows) :> IRowEvaluator) workspaces chunks
+    chunkedSystems evaluators workspaces layers (zs + rows)
 
 /// Encodes x [N, d] by the fused flow: z(t1) [N, d] and Δ(t1) [N] (see FusedAdjoint.solveSystem for the rest).
 let encode (pool: WorkspacePool) (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (tableau: ButcherTableau) (control: StepControl)

@@ -6,6 +6,7 @@ open Expecto
 open TorchSharp
 open type TorchSharp.torch.nn
 open NeuralOde.Core
+open NeuralOde.Core.Fused
 open NeuralOde.Tests.Support
 open NeuralOde.Tests.Fused.FusedBlocks
 
@@ -78,6 +79,41 @@ let tests =
             let (yF, gF, _), _, (yG, gG, _), _ = bothWays field Solvers.dopri5 (adaptive 1e-5) Sensitivity.defaultOptions [| 0.0; 1.0 |] x
             Expect.isLessThan (Tensors.relativeError yF yG) 1e-4 "output"
             List.iteri2 (fun i a b -> Expect.isLessThan (Tensors.relativeError a b) 1e-3 $"gradient {i}") gF gG
+        }
+        testSequenced <| test "rows in chunks evaluated side by side (the adjoint and the flow) equal the generic adjoint" {
+            // Chunks of at least 8 rows and 3 intra-op threads, restored after (sequenced: both are process-wide).
+            let savedRows, savedThreads = FusedRungeKutta.chunkRows, torch.get_num_threads ()
+            FusedRungeKutta.chunkRows <- 8
+            torch.set_num_threads 3
+            try
+                use field = mlp torch.float64 2 16 "tanh" 43
+                use x = input [| 40L; 2L |] torch.float64 217
+                compare "3 chunks" field Solvers.dopri5 (adaptive 1e-7) { Sensitivity.defaultOptions with Seminorm = true } [| 0.0; 1.0 |] x
+                let g = new GalLinear(2L, 12L, Basis.fourier 2 1.0, torch.float64)
+                use galerkin = Sequential(g :> Layer, Tanh(), Linear(12L, 2L))
+                galerkin.``to``(torch.float64) |> ignore
+                Tensors.initialize 44 0.4 galerkin
+                compare "3 chunks, Galerkin" galerkin Solvers.tsit5 (adaptive 1e-7) Sensitivity.defaultOptions [| 0.0; 1.0 |] x
+                Expect.equal (torch.get_num_threads ()) 3 "the thread count is restored"
+                // The flow: log p and its gradients, chunked, against the generic adjoint.
+                let logpAndGradients fused =
+                    use probes = new torch.Generator(9UL)
+                    // Not disposed: that would dispose the field, which both runs use.
+                    let flow = new Cnf("cnf", field, 2, Hutchinson Rademacher, Solvers.dopri5, adaptive 1e-7, Sensitivity.adjoint, 0.0, 1.0, probes)
+                    flow.UseFusedKernels <- fused
+                    for p in field.parameters() do p.grad <- null
+                    use logp = flow.LogProbability x
+                    Expect.equal flow.LastSolveWasFused fused "the path asked for"
+                    Ode.backward (logp.mean().neg())
+                    Tensors.toArray logp, [ for p in field.parameters() -> Tensors.toArray p.grad ], flow.LastBackwardStatistics.FunctionEvaluations
+                let lF, gF, bF = logpAndGradients true
+                let lG, gG, bG = logpAndGradients false
+                Expect.isLessThan (Tensors.relativeError lF lG) 1e-9 "flow: log p"
+                List.iter2 (fun a b -> Expect.isLessThan (Tensors.relativeError a b) 1e-9 "flow: a gradient") gF gG
+                Expect.equal bF bG "flow: backward evaluations"
+            finally
+                FusedRungeKutta.chunkRows <- savedRows
+                torch.set_num_threads savedThreads
         }
         test "gradients match central finite differences of the solve (float64)" {
             use field = mlp torch.float64 2 6 "tanh" 36
