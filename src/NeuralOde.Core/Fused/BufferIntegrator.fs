@@ -9,6 +9,7 @@ open System
 open TorchSharp
 open NeuralOde.Core
 open NeuralOde.Core.Fused.Kernels
+open NeuralOde.Core.Integrate
 
 /// A system dy/dt = f(t, y) on flat buffers of `Length` elements.
 type IBufferSystem =
@@ -132,36 +133,13 @@ let solve (kernels: IKernels) (system: IBufferSystem) (b: StageBuffers) (tableau
     let outputDueBy (t: float) = next < times.Length && (times[next] - t) * direction <= 0.0
     evaluate t0 b.Y b.Ks[0]
     let mutable h =
-        match control with
-        | StepControl.Fixed(dt, _) -> direction * dt
-        | StepControl.Steps(count, _) -> (tEnd - t0) / float count
-        | StepControl.Adaptive o ->
-            let h0 =
-                match o.InitialStep with
-                | Some h0 -> h0
-                | None ->
-                    let chosen = initialStep kernels system nfe b t0 direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0))
-                    min o.MaxStep (max o.MinStep chosen)
-            direction * h0
-    let maxSteps =
-        match control with
-        | StepControl.Adaptive o -> o.MaxSteps
-        | StepControl.Fixed(_, budget) | StepControl.Steps(_, budget) -> budget + 1
+        firstStep control t0 tEnd (fun o ->
+            initialStep kernels system nfe b t0 direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0)))
+    let maxSteps = stepBudget control
     while next < times.Length do
         Cancellation.check t
-        if Double.IsNaN h || Double.IsInfinity h then
-            if not (allFinite b.Y) then raise (Integrate.nonFinite t "The state is NaN or Inf")
-            if fyValid && not (allFinite b.Ks[0]) then raise (Integrate.nonFinite t "The vector field returned NaN or Inf")
-            raise (OdeSolveException(OdeFailure.InvalidStepSize, t, $"The step size became {h} at t = {t}. Check the controller's options and that the state and the vector field are finite and not overflowing; or give initialStep."))
-        if accepted + rejected >= maxSteps then
-            raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
-        if abs h < Integrate.minimumStep t || t + h = t then
-            let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
-            raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
-        let remaining = tEnd - t
-        let landsOnEnd = abs remaining <= abs h * (1.0 + 1e-10)
-        let hStep = if landsOnEnd then remaining else h
-        let tNew = if landsOnEnd then tEnd else t + hStep
+        checkStep t h tEnd accepted rejected maxSteps lastErrorNonFinite (fun () -> allFinite b.Y) (fun () -> not fyValid || allFinite b.Ks[0])
+        let hStep, tNew, landsOnEnd = stepTo t h tEnd
         let ks = b.Ks
         // The stages (RungeKuttaStep.step): a FSAL tableau's last stage is evaluated at the solution itself.
         for i in 1 .. s - 1 do
@@ -178,16 +156,11 @@ let solve (kernels: IKernels) (system: IBufferSystem) (b: StageBuffers) (tableau
                     for j in first + 1 .. e.Length - 1 do
                         if e[j] <> 0.0 then kernels.AddScaled(b.Error, hStep * e[j], ks[j])
                 | None -> Array.Clear b.Error.Data   // no error weight: a zero estimate (TensorOps.weightedSum's zeros)
-                let err = scaledError o.RTol o.ATol (min normChannels n) b.Error b.Y b.Y1
-                if Double.IsNaN err || Double.IsInfinity err then
-                    if not (allFinite ks[0]) then raise (Integrate.nonFinite t "The vector field returned NaN or Inf")
-                    lastErrorNonFinite <- true
-                    false, Double.PositiveInfinity
-                else
-                    lastErrorNonFinite <- false
-                    err <= 1.0, err
+                let accept, error, nonFiniteNorm = judge t (scaledError o.RTol o.ATol (min normChannels n) b.Error b.Y b.Y1) (fun () -> allFinite ks[0])
+                lastErrorNonFinite <- nonFiniteNorm
+                accept, error
             | _ ->
-                if not (allFinite b.Y1) then raise (Integrate.nonFinite t $"The state became NaN or Inf in the step from t = {t} to {tNew}")
+                if not (allFinite b.Y1) then raise (nonFinite t $"The state became NaN or Inf in the step from t = {t} to {tNew}")
                 true, 0.0
         if accept then
             // f at the new state: a FSAL tableau's last stage; otherwise evaluated when dense output needs it.
@@ -221,12 +194,7 @@ let solve (kernels: IKernels) (system: IBufferSystem) (b: StageBuffers) (tableau
                 fyValid <- true
         else
             rejected <- rejected + 1
-        match control with
-        | StepControl.Adaptive o ->
-            h <- hStep * PIController.factor o tableau.ErrorOrder error previousError
-            if abs h > o.MaxStep then h <- direction * o.MaxStep
-            if abs h < o.MinStep && not (accept && next >= times.Length) then
-                raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs h}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))
-            if accept then previousError <- max error 1e-4
-        | _ -> ()
+        let nextH, remembered = nextStep control tableau t h hStep error previousError accept (next >= times.Length)
+        h <- nextH
+        previousError <- remembered
     { FunctionEvaluations = nfe.Value; AcceptedSteps = accepted; RejectedSteps = rejected }

@@ -63,6 +63,20 @@ type IRowEvaluator =
     /// share of the parameters' gradients) into `gradients` from `offset`.
     abstract Adjoint: t: float * y: Buffer * dy: Buffer * gradients: Buffer * offset: int -> unit
 
+/// The adjoint part of a chunk's evaluation, after its forward part (the workspace's slot 0 holds the evaluation at
+/// the chunk's rows, `entries` state entries from `at`): the rows of a (from n + at in y) as the output's cotangent,
+/// `products` through the saved evaluation (into UBar and, when parameters are tracked, their accumulators, cleared
+/// first), −UBar into the rows of a's derivative and −(the parameters' gradients) into `gradients` from `offset`.
+let adjointRows (ws: Workspace) (layers: AffineLayer[]) (tracked: bool[]) (sizes: int[]) (n: int) (at: int) (entries: int)
+                (products: Buffer -> bool -> unit) (y: Buffer) (dy: Buffer) (gradients: Buffer) (offset: int) =
+    let b = ws.Backward
+    let accumulate = Array.exists id tracked
+    copy y (n + at) b.KBar[0] 0 entries
+    if accumulate then clearGradients ws
+    products b.KBar[0] accumulate
+    negatedInto b.UBar.Data 0 dy.Data (n + at) entries
+    negatedGradientsInto ws layers tracked sizes gradients offset
+
 /// An MLP field's rows: the forward system f(t, x) on x (n entries, `features` per row) and the adjoint system on
 /// [x; a; μ]: (f(t, x), −aᵀ ∂f/∂x, −aᵀ ∂f/∂θ); parameters that do not require grad get zero (as
 /// AdjointSystem.derivatives gives them).
@@ -70,7 +84,6 @@ type FieldRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tracked:
     let features = layers[0].InFeatures
     let at, entries = start * features, count * features
     let sizes = parameterSizes layers
-    let accumulate = Array.exists id tracked
     let evaluate t (y: Buffer) (dy: Buffer) =
         copy y at (ws.Input 0) 0 entries
         ws.AtDepth t
@@ -80,12 +93,8 @@ type FieldRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tracked:
         member _.Forward(t, y, dy) = evaluate t y dy
         member _.Adjoint(t, y, dy, gradients, offset) =
             evaluate t y dy
-            let b = ws.Backward
-            copy y (n + at) b.KBar[0] 0 entries
-            if accumulate then clearGradients ws
-            vectorJacobianProduct kernels ws layers 0 t b.KBar[0] accumulate
-            negatedInto b.UBar.Data 0 dy.Data (n + at) entries
-            negatedGradientsInto ws layers tracked sizes gradients offset
+            let products g accumulate = vectorJacobianProduct kernels ws layers 0 t g accumulate
+            adjointRows ws layers tracked sizes n at entries products y dy gradients offset
 
 /// The forward system (n entries) and its adjoint system [y; a; μ] over chunks of rows evaluated side by side, one
 /// thread each (FusedRungeKutta.inParallel: each chunk's thread runs libtorch single-threaded); the chunks' shares of

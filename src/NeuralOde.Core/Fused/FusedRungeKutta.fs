@@ -20,26 +20,21 @@ open NeuralOde.Core.Fused.Workspace
 /// shortened to land on tEnd); None when the generic loop would fail instead (a step that no longer advances time,
 /// more steps than the budget), so that the generic solver raises its own error.
 let stepPlan (t0: float) (tEnd: float) (control: StepControl) : (float * float)[] option =
-    let direction = float (sign (tEnd - t0))
-    let h, budget =
-        match control with
-        | StepControl.Fixed(dt, budget) -> direction * dt, budget
-        | StepControl.Steps(n, budget) -> (tEnd - t0) / float n, budget
-        | StepControl.Adaptive _ -> nan, 0
+    let h = match control with StepControl.Adaptive _ -> nan | _ -> Integrate.firstStep control t0 tEnd (fun _ -> nan)
     if Double.IsNaN h || Double.IsInfinity h then None
     else
+        let budget = Integrate.stepBudget control
         let steps = List<float * float>()
         let mutable t = t0
         let mutable landed = false
         let mutable ok = true
         while ok && not landed do
-            if steps.Count >= budget + 1 || abs h < Integrate.minimumStep t || t + h = t then ok <- false
+            if steps.Count >= budget || abs h < Integrate.minimumStep t || t + h = t then ok <- false
             else
-                let remaining = tEnd - t
-                landed <- abs remaining <= abs h * (1.0 + 1e-10)
-                let hStep = if landed then remaining else h
+                let hStep, tNew, lands = Integrate.stepTo t h tEnd
+                landed <- lands
                 steps.Add((t, hStep))
-                t <- if landed then tEnd else t + hStep
+                t <- tNew
         if ok then Some(steps.ToArray()) else None
 
 /// Which evaluation computes stage i of step n, for a tableau of s stages (FSAL: stage 0 of step n > 0 is stage s−1

@@ -126,7 +126,6 @@ type private TraceRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], 
     let at, entries = start * d, count * d
     let evaluator = Trace(kernels, ws, layers, tb)
     let sizes = parameterSizes layers
-    let accumulate = Array.exists id tracked
     let evaluate t (y: Buffer) (dy: Buffer) =
         copy y at (ws.Input 0) 0 entries
         evaluator.Evaluate(t, dy.Data, zs + start)
@@ -135,13 +134,10 @@ type private TraceRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], 
         member _.Forward(t, y, dy) = evaluate t y dy
         member _.Adjoint(t, y, dy, gradients, offset) =
             evaluate t y dy
-            let b = ws.Backward
-            copy y (n + at) b.KBar[0] 0 entries
-            if accumulate then clearGradients ws
-            evaluator.Products(t, b.KBar[0], y.Data, n + zs + start, accumulate)
-            negatedInto b.UBar.Data 0 dy.Data (n + at) entries
+            // The trace's cotangent is a_Δ, per row at n + zs + start; a_Δ itself is constant.
+            let products g accumulate = evaluator.Products(t, g, y.Data, n + zs + start, accumulate)
+            adjointRows ws layers tracked sizes n at entries products y dy gradients offset
             Array.Clear(dy.Data, n + zs + start, count)
-            negatedGradientsInto ws layers tracked sizes gradients offset
 
 /// The flow's forward and adjoint systems over chunks of rows (FusedAdjoint.chunkedSystems), the probes drawn once.
 let systems (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows: int) (dtype: torch.ScalarType)

@@ -61,73 +61,58 @@ let derivatives (act: Activation) (h: Buffer) (d1: Buffer) (d2: Buffer) =
             a[i] <- p
             b[i] <- q
 
+/// o[i] = x[i] y[i] for i < n, by Vector<'T> and then one by one (float32 or float64).
+let inline private multiplyArrays (x: 'T[]) (y: 'T[]) (o: 'T[]) (n: int) =
+    let xv = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(x, 0, n))
+    let yv = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(y, 0, n))
+    let ov = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(o, 0, n))
+    for i in 0 .. xv.Length - 1 do ov[i] <- xv[i] * yv[i]
+    for i in xv.Length * Vector<'T>.Count .. n - 1 do o[i] <- x[i] * y[i]
+
 /// out = a ⊙ b (out may be a or b).
 let multiply (a: Buffer) (b: Buffer) (out: Buffer) =
-    match a.Data with
-    | :? (float32[]) ->
-        let x = span32 a
-        let y = span32 b
-        let o = span32 out
-        let xv = MemoryMarshal.Cast<float32, Vector<float32>>(x)
-        let yv = MemoryMarshal.Cast<float32, Vector<float32>>(y)
-        let ov = MemoryMarshal.Cast<float32, Vector<float32>>(o)
-        for i in 0 .. xv.Length - 1 do ov[i] <- xv[i] * yv[i]
-        for i in xv.Length * Vector<float32>.Count .. x.Length - 1 do o[i] <- x[i] * y[i]
-    | _ ->
-        let x = span64 a
-        let y = span64 b
-        let o = span64 out
-        let xv = MemoryMarshal.Cast<float, Vector<float>>(x)
-        let yv = MemoryMarshal.Cast<float, Vector<float>>(y)
-        let ov = MemoryMarshal.Cast<float, Vector<float>>(o)
-        for i in 0 .. xv.Length - 1 do ov[i] <- xv[i] * yv[i]
-        for i in xv.Length * Vector<float>.Count .. x.Length - 1 do o[i] <- x[i] * y[i]
+    let n = a.Rows * a.Cols
+    match a.Data, b.Data, out.Data with
+    | (:? (float32[]) as x), (:? (float32[]) as y), (:? (float32[]) as o) -> multiplyArrays x y o n
+    | x, y, o -> multiplyArrays (x :?> float[]) (y :?> float[]) (o :?> float[]) n
+
+/// o[i] += x[i] y[i] z[i] for i < n, by Vector<'T> (`multiplyAdd p z o` = p z + o) and then one by one.
+let inline private addProductArrays (multiplyAdd: Vector<'T> -> Vector<'T> -> Vector<'T> -> Vector<'T>) (o: 'T[]) (x: 'T[]) (y: 'T[]) (z: 'T[]) (n: int) =
+    let xv = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(x, 0, n))
+    let yv = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(y, 0, n))
+    let zv = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(z, 0, n))
+    let ov = MemoryMarshal.Cast<'T, Vector<'T>>(Span<'T>(o, 0, n))
+    for i in 0 .. xv.Length - 1 do ov[i] <- multiplyAdd (xv[i] * yv[i]) zv[i] ov[i]
+    for i in xv.Length * Vector<'T>.Count .. n - 1 do o[i] <- o[i] + x[i] * y[i] * z[i]
 
 /// out += a ⊙ b ⊙ c.
 let addProduct (out: Buffer) (a: Buffer) (b: Buffer) (c: Buffer) =
-    match a.Data with
-    | :? (float32[]) ->
-        let x = span32 a
-        let y = span32 b
-        let z = span32 c
-        let o = span32 out
-        let xv = MemoryMarshal.Cast<float32, Vector<float32>>(x)
-        let yv = MemoryMarshal.Cast<float32, Vector<float32>>(y)
-        let zv = MemoryMarshal.Cast<float32, Vector<float32>>(z)
-        let ov = MemoryMarshal.Cast<float32, Vector<float32>>(o)
-        for i in 0 .. xv.Length - 1 do ov[i] <- Vector.FusedMultiplyAdd(xv[i] * yv[i], zv[i], ov[i])
-        for i in xv.Length * Vector<float32>.Count .. x.Length - 1 do o[i] <- o[i] + x[i] * y[i] * z[i]
-    | _ ->
-        let x = span64 a
-        let y = span64 b
-        let z = span64 c
-        let o = span64 out
-        for i in 0 .. x.Length - 1 do o[i] <- o[i] + x[i] * y[i] * z[i]
+    let n = a.Rows * a.Cols
+    match out.Data, a.Data, b.Data, c.Data with
+    | (:? (float32[]) as o), (:? (float32[]) as x), (:? (float32[]) as y), (:? (float32[]) as z) ->
+        addProductArrays (fun (p: Vector<float32>) z o -> Vector.FusedMultiplyAdd(p, z, o)) o x y z n
+    | o, x, y, z -> addProductArrays (fun p z o -> o + p * z) (o :?> float[]) (x :?> float[]) (y :?> float[]) (z :?> float[]) n
+
+/// t[offset + r] (+)= Σ_c x[r, c] y[r, c] over `rows` rows of `cols` entries.
+let inline private rowDotArrays (x: ^T[]) (y: ^T[]) (t: ^T[]) (rows: int) (cols: int) (offset: int) (accumulate: bool) =
+    for r in 0 .. rows - 1 do
+        let mutable s = LanguagePrimitives.GenericZero< ^T >
+        for c in 0 .. cols - 1 do s <- s + x[r * cols + c] * y[r * cols + c]
+        t[offset + r] <- if accumulate then t[offset + r] + s else s
 
 /// target[offset + r] (+)= Σ_c e[r, c] v[r, c] for every row r (overwritten unless `accumulate`).
 let rowDots (e: Buffer) (v: Buffer) (target: Array) (offset: int) (accumulate: bool) =
-    let cols = e.Cols
     match e.Data, v.Data, target with
-    | (:? (float32[]) as x), (:? (float32[]) as y), (:? (float32[]) as t) ->
-        for r in 0 .. e.Rows - 1 do
-            let mutable s = 0.0f
-            for c in 0 .. cols - 1 do s <- s + x[r * cols + c] * y[r * cols + c]
-            t[offset + r] <- if accumulate then t[offset + r] + s else s
-    | x, y, t ->
-        let x, y, t = x :?> float[], y :?> float[], t :?> float[]
-        for r in 0 .. e.Rows - 1 do
-            let mutable s = 0.0
-            for c in 0 .. cols - 1 do s <- s + x[r * cols + c] * y[r * cols + c]
-            t[offset + r] <- if accumulate then t[offset + r] + s else s
+    | (:? (float32[]) as x), (:? (float32[]) as y), (:? (float32[]) as t) -> rowDotArrays x y t e.Rows e.Cols offset accumulate
+    | x, y, t -> rowDotArrays (x :?> float[]) (y :?> float[]) (t :?> float[]) e.Rows e.Cols offset accumulate
+
+/// o[r, c] = w[offset + r] · x[r, c] over `rows` rows of `cols` entries.
+let inline private scaleRowArrays (w: ^T[]) (offset: int) (x: ^T[]) (o: ^T[]) (rows: int) (cols: int) =
+    for r in 0 .. rows - 1 do
+        for c in 0 .. cols - 1 do o[r * cols + c] <- w[offset + r] * x[r * cols + c]
 
 /// out[r, c] = w[offset + r] · e[r, c].
 let scaleRows (w: Array) (offset: int) (e: Buffer) (out: Buffer) =
-    let cols = e.Cols
     match w, e.Data, out.Data with
-    | (:? (float32[]) as w), (:? (float32[]) as x), (:? (float32[]) as o) ->
-        for r in 0 .. e.Rows - 1 do
-            for c in 0 .. cols - 1 do o[r * cols + c] <- w[offset + r] * x[r * cols + c]
-    | w, x, o ->
-        let w, x, o = w :?> float[], x :?> float[], o :?> float[]
-        for r in 0 .. e.Rows - 1 do
-            for c in 0 .. cols - 1 do o[r * cols + c] <- w[offset + r] * x[r * cols + c]
+    | (:? (float32[]) as w), (:? (float32[]) as x), (:? (float32[]) as o) -> scaleRowArrays w offset x o e.Rows e.Cols
+    | w, x, o -> scaleRowArrays (w :?> float[]) offset (x :?> float[]) (o :?> float[]) e.Rows e.Cols

@@ -85,6 +85,75 @@ let validate (problem: OdeProblem) (tableau: ButcherTableau) (control: StepContr
         raise (ArgumentOutOfRangeException("rtol", o.RTol, $"rtol = {o.RTol} is below the unit roundoff of the state's dtype {x0.dtype} ({unitRoundoff x0.dtype:G3}): rounding alone exceeds it. Use rtol ≥ {unitRoundoff x0.dtype:G3}, or a float64 state."))
     | _ -> ()
 
+// The step-size rules of the integration loop, shared with the loop on host buffers (Fused/BufferIntegrator.fs).
+
+/// The first step, signed: dt, or the span over n, for fixed steps; for adaptive control the given initial step, or
+/// `heuristic o` (Hairer's: InitialStep.select, one evaluation) clamped to [minStep, maxStep].
+let firstStep (control: StepControl) (t0: float) (tEnd: float) (heuristic: AdaptiveOptions -> float) =
+    let direction = if tEnd > t0 then 1.0 else -1.0
+    match control with
+    | StepControl.Fixed(dt, _) -> direction * dt
+    | StepControl.Steps(n, _) -> (tEnd - t0) / float n
+    | StepControl.Adaptive o ->
+        let h0 =
+            match o.InitialStep with
+            | Some h0 -> h0
+            | None -> min o.MaxStep (max o.MinStep (heuristic o))
+        direction * h0
+
+/// The steps (accepted and rejected) a solve may take.
+let stepBudget (control: StepControl) =
+    match control with
+    | StepControl.Adaptive o -> o.MaxSteps
+    | StepControl.Fixed(_, budget) | StepControl.Steps(_, budget) -> budget + 1
+
+/// The checks before a step of h from t: a finite h (a NaN step mostly comes from NaN or Inf in the state or f,
+/// through the first-step heuristic: `stateFinite` and `fieldFinite` name that), the step budget, and a step that
+/// still advances time (`lastErrorNonFinite`: the last trial steps gave NaN or Inf).
+let checkStep (t: float) (h: float) (tEnd: float) (accepted: int) (rejected: int) (maxSteps: int) (lastErrorNonFinite: bool)
+              (stateFinite: unit -> bool) (fieldFinite: unit -> bool) =
+    if Double.IsNaN h || Double.IsInfinity h then
+        if not (stateFinite ()) then raise (nonFinite t "The state is NaN or Inf")
+        if not (fieldFinite ()) then raise (nonFinite t "The vector field returned NaN or Inf")
+        raise (OdeSolveException(OdeFailure.InvalidStepSize, t, $"The step size became {h} at t = {t}. Check the controller's options and that the state and the vector field are finite and not overflowing; or give initialStep."))
+    if accepted + rejected >= maxSteps then
+        raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
+    if abs h < minimumStep t || t + h = t then
+        let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
+        raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
+
+/// The step taken from t with step h: h, or what is left to tEnd when that is within h (the last step lands on tEnd
+/// exactly); with the step's end time and whether it lands on tEnd.
+let stepTo (t: float) (h: float) (tEnd: float) =
+    let remaining = tEnd - t
+    let landsOnEnd = abs remaining <= abs h * (1.0 + 1e-10)
+    let hStep = if landsOnEnd then remaining else h
+    hStep, (if landsOnEnd then tEnd else t + hStep), landsOnEnd
+
+/// The controller's verdict on a trial step from t with scaled error norm `norm`: (accepted, the error the controller
+/// uses, the norm was NaN or Inf). A NaN or Inf norm rejects the step with an infinite error, unless f was already
+/// NaN or Inf at the step's start (`fieldFinite`), which fails the solve.
+let judge (t: float) (norm: float) (fieldFinite: unit -> bool) =
+    if Double.IsNaN norm || Double.IsInfinity norm then
+        if not (fieldFinite ()) then raise (nonFinite t "The vector field returned NaN or Inf")
+        false, Double.PositiveInfinity, true
+    else norm <= 1.0, norm, false
+
+/// The step after a trial step of hStep from t, and the error the controller remembers: under adaptive control the PI
+/// controller's step (at most maxStep; below minStep the solve fails, unless it has just `finished`), h unchanged
+/// otherwise.
+let nextStep (control: StepControl) (tableau: ButcherTableau) (t: float) (h: float) (hStep: float) (error: float)
+             (previousError: float) (accept: bool) (finished: bool) =
+    match control with
+    | StepControl.Adaptive o ->
+        let direction = float (sign hStep)
+        let mutable next = hStep * PIController.factor o tableau.ErrorOrder error previousError
+        if abs next > o.MaxStep then next <- direction * o.MaxStep
+        if abs next < o.MinStep && not (accept && finished) then
+            raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs next}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))
+        next, (if accept then max error 1e-4 else previousError)
+    | _ -> h, previousError
+
 /// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
 /// when recording, the trajectory of accepted steps (else None).
 let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution * DenseTrajectory option =
@@ -159,39 +228,16 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         // count as not made here and are aliased.
         evaluationScope <- null
         let mutable h =
-            match control with
-            | StepControl.Fixed(dt, _) -> direction * dt
-            | StepControl.Steps(n, _) -> (tEnd - t0) / float n
-            | StepControl.Adaptive o ->
-                let h0 =
-                    match o.InitialStep with
-                    | Some h0 -> h0
-                    | None ->
-                        let chosen = InitialStep.select f t0 x0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0))
-                        min o.MaxStep (max o.MinStep chosen)
-                direction * h0
-        let maxSteps =
-            match control with
-            | StepControl.Adaptive o -> o.MaxSteps
-            | StepControl.Fixed(_, budget) | StepControl.Steps(_, budget) -> budget + 1
+            firstStep control t0 tEnd (fun o ->
+                InitialStep.select f t0 x0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0)))
+        let maxSteps = stepBudget control
         let mutable status = SolveStatus.Succeeded
         try
           while next < times.Length do
               Cancellation.check t
-              if Double.IsNaN h || Double.IsInfinity h then
-                  // A NaN step mostly comes from NaN or Inf in the state or f (through the first-step heuristic): name that.
-                  if not (TensorOps.allFinite y) then raise (nonFinite t "The state is NaN or Inf")
-                  if not (isNull fy) && not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
-                  raise (OdeSolveException(OdeFailure.InvalidStepSize, t, $"The step size became {h} at t = {t}. Check the controller's options and that the state and the vector field are finite and not overflowing; or give initialStep."))
-              if accepted + rejected >= maxSteps then
-                  raise (OdeSolveException(OdeFailure.MaxStepsExceeded, t, $"The step budget of {maxSteps} steps ({accepted} accepted, {rejected} rejected) ran out at t = {t}, before the end time {tEnd}. Increase MaxSteps, loosen rtol/atol, or check whether the problem is stiff."))
-              if abs h < minimumStep t || t + h = t then
-                  let why = if lastErrorNonFinite then " The last trial steps produced NaN or Inf: the solution may blow up near this time." else " The problem may be stiff or the vector field may be singular here; try looser tolerances."
-                  raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"Step size underflow at t = {t}: step h = {h} no longer advances time.{why}"))
-              let remaining = tEnd - t
-              let landsOnEnd = abs remaining <= abs h * (1.0 + 1e-10)
-              let hStep = if landsOnEnd then remaining else h
-              let tNew = if landsOnEnd then tEnd else t + hStep
+              checkStep t h tEnd accepted rejected maxSteps lastErrorNonFinite
+                  (fun () -> TensorOps.allFinite y) (fun () -> isNull fy || TensorOps.allFinite fy)
+              let hStep, tNew, landsOnEnd = stepTo t h tEnd
               use scope = torch.NewDisposeScope()
               evaluationScope <- scope
               let r = RungeKuttaStep.step tableau f t y hStep fy
@@ -199,14 +245,9 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                   match control, r.Error with
                   | StepControl.Adaptive o, Some err ->
                       use norm = errorNorm o.RTol o.ATol err y r.Y1
-                      let e = norm.ToDouble()
-                      if Double.IsNaN e || Double.IsInfinity e then
-                          if not (TensorOps.allFinite fy) then raise (nonFinite t "The vector field returned NaN or Inf")
-                          lastErrorNonFinite <- true
-                          false, Double.PositiveInfinity
-                      else
-                          lastErrorNonFinite <- false
-                          e <= 1.0, e
+                      let accept, error, nonFiniteNorm = judge t (norm.ToDouble()) (fun () -> TensorOps.allFinite fy)
+                      lastErrorNonFinite <- nonFiniteNorm
+                      accept, error
                   | _ ->
                       // Fixed steps never wait for the device: each step leaves a finiteness flag there, and the flags
                       // are read when an output is due or the buffer is full.
@@ -240,14 +281,9 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                       fy <- (f t y).MoveToOuterDisposeScope()
               else
                   rejected <- rejected + 1
-              match control with
-              | StepControl.Adaptive o ->
-                  h <- hStep * PIController.factor o tableau.ErrorOrder error previousError
-                  if abs h > o.MaxStep then h <- direction * o.MaxStep
-                  if abs h < o.MinStep && not (accept && next >= times.Length) then
-                      raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs h}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))
-                  if accept then previousError <- max error 1e-4
-              | _ -> ()
+              let nextH, remembered = nextStep control tableau t h hStep error previousError accept (next >= times.Length)
+              h <- nextH
+              previousError <- remembered
         with :? OdeSolveException as e when not settings.Throw ->
             status <- SolveStatus.Failed(e.Failure, e.Time, e.Message)
         // On failure (trySolve) the outputs reached so far: times[0 .. next − 1].
