@@ -22,6 +22,8 @@ let experiments =
 [<EntryPoint>]
 let main argv =
     TorchSharp.torch.set_num_threads 2
+    // libtorch's float32 convolutions are wrong on some CPUs unless oneDNN is off (the images experiment trains them).
+    printfn "convolutions: %O" (NeuralOde.Core.Native.OneDnnCheck.ensureCorrect ())
     let args = List.ofArray argv
     let quick = List.contains "quick" args || List.contains "--quick" args
     let rec option name = function

@@ -8,6 +8,8 @@ let main argv =
     | [| "--child"; "native-load-before-torchsharp" |] ->
         // Before anything touches TorchSharp (set_num_threads below would load it).
         NeuralOde.Tests.Native.NativeBackendTests.loadBeforeTorchSharp ()
+    | [| "--child"; "onednn-keep" |] -> NeuralOde.Tests.Native.OneDnnCheckTests.keepScenario ()
+    | [| "--child"; "onednn-off" |] -> NeuralOde.Tests.Native.OneDnnCheckTests.offScenario ()
     | _ ->
     TorchSharp.torch.set_num_threads 2
     match argv with

@@ -13,8 +13,9 @@ let fullBatchMse (name: string) (model: torch.nn.Module<torch.Tensor, torch.Tens
         use _ = torch.NewDisposeScope()
         opt.zero_grad()
         let loss = functional.mse_loss(model.forward x, y)
-        loss.backward()
+        NeuralOde.Core.FiniteGuard.backward 0 i model loss
         opt.step() |> ignore
+        NeuralOde.Core.FiniteGuard.parameters 0 i model
         bar.Report(i, Tensors.scalar loss)
     use _ = torch.no_grad()
     use prediction = model.forward x

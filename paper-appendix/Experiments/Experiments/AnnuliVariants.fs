@@ -45,8 +45,9 @@ let run (settings: Settings) : Outcome =
                 let x, labels = Annuli.sample batch 0.1 torch.float32 g
                 opt.zero_grad()
                 let loss = functional.mse_loss(v.Model.forward(x).squeeze(1L), labels.to_type(torch.float32))
-                loss.backward()
+                FiniteGuard.backward 0 i v.Model loss
                 opt.step() |> ignore
+                FiniteGuard.parameters 0 i v.Model
                 bar.Report(i, Tensors.scalar loss)
             use _ = torch.no_grad()
             use output = v.Model.forward(testX).squeeze(1L)

@@ -37,8 +37,9 @@ let run (settings: Settings) : Outcome =
                 let x, y = Moons.sample 256 0.1 torch.float32 g
                 opt.zero_grad()
                 let loss = functional.cross_entropy(classifier.forward x, y)
-                loss.backward()
+                FiniteGuard.backward 0 i classifier loss
                 opt.step() |> ignore
+                FiniteGuard.parameters 0 i classifier
                 bar.Report(i, Tensors.scalar loss)
             use _ = torch.no_grad()
             use logits = classifier.forward testX

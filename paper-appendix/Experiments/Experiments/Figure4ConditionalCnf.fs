@@ -28,8 +28,9 @@ let run (settings: Settings) : Outcome =
         let x, labels = GaussianMixture.sample mixture batch torch.float64 g
         opt.zero_grad()
         let loss = (flow.LogProbability(x, oneHot labels)).mean().neg()
-        loss.backward()
+        FiniteGuard.backward 0 i flow loss
         opt.step() |> ignore
+        FiniteGuard.parameters 0 i flow
         bar.Report(i, Tensors.scalar loss)
     use _ = torch.no_grad()
     // Samples per condition, and how far their mean lies from the component's mean.

@@ -117,8 +117,10 @@ let run (settings: Settings) : Outcome =
                     let index = perm.narrow(0L, int64 b * batch, count)
                     opt.zero_grad()
                     let loss = functional.cross_entropy(m.Classifier.forward(trainX.index_select(0L, index)), trainY.index_select(0L, index))
-                    loss.backward()
+                    let iteration = (epoch - 1) * batches + b + 1
+                    FiniteGuard.backward epoch iteration m.Classifier loss
                     opt.step() |> ignore
+                    FiniteGuard.parameters epoch iteration m.Classifier
                     losses.Add(Tensors.scalar loss)
                     bar.Report((epoch - 1) * batches + b + 1, Tensors.scalar loss)
             // Test accuracy, and the forward NFE per batch of 64 (the research code logs it right after a forward pass).

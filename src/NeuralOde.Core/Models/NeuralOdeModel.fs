@@ -17,6 +17,8 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     inherit Module<torch.Tensor, torch.Tensor>(name)
     do
         if isNull vectorField then raise (System.ArgumentNullException("vectorField"))
+        // libtorch's float32 convolutions are wrong on some CPUs unless oneDNN is off (Native/OneDnnCheck.fs).
+        Native.OneDnnCheck.ensureCorrect () |> ignore
         StepControl.validate control
         Internal.Guard.timeGrid "times" times |> ignore
         this.register_module("vector_field", vectorField)

@@ -43,8 +43,8 @@ let private runtimeId () =
     | Architecture.Arm64 -> "linux-arm64"
     | _ -> "linux-x64"
 
-/// Path of a loaded library whose file name is `file`, read from /proc/self/maps.
-let private mappedPath (file: string) =
+/// Path of a loaded library whose file name is `file`, read from /proc/self/maps (None where there is no such file).
+let loadedLibraryPath (file: string) =
     try
         File.ReadLines "/proc/self/maps"
         |> Seq.tryPick (fun line ->
@@ -165,16 +165,16 @@ let private gate = obj ()
 let mutable private outcome: NativeBackendStatus option = None
 
 let private loadBackend () =
-    match mappedPath ShimFile with
+    match loadedLibraryPath ShimFile with
     | Some shim -> AlreadyLoaded shim
     | None ->
-    if (mappedPath "libtorch_cpu.so").IsSome then
+    if (loadedLibraryPath "libtorch_cpu.so").IsSome then
         // libtorch is in the process but the shim is not: TorchSharp tried to load its backend and failed, which it
         // does not retry (its type initializer has failed for good).
         raise (InvalidOperationException(
             "TorchSharp already tried to load its native backend in this process and failed (libtorch is loaded, its shim libLibTorchSharp.so is not); nothing can be fixed now. Call NeuralOde.Core.Native.NativeBackend.ensureLoaded () (C#: NativeBackend.EnsureLoaded()) before the first TorchSharp call."))
     // The libstdc++ this process already uses (the .NET runtime links it), else the usual places.
-    let libstdcxx = mappedPath "libstdc++.so.6"
+    let libstdcxx = loadedLibraryPath "libstdc++.so.6"
     match GlibcxxFix.libstdcxxHasRequiredVersion libstdcxx with
     | Some true | None -> NotNeeded
     | Some false ->

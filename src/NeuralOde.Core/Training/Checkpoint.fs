@@ -29,6 +29,24 @@ let private optimizerHelper (optimizer: torch.optim.Optimizer) =
     | null -> null
     | other -> raise (NotSupportedException($"Checkpoints save optimizers that derive from TorchSharp's OptimizerHelper (Adam, SGD, AdamW, RMSprop, ...); {other.GetType().Name} does not."))
 
+/// Raises (IOException or UnauthorizedAccessException, naming `path`) unless a checkpoint can be written there: its
+/// folder is made and a temporary file is created and removed in it. The trainer calls it before the first epoch.
+let checkWritable (path: string) =
+    if String.IsNullOrWhiteSpace path then raise (ArgumentException("The checkpoint path is empty.", "checkpointPath"))
+    let full = try Path.GetFullPath path with e -> raise (ArgumentException($"The checkpoint path '{path}' is not a valid path: {e.Message}", "checkpointPath", e))
+    if Directory.Exists full then raise (IOException($"The checkpoint path '{full}' is a folder; give a file name."))
+    let directory = Path.GetDirectoryName full
+    let probe = Path.Combine(directory, $".{Path.GetFileName full}.{Guid.NewGuid():N}.probe")
+    try
+        try
+            Directory.CreateDirectory directory |> ignore
+            (use _ = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None) in ())
+        with
+        | :? UnauthorizedAccessException as e -> raise (UnauthorizedAccessException($"A checkpoint cannot be written to '{full}' (checked before training): {e.Message}", e))
+        | :? IOException as e -> raise (IOException($"A checkpoint cannot be written to '{full}' (checked before training): {e.Message}", e))
+    finally
+        try if File.Exists probe then File.Delete probe with _ -> ()
+
 /// Saves `model`, `optimizer` (null: none) and `state` to `path` atomically.
 let save (path: string) (model: Module) (optimizer: torch.optim.Optimizer) (state: CheckpointState) =
     if String.IsNullOrWhiteSpace path then raise (ArgumentException("path is empty.", "path"))

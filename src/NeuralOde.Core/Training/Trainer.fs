@@ -74,6 +74,9 @@ module Trainer =
     /// Trains `model` with `optimizer`: for each epoch, for each batch of `batches epoch`, the gradients of
     /// `loss batch` (a 0-dim tensor) by Ode.backward (an adjoint's failure raises as itself), then an optimizer step;
     /// every iteration in a dispose scope of its own. Returns the end-of-epoch reports and why training ended.
+    /// A non-finite loss, gradient or parameter raises TrainingDivergedException naming it, the epoch and the
+    /// iteration (FiniteGuard); an epoch with no batches raises ArgumentException; a checkpoint path that cannot be
+    /// written raises before the first epoch.
     let fit (model: Module) (optimizer: torch.optim.Optimizer) (loss: 'batch -> torch.Tensor) (batches: int -> seq<'batch>)
             (options: TrainerOptions) : TrainingResult =
         if isNull model then raise (ArgumentNullException("model"))
@@ -85,6 +88,8 @@ module Trainer =
         options.Resume |> Option.iter (fun r ->
             if r.Epoch < 0 || r.Epoch > options.Epochs then
                 raise (ArgumentOutOfRangeException("resume", r.Epoch, $"The checkpoint's epoch must be between 0 and epochs = {options.Epochs}; got {r.Epoch}.")))
+        options.CheckpointPath |> Option.iter Checkpoint.checkWritable
+        Native.OneDnnCheck.ensureCorrect () |> ignore
         let solving = solvers model
         let watch = Stopwatch.StartNew()
         let report (p: TrainingProgress) = options.Progress |> Option.iter (fun r -> r.Report p)
@@ -107,8 +112,9 @@ module Trainer =
                     if isNull value then raise (InvalidOperationException("The loss function returned null."))
                     if value.numel() <> 1L then
                         raise (InvalidOperationException($"The loss must be a single number (a 0-dim tensor); it has shape {Internal.TensorOps.shapeText value}."))
-                    Ode.backward value
+                    FiniteGuard.backward epoch iteration model value
                     optimizer.step() |> ignore
+                    FiniteGuard.parameters epoch iteration model
                     let l = value.ToDouble()
                     sum <- sum + l
                     count <- count + 1
@@ -121,6 +127,8 @@ module Trainer =
                     match options.OnIteration with
                     | Some callback when not (callback p) -> outcome <- TrainingOutcome.StoppedByCallback
                     | _ -> ()
+                if count = 0 && outcome = TrainingOutcome.Completed then
+                    raise (ArgumentException($"The batches of epoch {epoch} are empty: there is nothing to train on. Give at least one batch per epoch.", "batches"))
                 options.Scheduler |> Option.iter (fun s -> s.step())
                 let validation =
                     options.Validate |> Option.map (fun v ->

@@ -11,10 +11,12 @@ type Outcome =
       TimedOut: bool
       Output: string }
 
-/// Runs `dotnet <this test program> --child <scenario>` with a time limit; stdout and stderr together.
-let run (scenario: string) (timeout: TimeSpan) : Outcome =
+/// Runs `dotnet <this test program> --child <scenario>` with extra environment variables and a time limit; stdout and
+/// stderr together.
+let runWith (scenario: string) (environment: (string * string) list) (timeout: TimeSpan) : Outcome =
     let program = Reflection.Assembly.GetEntryAssembly().Location
     let psi = ProcessStartInfo("dotnet", [ program; "--child"; scenario ], RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    for name, value in environment do psi.Environment[name] <- value
     use p = Process.Start psi
     let output = Text.StringBuilder()
     p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
@@ -27,6 +29,9 @@ let run (scenario: string) (timeout: TimeSpan) : Outcome =
         p.WaitForExit()
     else p.WaitForExit()
     { ExitCode = (if finished then p.ExitCode else -1); TimedOut = not finished; Output = lock output (fun () -> output.ToString()) }
+
+/// Runs `dotnet <this test program> --child <scenario>` with a time limit; stdout and stderr together.
+let run (scenario: string) (timeout: TimeSpan) : Outcome = runWith scenario [] timeout
 
 /// The exit code of a scenario that ended as it should.
 let [<Literal>] Passed = 0

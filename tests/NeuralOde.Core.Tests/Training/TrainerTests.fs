@@ -83,4 +83,53 @@ let tests =
                 backward.Value <- true
                 Raises.raises<OperationCanceledException> (fun () -> Ode.backward loss) |> ignore)
         }
+        test "a non-finite loss, gradient or parameter raises TrainingDivergedException naming it, the epoch and the iteration" {
+            let block, data = setup Sensitivity.Autograd
+            use _ = block
+            use opt = torch.optim.SGD(block.parameters(), 0.01)
+            let loss (x: torch.Tensor, y: torch.Tensor) = (block.forward x - y).square().mean()
+            // The loss: finite for the first two iterations, NaN at the third.
+            let calls = ref 0
+            let nanAtThird (xy: torch.Tensor * torch.Tensor) =
+                calls.Value <- calls.Value + 1
+                let l = loss xy
+                if calls.Value = 3 then l * nan else l
+            let e = Raises.raises<NeuralOde.TrainingDivergedException> (fun () ->
+                Trainer.fit block opt nanAtThird (fun _ -> data) { Trainer.defaults with Epochs = 2 } |> ignore)
+            Expect.equal (e.What, e.Epoch, e.Iteration, e.Parameter) ("loss", 1, 3, null) "the loss, epoch 1, iteration 3"
+            Expect.stringContains e.Message "iteration 3" "the message says where"
+            // A gradient: sqrt at 0 has an infinite derivative; the last layer's bias is the first to see it.
+            let bias = (block.VectorField.named_parameters() |> Seq.last |> fun struct (_, p) -> p)
+            let kink (xy: torch.Tensor * torch.Tensor) = loss xy + (bias - bias.detach()).abs().sqrt().sum()
+            let g = Raises.raises<NeuralOde.TrainingDivergedException> (fun () ->
+                Trainer.fit block opt kink (fun _ -> data) Trainer.defaults |> ignore)
+            Expect.equal g.What "gradient" "a gradient"
+            Expect.equal g.Parameter "vector_field.2.bias" "the parameter named as named_parameters names it"
+            Expect.equal g.Iteration 1 "at the first iteration"
+            // A parameter after the step: an infinite learning rate.
+            use wild = torch.optim.SGD(block.parameters(), infinity)
+            let p = Raises.raises<NeuralOde.TrainingDivergedException> (fun () ->
+                Trainer.fit block wild loss (fun _ -> data) Trainer.defaults |> ignore)
+            Expect.equal (p.What, p.Iteration) ("parameter", 1) "a parameter after the first step"
+            Expect.stringContains p.Message "after the optimizer's step" "says when"
+        }
+        test "an epoch with no batches is refused; a checkpoint path that cannot be written is refused before training" {
+            let block, data = setup Sensitivity.Autograd
+            use _ = block
+            use opt = torch.optim.SGD(block.parameters(), 0.01)
+            let trained = ref 0
+            let loss (x: torch.Tensor, y: torch.Tensor) = trained.Value <- trained.Value + 1; (block.forward x - y).square().mean()
+            let e = Raises.raises<ArgumentException> (fun () -> Trainer.fit block opt loss (fun _ -> Seq.empty) Trainer.defaults |> ignore)
+            Expect.equal e.ParamName "batches" "names the argument"
+            Expect.stringContains e.Message "epoch 1" "says which epoch"
+            let file = IO.Path.GetTempFileName()
+            try
+                // A path under a regular file: its folder cannot exist.
+                let path = IO.Path.Combine(file, "model.ckpt")
+                let c = Raises.raises<IO.IOException> (fun () ->
+                    Trainer.fit block opt loss (fun _ -> data) { Trainer.defaults with CheckpointPath = Some path } |> ignore)
+                Expect.stringContains c.Message path "names the path"
+                Expect.equal trained.Value 0 "nothing was trained"
+            finally IO.File.Delete file
+        }
     ]
