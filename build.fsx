@@ -1,6 +1,7 @@
 // NeuralOde build script: `dotnet fsi build.fsx <target>`.
 //   build   restore and build the solution (Release)
-//   test    every F# (Expecto) and C# (xunit) test, the paper's experiments in quick mode, the README's code
+//   test    every F# (Expecto) and C# (xunit) test, the paper's experiments in quick mode (under oneDNN's default ISA
+//           and AVX2, at 1 and 2 threads), the README's code
 //           blocks (tests/Readme/), the derivation scripts (paper-appendix/derivations/) and the consumer apps and script
 //           (tests/Consumers/), then one line `N passed, N failed`; non-zero exit on any failure
 //   demo    the main job: the paper's reflection experiments (Fig. 3, Fig. 5, g_1d), figures to out/demo/
@@ -92,22 +93,39 @@ let test (extra: string list) =
         else
             printfn "%s: no results file (runner exit code %d); counted as one failure" name code
             0, 1
-    printfn "== The paper's experiments, quick mode (paper-appendix/Experiments) =="
-    let experimentOutput = Path.Combine(outDir, "appendix-quick")
-    let experimentCode, experimentOutputText =
-        Exec.run true (TimeSpan.FromMinutes 30.0) root [] "dotnet"
-            [ binary "paper-appendix/Experiments" "NeuralOde.Appendix.dll"; "all"; "quick"; "--out"; experimentOutput ]
-    let experimentLines = experimentOutputText.Split('\n') |> Array.map (fun l -> l.TrimEnd('\r')) |> List.ofArray
-    let experimentVerdicts = experimentLines |> List.filter (fun l -> l.StartsWith "experiment ")
-    let experimentsPassed = experimentVerdicts |> List.filter (fun l -> l.EndsWith ": passed") |> List.length
-    // Every experiment announced must report; one that never does (the process died) fails, and so does a non-zero
-    // exit with nothing failed (at least one failure).
-    let expected =
-        experimentLines |> List.tryPick (fun l -> if l.StartsWith "experiments to run: " then Some(int (l.Substring 20)) else None)
-        |> Option.defaultValue 1
-    let experimentsFailed =
-        let missingOrFailed = max 0 (expected - experimentsPassed)
-        if missingOrFailed = 0 && experimentCode <> 0 then 1 else missingOrFailed
+    // Each configuration of the machine's CPU features and thread counts the experiments must train under: oneDNN
+    // at its default ISA and limited to AVX2 (ONEDNN_MAX_CPU_ISA), one and two threads. The default run writes the
+    // figures; the others must pass too (training that diverges on another instruction set or thread count fails).
+    let configurations =
+        [ "default ISA, 2 threads", [], "2"
+          "oneDNN limited to AVX2, 2 threads", [ "ONEDNN_MAX_CPU_ISA", "AVX2" ], "2"
+          "default ISA, 1 thread", [], "1"
+          "oneDNN limited to AVX2, 1 thread", [ "ONEDNN_MAX_CPU_ISA", "AVX2" ], "1" ]
+    let experimentRuns =
+        configurations |> List.mapi (fun i (label, environment, threads) ->
+            printfn "== The paper's experiments, quick mode (paper-appendix/Experiments), %s ==" label
+            let experimentOutput = Path.Combine(outDir, (if i = 0 then "appendix-quick" else $"appendix-quick-{i}"))
+            let experimentCode, experimentOutputText =
+                Exec.run (i = 0) (TimeSpan.FromMinutes 30.0) root environment "dotnet"
+                    [ binary "paper-appendix/Experiments" "NeuralOde.Appendix.dll"; "all"; "quick"; "--out"; experimentOutput; "--threads"; threads ]
+            let experimentLines = experimentOutputText.Split('\n') |> Array.map (fun l -> l.TrimEnd('\r')) |> List.ofArray
+            let experimentVerdicts = experimentLines |> List.filter (fun l -> l.StartsWith "experiment ")
+            let experimentsPassed = experimentVerdicts |> List.filter (fun l -> l.EndsWith ": passed") |> List.length
+            // Every experiment announced must report; one that never does (the process died) fails, and so does a
+            // non-zero exit with nothing failed (at least one failure).
+            let expected =
+                experimentLines |> List.tryPick (fun l -> if l.StartsWith "experiments to run: " then Some(int (l.Substring 20)) else None)
+                |> Option.defaultValue 1
+            let experimentsFailed =
+                let missingOrFailed = max 0 (expected - experimentsPassed)
+                if missingOrFailed = 0 && experimentCode <> 0 then 1 else missingOrFailed
+            if i > 0 then
+                for l in experimentVerdicts do printfn "%s" l
+                if experimentsFailed > 0 then printfn "%s" experimentOutputText
+            printfn "Experiments (quick, %s): %d passed, %d failed" label experimentsPassed experimentsFailed
+            label, experimentsPassed, experimentsFailed)
+    let experimentsPassed = experimentRuns |> List.sumBy (fun (_, p, _) -> p)
+    let experimentsFailed = experimentRuns |> List.sumBy (fun (_, _, f) -> f)
     printfn "== Derivation scripts (paper-appendix/derivations: the paper's worked examples, derived and checked) =="
     let derivations =
         Directory.GetFiles(Path.Combine(root, "paper-appendix", "derivations"), "*.fsx")
@@ -142,7 +160,7 @@ let test (extra: string list) =
     let snippetsFailed = snippets.Length - snippetsPassed
     for o in snippets |> List.filter (fun o -> not o.Passed) do printfn "FAILED: %s" o.Name
     printfn "README blocks: %d passed, %d failed" snippetsPassed snippetsFailed
-    printfn "Experiments (quick): %d passed, %d failed" experimentsPassed experimentsFailed
+    for label, p, f in experimentRuns do printfn "Experiments (quick, %s): %d passed, %d failed" label p f
     printfn "Derivation scripts: %d passed, %d failed" derivationsPassed derivationsFailed
     let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed + derivationsPassed
     let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed + derivationsFailed

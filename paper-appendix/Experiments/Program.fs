@@ -1,5 +1,5 @@
 /// The paper's experiments, one command each:
-///   NeuralOde.Appendix list | all | NAME... [quick] [--seed N] [--out DIR]
+///   NeuralOde.Appendix list | all | NAME... [quick] [--seed N] [--out DIR] [--threads N]
 /// Each writes its figures and results.md (ours beside the paper's numbers) to DIR/NAME (default
 /// paper-appendix/output), prints its wall time, and exits non-zero when an experiment's check does not hold.
 module Appendix.Program
@@ -21,18 +21,21 @@ let experiments =
 
 [<EntryPoint>]
 let main argv =
-    TorchSharp.torch.set_num_threads 2
-    // libtorch's float32 convolutions are wrong on some CPUs unless oneDNN is off (the images experiment trains them).
-    printfn "convolutions: %O" (NeuralOde.Core.Native.OneDnnCheck.ensureCorrect ())
     let args = List.ofArray argv
-    let quick = List.contains "quick" args || List.contains "--quick" args
     let rec option name = function
         | n :: value :: _ when n = name -> Some value
         | _ :: rest -> option name rest
         | [] -> None
+    // Two threads (CI's cores) unless --threads says otherwise; the test command also runs them on one.
+    let threads = option "--threads" args |> Option.map int |> Option.defaultValue 2
+    TorchSharp.torch.set_num_threads threads
+    printfn "threads: %d; ONEDNN_MAX_CPU_ISA: %s" threads (match System.Environment.GetEnvironmentVariable "ONEDNN_MAX_CPU_ISA" with null | "" -> "default" | v -> v)
+    // libtorch's float32 convolutions are wrong on some CPUs unless oneDNN is off (the images experiment trains them).
+    printfn "convolutions: %O" (NeuralOde.Core.Native.OneDnnCheck.ensureCorrect ())
+    let quick = List.contains "quick" args || List.contains "--quick" args
     let seed = option "--seed" args |> Option.map uint64 |> Option.defaultValue 7UL
     let out = option "--out" args |> Option.defaultValue (Path.Combine("paper-appendix", "output"))
-    let names = args |> List.filter (fun a -> not (a.StartsWith "-") && a <> "quick" && Some a <> option "--seed" args && Some a <> option "--out" args)
+    let names = args |> List.filter (fun a -> not (a.StartsWith "-") && a <> "quick" && Some a <> option "--seed" args && Some a <> option "--out" args && Some a <> option "--threads" args)
     match names with
     | [] | [ "list" ] ->
         printfn "Experiments (dotnet fsi build.fsx appendix NAME [quick]; all runs every one):"

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System;
 using System.IO;
 using Loader = NeuralOde.Core.Native.NativeBackend;
+using Convolutions = NeuralOde.Core.Native.OneDnnCheck;
 
 namespace NeuralOde;
 
@@ -37,6 +38,33 @@ public sealed record NativeBackendReport(NativeBackendState State, string? Shim,
     };
 }
 
+/// <summary>What <see cref="NativeBackend.EnsureCorrectConvolutions"/> found and did.</summary>
+public enum ConvolutionBackendState
+{
+    /// <summary>Every float32 convolution of the check agreed with float64; oneDNN stays on.</summary>
+    Correct,
+    /// <summary>oneDNN's were wrong on this CPU; oneDNN was switched off and the convolutions then agreed.</summary>
+    SwitchedOff,
+    /// <summary>NEURALODE_ONEDNN=off: oneDNN switched off without a check.</summary>
+    SwitchedOffByRequest,
+    /// <summary>oneDNN's were wrong and kept on because NEURALODE_ONEDNN=keep.</summary>
+    WrongButKept,
+    /// <summary>Wrong even without oneDNN: nothing here can fix it.</summary>
+    StillWrong,
+    /// <summary>The libtorch in this process does not export the switch; nothing was changed.</summary>
+    SwitchUnavailable,
+}
+
+/// <summary>The outcome of <see cref="NativeBackend.EnsureCorrectConvolutions"/>.</summary>
+/// <param name="State">What was found and done.</param>
+/// <param name="WorstCase">The convolution with the largest error (shape and errors), where one was wrong; else null.</param>
+/// <param name="Description">One line saying what was found and done.</param>
+public sealed record ConvolutionCheckReport(ConvolutionBackendState State, string? WorstCase, string Description)
+{
+    /// <summary>The description.</summary>
+    public override string ToString() => Description;
+}
+
 /// <summary>
 /// Loads TorchSharp's native backend before TorchSharp does, with the fix that makes it load on Linux systems whose
 /// libstdc++ predates GCC 13 (Debian 12, Ubuntu 22.04). Applications get the same fix at build time, and this
@@ -62,6 +90,42 @@ public static class NativeBackend
         { IsNotNeeded: true } => new(NativeBackendState.NotNeeded, null, null),
         _ => new(NativeBackendState.NotApplicable, null, null),
     };
+
+    /// <summary>
+    /// Checks once per process that libtorch's float32 convolutions agree with float64 on this CPU and, where they do
+    /// not, switches oneDNN (libtorch's "mkldnn" backend) off for the process — libtorch 2.10's oneDNN computes them
+    /// wrong on some AMD EPYC virtual machines (see the README's Troubleshooting). Later calls return the first call's
+    /// report. <see cref="NeuralOdeBlock"/>, the trainer and the other models call it; call it yourself before
+    /// convolutions of your own that run outside them. NEURALODE_ONEDNN=keep keeps oneDNN on (the check still reports),
+    /// NEURALODE_ONEDNN=off switches it off without a check.
+    /// </summary>
+    public static ConvolutionCheckReport EnsureCorrectConvolutions()
+    {
+        var status = Convolutions.ensureCorrect();
+        var text = status.ToString();
+        return status switch
+        {
+            Convolutions.OneDnnStatus.SwitchedOff s => new(ConvolutionBackendState.SwitchedOff, s.wrong.ToString(), text),
+            Convolutions.OneDnnStatus.WrongButKept s => new(ConvolutionBackendState.WrongButKept, s.wrong.ToString(), text),
+            Convolutions.OneDnnStatus.StillWrong s => new(ConvolutionBackendState.StillWrong, s.wrong.ToString(), text),
+            Convolutions.OneDnnStatus.SwitchUnavailable => new(ConvolutionBackendState.SwitchUnavailable, null, text),
+            { IsSwitchedOffByRequest: true } => new(ConvolutionBackendState.SwitchedOffByRequest, null, text),
+            _ => new(ConvolutionBackendState.Correct, null, text),
+        };
+    }
+
+    /// <summary>Whether libtorch may use oneDNN in this process (PyTorch's torch.backends.mkldnn.enabled); null where
+    /// the flag cannot be read. Setting it switches oneDNN for the whole process.</summary>
+    /// <exception cref="InvalidOperationException">Set where the libtorch in this process does not export the switch.</exception>
+    public static bool? OneDnnEnabled
+    {
+        get => Convolutions.isEnabled() is { } v ? v.Value : null;
+        set
+        {
+            if (value is null) throw new ArgumentNullException(nameof(value), "OneDnnEnabled is set to true or false.");
+            Convolutions.setEnabled(value.Value);
+        }
+    }
 
     /// <summary>Runs when this assembly is first used. A failure is left for TorchSharp to report on its first
     /// call (its message names what is missing), and for <see cref="EnsureLoaded"/> to raise when called.</summary>

@@ -93,6 +93,51 @@ public static class Ode
     }
 
     /// <summary>
+    /// Solves a batch like <see cref="TrySolve"/> with a status per row (diffrax under vmap, SciML's ensembles): a
+    /// failure part-way is attributed to the rows (along x0's first dimension) whose state went NaN or Inf, or whose
+    /// error drove the step size to underflow; those are marked failed with the failure and its time, and the other
+    /// rows are solved again without them, until a solve succeeds. Every solved row then holds exactly what a solve
+    /// of the solved rows alone gives; a failed row's states are NaN after its failure. Gradients by autograd.
+    /// </summary>
+    /// <param name="vectorField">f(t, x) on a batch: rows must not interact (each row's derivative depends on that row).</param>
+    /// <param name="x0">The initial states [N, ...].</param>
+    /// <param name="times">Output times.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
+    public static RowsSolution TrySolveRows(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times,
+                                            Solver? solver = null, StepSize? stepSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        ArgumentNullException.ThrowIfNull(x0);
+        ArgumentNullException.ThrowIfNull(times);
+        var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        return new RowsSolution(Core.Rows.trySolve(problem, tableau, control));
+    }
+
+    /// <summary>
+    /// Solves every sample over its own span like <see cref="SolveSpans"/> (gradients by autograd), with a status per
+    /// sample as <see cref="TrySolveRows"/>: a sample that blows up or drives the step size to underflow is marked
+    /// failed and the others are solved again without it.
+    /// </summary>
+    /// <param name="vectorField">f(t, x) with t of shape [N]: returns dx/dt with x's shape.</param>
+    /// <param name="x0">Initial states [N, ...].</param>
+    /// <param name="t0">Start times [N].</param>
+    /// <param name="t1">End times [N].</param>
+    /// <param name="fractions">Output fractions of every span, from 0 to 1; {0, 1} when null.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control in τ; <see cref="StepSize.Adaptive"/> by default.</param>
+    public static RowsSolution TrySolveSpans(Func<torch.Tensor, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0,
+                                             torch.Tensor t0, torch.Tensor t1, double[]? fractions = null,
+                                             Solver? solver = null, StepSize? stepSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        var f = FuncConvert.FromFunc<torch.Tensor, torch.Tensor, torch.Tensor>(vectorField);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        return new RowsSolution(Core.Spans.trySolveRows(f, x0, t0, t1, fractions ?? new[] { 0.0, 1.0 }, tableau, control));
+    }
+
+    /// <summary>
     /// Solves every sample of a batch over its own span [t0_i, t1_i] in one solve (time rescaled per sample to
     /// τ ∈ [0, 1]), and returns the states at the <paramref name="fractions"/> of each span, shape
     /// [fractions.Length, ...x0.shape]. The field gets one time per sample, a tensor [N]. Gradients reach x0,

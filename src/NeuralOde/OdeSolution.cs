@@ -44,6 +44,12 @@ public sealed class OdeSolution : IDisposable
     /// <summary>What happened and what to try, when a solve by <see cref="Ode.TrySolve"/> stopped early.</summary>
     public string? FailureMessage => _solution.Status is Core.SolveStatus.Failed f ? f.message : null;
 
+    /// <summary>When a solve by <see cref="Ode.TrySolve"/> stopped early: the rows of the batch (indices along x0's
+    /// first dimension) the failure is attributed to — those whose state or field went NaN or Inf, else those whose
+    /// error drove the step size down. Empty when it succeeded or no row could be singled out.
+    /// <see cref="Ode.TrySolveRows"/> drops them and solves the rest again.</summary>
+    public int[] FailedRows => (int[])_solution.FailedRows.Clone();
+
     /// <summary>One line: the times, the states' shape and dtype, the statistics and, for a partial solve, the failure.</summary>
     public override string ToString()
     {

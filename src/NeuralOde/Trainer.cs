@@ -71,6 +71,11 @@ public sealed class Trainer<TBatch>
     /// an interrupted save never destroys the previous one.</param>
     /// <param name="resume">When <paramref name="checkpointPath"/> holds a checkpoint, load it and continue after its
     /// epoch.</param>
+    /// <exception cref="TrainingDivergedException">The loss, a parameter's gradient, or a parameter after the
+    /// optimizer's step held NaN or Inf; it names which (the parameter by its name), the epoch and the iteration.</exception>
+    /// <exception cref="ArgumentException">An epoch's <paramref name="batches"/> were empty.</exception>
+    /// <exception cref="System.IO.IOException">A checkpoint cannot be written to <paramref name="checkpointPath"/>
+    /// (checked before the first epoch).</exception>
     public TrainingResult Fit(Func<int, IEnumerable<TBatch>> batches, int epochs = 1, IProgress<TrainingProgress>? progress = null,
                               Func<double>? validate = null, int? patience = null,
                               torch.optim.lr_scheduler.LRScheduler? scheduler = null,

@@ -180,6 +180,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     let mutable rejected = 0
     let mutable previousError = 1.0
     let mutable lastErrorNonFinite = false
+    // The last trial step's size: a failed trySolve attributes its failure to rows by retrying it (RowDiagnosis).
+    let mutable attempted = 0.0
     // Fixed steps: a finiteness flag per step, written on the device into one preallocated buffer and read once
     // per output or per `checkEvery` steps (never a host sync per step). The buffer is made once: small tensors
     // kept alive across steps would interleave with the steps' large transient ones and fragment the native heap
@@ -232,12 +234,14 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                 InitialStep.select f t0 x0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0)))
         let maxSteps = stepBudget control
         let mutable status = SolveStatus.Succeeded
+        let mutable failedRows = [||]
         try
           while next < times.Length do
               Cancellation.check t
               checkStep t h tEnd accepted rejected maxSteps lastErrorNonFinite
                   (fun () -> TensorOps.allFinite y) (fun () -> isNull fy || TensorOps.allFinite fy)
               let hStep, tNew, landsOnEnd = stepTo t h tEnd
+              attempted <- hStep
               use scope = torch.NewDisposeScope()
               evaluationScope <- scope
               let r = RungeKuttaStep.step tableau f t y hStep fy
@@ -286,6 +290,11 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
               previousError <- remembered
         with :? OdeSolveException as e when not settings.Throw ->
             status <- SolveStatus.Failed(e.Failure, e.Time, e.Message)
+            failedRows <-
+                match e.Failure with
+                | OdeFailure.NonFiniteValue | OdeFailure.StepSizeUnderflow | OdeFailure.MaxStepsExceeded | OdeFailure.InvalidStepSize ->
+                    RowDiagnosis.rows tableau problem.VectorField control t y fy (if attempted = 0.0 then h else attempted)
+                | _ -> [||]
         // On failure (trySolve) the outputs reached so far: times[0 .. next − 1].
         let states = torch.stack(outputs[0 .. next - 1])
         let solution =
@@ -294,7 +303,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
               Integral = None
               Statistics = { FunctionEvaluations = nfe.Value; AcceptedSteps = accepted; RejectedSteps = rejected }
               Backward = BackwardStatistics()
-              Status = status }
+              Status = status
+              FailedRows = failedRows }
         let trajectory = if settings.Record then Some(new DenseTrajectory(tableau, records.ToArray())) else None
         records.Clear()
         solution, trajectory

@@ -43,7 +43,7 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
             config.Handed.Clear()
     let integral = if problem.IntegralLoss.IsSome then Some outputs[1] else (outputs[1].Dispose(); None)
     { Times = Array.copy problem.Times; States = outputs[0]; Integral = integral
-      Statistics = config.ForwardStatistics; Backward = statistics; Status = SolveStatus.Succeeded }
+      Statistics = config.ForwardStatistics; Backward = statistics; Status = SolveStatus.Succeeded; FailedRows = [||] }
 
 /// Autograd through the solver's operations, with the running loss (if any) integrated alongside.
 let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
@@ -58,7 +58,8 @@ let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (
         let solution = fst (Integrate.solveWith settings augmented solver control)
         let states, integral = RunningLoss.split shape solution.States
         solution.States.Dispose()
-        { solution with States = states; Integral = Some integral }
+        // Rows of the augmented state (flattened, with the integral) are not the batch's rows.
+        { solution with States = states; Integral = Some integral; FailedRows = [||] }
 
 /// Solves `problem` with `solver` under `control`; gradients of the returned states (and of the integral of the
 /// problem's running loss) flow back by `sensitivity`:

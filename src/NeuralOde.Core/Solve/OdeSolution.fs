@@ -65,7 +65,12 @@ type OdeSolution =
       Backward: BackwardStatistics
       /// Succeeded, or where and why a solve by Ode.trySolve stopped (Times and States then end at the last
       /// output reached). Ode.solve raises instead.
-      Status: SolveStatus }
+      Status: SolveStatus
+      /// When a solve by Ode.trySolve failed: the rows of the batch (indices along x0's first dimension) the failure
+      /// is attributed to — those whose state or field went NaN or Inf, else whose error drove the step size down.
+      /// Empty when it succeeded, for a 0-dim state or a running loss, or when no row could be singled out.
+      /// Rows.trySolve drops them and solves the rest again.
+      FailedRows: int[] }
 
     /// The state at the last output time.
     member s.Final = s.States[s.Times.Length - 1]

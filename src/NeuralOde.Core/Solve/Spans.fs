@@ -61,3 +61,18 @@ let problem (f: SampleVectorField) (x0: torch.Tensor) (t0: torch.Tensor) (t1: to
 let solve (f: SampleVectorField) (x0: torch.Tensor) (t0: torch.Tensor) (t1: torch.Tensor) (fractions: float[])
           (parameters: seq<torch.Tensor>) (sensitivity: Sensitivity) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
     Ode.solveWith sensitivity (problem f x0 t0 t1 fractions parameters) solver control
+
+/// Solves like `solve` by autograd, with a status per sample (Rows.trySolveWith): a sample whose span blows up or
+/// drives the step size to underflow is marked failed with the failure and its time (its states after that are NaN),
+/// and the other samples are solved again without it.
+let trySolveRows (f: SampleVectorField) (x0: torch.Tensor) (t0: torch.Tensor) (t1: torch.Tensor) (fractions: float[])
+                 (solver: ButcherTableau) (control: StepControl) : Rows.RowsSolution =
+    let whole = problem f x0 t0 t1 fractions Seq.empty
+    let count = int x0.shape[0]
+    let build (rows: int64[]) =
+        if rows.Length = count then whole
+        else
+            use index = torch.tensor(rows, device = x0.device)
+            let pick (t: torch.Tensor) = t.index_select(0L, index)
+            problem f (pick x0) (pick t0) (pick t1) fractions Seq.empty
+    Rows.trySolveWith build count solver control

@@ -1,0 +1,62 @@
+/// Which rows of a batched state a failed solve is attributed to. A batch shares one step size, so one exploding or
+/// stiff row stops every row; this names the rows that did it (along the first dimension), so that they can be dropped
+/// and the rest solved again (Rows.trySolve).
+module internal NeuralOde.Core.RowDiagnosis
+
+open TorchSharp
+open NeuralOde.Core.Internal
+
+type Tensor = torch.Tensor
+
+/// The rows (indices along dimension 0) of x that hold NaN or Inf.
+let nonFiniteRows (x: Tensor) : int[] =
+    if isNull x || x.IsInvalid || x.dim() = 0L then [||]
+    else
+        use _ = torch.no_grad()
+        use _ = torch.NewDisposeScope()
+        use finite = torch.isfinite x
+        use rows = finite.reshape(x.shape[0], -1L).all(1L)
+        use bad = rows.logical_not().nonzero().flatten()
+        bad.data<int64>().ToArray() |> Array.map int
+
+/// The scaled RMS error of each row (as ErrorNorm.scaled over the row's elements), on the host; NaN or Inf where the
+/// row's error is.
+let rowErrors (rtol: float) (atol: float) (err: Tensor) (y0: Tensor) (y1: Tensor) : float[] =
+    use _ = torch.no_grad()
+    use _ = torch.NewDisposeScope()
+    use scale = torch.maximum(y0.abs(), y1.abs())
+    use denominator = TensorOps.addScalar scale (Scalar.op_Implicit(atol / rtol))
+    use ratio = err.div(denominator)
+    use byRow = ratio.reshape(err.shape[0], -1L)
+    use rms = byRow.square().mean([| 1L |]).sqrt()
+    use scaled = rms.to_type(torch.float64)
+    scaled.data<float>().ToArray() |> Array.map (fun e -> e / rtol)
+
+/// The rows a solve that failed at (t, y), with f(t, y) = fy and last trial step h, is attributed to: rows of y or fy
+/// that hold NaN or Inf; else the rows whose trial step of h from (t, y) gives NaN or Inf; else, under adaptive
+/// control, the rows whose scaled error of that trial exceeds 1 (the rows that drove the step down), or the row with
+/// the largest error. Empty for a 0-dim state or when nothing singles a row out (the trial itself raised, or fixed
+/// steps with every row finite).
+let rows (tableau: ButcherTableau) (f: float -> Tensor -> Tensor) (control: StepControl) (t: float) (y: Tensor) (fy: Tensor) (h: float) : int[] =
+    if isNull y || y.IsInvalid || y.dim() = 0L || y.shape[0] = 0L then [||]
+    else
+    match Array.append (nonFiniteRows y) (nonFiniteRows fy) |> Array.distinct |> Array.sort with
+    | bad when bad.Length > 0 -> bad
+    | _ when isNull fy || fy.IsInvalid || h = 0.0 || System.Double.IsNaN h || System.Double.IsInfinity h -> [||]
+    | _ ->
+    try
+        use _ = torch.no_grad()
+        use _ = torch.NewDisposeScope()
+        let r = RungeKuttaStep.step tableau f t y h fy
+        let stages = r.Ks |> Array.collect nonFiniteRows
+        match Array.append (nonFiniteRows r.Y1) stages |> Array.distinct |> Array.sort with
+        | bad when bad.Length > 0 -> bad
+        | _ ->
+        match control, r.Error with
+        | StepControl.Adaptive o, Some err ->
+            let errors = rowErrors o.RTol o.ATol err y r.Y1
+            match errors |> Array.indexed |> Array.filter (fun (_, e) -> not (e <= 1.0)) |> Array.map fst with
+            | bad when bad.Length > 0 -> bad
+            | _ -> [| errors |> Array.indexed |> Array.maxBy snd |> fst |]
+        | _ -> [||]
+    with _ -> [||]
