@@ -34,6 +34,8 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     // Workspaces of the fused solver (Fused/FusedRungeKutta.fs), kept between solves: those of two batch sizes
     // (training and evaluation), split between up to four threads, at most.
     let fusedPool = Fused.Workspace.WorkspacePool(8)
+    // The thread the fused kernels serve; other threads solve generically (Fused/FusedOwner.fs).
+    let fusedOwner = Fused.FusedOwner()
     let mutable lastFused = false
 
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
@@ -110,7 +112,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let fused =
             match sensitivity with
             | Sensitivity.Autograd -> None
-            | _ when m.UseFusedKernels && not dataControlled ->
+            | _ when m.UseFusedKernels && not dataControlled && fusedOwner.IsCallerOwner ->
                 Fused.FusedRungeKutta.tryFieldLayers vectorField x
                 |> Option.map (fun layers -> Fused.FusedField.FusedField(layers, x.dtype, int (x.numel() / int64 layers[0].InFeatures)))
             | _ -> None
@@ -142,6 +144,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     member private m.TryFused(x: torch.Tensor) : torch.Tensor option =
         let qualifies =
             m.UseFusedKernels && integralLoss.IsNone && m.Regulariser.IsNone && not dataControlled && not (isNull x)
+            && fusedOwner.IsCallerOwner
         if qualifies then m.CheckAlive()
         let layers = if qualifies then Fused.FusedRungeKutta.tryFieldLayers vectorField x else None
         match layers, sensitivity, control with

@@ -92,13 +92,21 @@ let private interpolatedSegment (cfg: Config) weight (xStart: Tensor) (a: Tensor
     let parts = FlatState.unpack final layout
     parts[0].clone(), parts[1..] |> Array.map (fun p -> p.clone())
 
+/// What solves of the same field share: its first parameter tensor (a module's parameters are the same objects in
+/// every solve), or nothing for a field without declared parameters.
+let private gateKey (cfg: Config) : obj = if cfg.Parameters.Length > 0 then box cfg.Parameters[0] else null
+
 type OdeAdjoint() =
     inherit torch.autograd.MultiTensorFunction<OdeAdjoint>()
 
     override _.Name = "OdeAdjoint"
 
     /// vars: [| Config; x0; time tensor or null; parameters...; sentinel |] → [| states at the output times; ∫ l dt |].
-    override _.forward(ctx, vars) =
+    override this.forward(ctx, vars) =
+        let cfg = vars[0] :?> Config
+        Internal.SolveGate.run (gateKey cfg) (fun () -> this.Forward(ctx, vars))
+
+    member private _.Forward(ctx: torch.autograd.AutogradContext, vars: obj[]) : List<Tensor> =
         let cfg = vars[0] :?> Config
         let x0 = vars[1] :?> Tensor
         let solver, control = cfg.Forward
@@ -124,6 +132,11 @@ type OdeAdjoint() =
         List<Tensor>([ outputs; integral ])
 
     override this.backward(ctx, grads) =
+        let cfg = ctx.get_data("config") :?> Config
+        // Solves that share parameter tensors run their adjoint passes one at a time (Internal/SolveGate).
+        Internal.SolveGate.run (gateKey cfg) (fun () -> this.BackwardGuarded(ctx, grads))
+
+    member private this.BackwardGuarded(ctx: torch.autograd.AutogradContext, grads: List<Tensor>) : List<Tensor> =
         // A .NET exception must not leave this callback (see BackwardFailure): record it and make libtorch fail.
         // The config and the incoming gradients' dtype and device are read first, while those gradients are alive.
         let cfg = ctx.get_data("config") :?> Config

@@ -103,3 +103,4 @@ let all : Map<string, unit -> int> =
           "failed-constructor-finaliser", failedConstructorFinaliser
           "checkpoint-writer", checkpointWriter
           "malformed-inputs", MalformedInputs.run 800 ]
+    |> Map.fold (fun all k v -> Map.add k v all) (Map.ofList Concurrency.scenarios)

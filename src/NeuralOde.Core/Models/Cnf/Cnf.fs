@@ -35,6 +35,8 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     let halfLog2Pi = 0.5 * log (2.0 * Math.PI)
     // Workspaces of the fused flow (Fused/FusedTrace.fs) and decoding (Fused/FusedAdjoint.fs), kept between solves.
     let fusedPool = Fused.Workspace.WorkspacePool(4)
+    // The thread the fused kernels serve; other threads solve generically (Fused/FusedOwner.fs).
+    let fusedOwner = Fused.FusedOwner()
     let mutable lastFused = false
 
     let checkBatch (argument: string) (x: torch.Tensor) =
@@ -93,7 +95,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// no condition, a recognised field, the backsolve adjoint (or autograd with no gradient wanted), and options the
     /// generic adjoint accepts (it raises its own errors otherwise).
     member private m.FusedPlan(x: torch.Tensor, condition: torch.Tensor) =
-        let layers = if m.UseFusedKernels && isNull condition then Fused.FusedRungeKutta.tryFieldLayers field x else None
+        let layers = if m.UseFusedKernels && isNull condition && fusedOwner.IsCallerOwner then Fused.FusedRungeKutta.tryFieldLayers field x else None
         let options =
             match layers, sensitivity with
             | Some _, Sensitivity.Adjoint o -> Some o

@@ -37,12 +37,15 @@ let create (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor) : Vector
     if controlled.Length > 0 && isNull data then
         raise (System.ArgumentException("The vector field holds a data-controlled module (e.g. DataControl) but no data was given: solve it through a block, which passes its input, or give the data.", "data"))
     fun s z ->
-        for d in depth do d.SetDepth s
-        for c in controlled do c.SetData data
-        // The data is handed for this evaluation only: a module keeps no reference to it afterwards (a stale x,
-        // disposed later or from another batch, could otherwise be read by a direct forward).
-        try m.forward z
-        finally for c in controlled do c.SetData null
+        // One evaluation of m at a time: the depth and data are set on m's modules for the evaluation, so another
+        // thread's evaluation in between would read this one's (two threads on one block gave wrong values).
+        lock m (fun () ->
+            for d in depth do d.SetDepth s
+            for c in controlled do c.SetData data
+            // The data is handed for this evaluation only: a module keeps no reference to it afterwards (a stale x,
+            // disposed later or from another batch, could otherwise be read by a direct forward).
+            try m.forward z
+            finally for c in controlled do c.SetData null)
 
 /// f(t, z) = m(z) with one depth per sample, t of shape [N] (adaptive depth, per-sample spans): every depth-aware
 /// module inside m must take per-sample depths (ISampleDepthAware) and is told t, every data-controlled one `data`,
@@ -58,9 +61,10 @@ let createPerSample (m: Module<torch.Tensor, torch.Tensor>) (data: torch.Tensor)
         |> Array.ofList
     let controlled = dataControlled m |> Array.ofList
     fun depths z ->
-        for d in sampleAware do d.SetSampleDepth depths
-        for c in controlled do c.SetData data
-        try m.forward z
-        finally
-            for d in sampleAware do d.SetSampleDepth null
-            for c in controlled do c.SetData null
+        lock m (fun () ->
+            for d in sampleAware do d.SetSampleDepth depths
+            for c in controlled do c.SetData data
+            try m.forward z
+            finally
+                for d in sampleAware do d.SetSampleDepth null
+                for c in controlled do c.SetData null)
