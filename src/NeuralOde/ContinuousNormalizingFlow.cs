@@ -50,7 +50,8 @@ public sealed class ContinuousNormalizingFlow : Module<torch.Tensor, torch.Tenso
     /// <param name="t0">The time of the data; 0 by default.</param>
     /// <param name="t1">The time of the base distribution; 1 by default.</param>
     /// <param name="name">Module name.</param>
-    /// <exception cref="ArgumentException">A bad dimension, span or step control; the message names it.</exception>
+    /// <exception cref="ArgumentException">A bad dimension, span or step control, or a field whose width is not <paramref name="dimension"/> (a plain
+    /// <c>Sequential</c> of <c>Linear</c> layers is checked here, any other field at its first evaluation); the message names it.</exception>
     public ContinuousNormalizingFlow(Module<torch.Tensor, torch.Tensor> vectorField, int dimension,
                                      TraceEstimator trace = TraceEstimator.Exact,
                                      HutchinsonNoise noise = HutchinsonNoise.Rademacher, Solver? solver = null,

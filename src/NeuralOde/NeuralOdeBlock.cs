@@ -81,6 +81,8 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     public bool IsDataControlled => _block.IsDataControlled;
 
     /// <summary>z(S), the state at the last time of the grid.</summary>
+    /// <exception cref="ArgumentException"><paramref name="x"/> is floating point of another dtype than the field's
+    /// parameters (the message names both).</exception>
     public override torch.Tensor forward(torch.Tensor x) => _block.forward(x);
 
     /// <summary>z(S) and ∫ l(s, z(s)) ds (the running loss plus the weighted regularisers); needs a block made with an

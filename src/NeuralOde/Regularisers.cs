@@ -14,6 +14,7 @@ public static class Regularisers
 {
     /// <summary>The kinetic energy l(t, x) = Σ ‖f(t, x)‖² over the batch (Finlay et al. 2020, eq. 3).</summary>
     /// <param name="vectorField">f(t, x), the same field the solve integrates.</param>
+    /// <exception cref="ArgumentException">When evaluated: f(t, x) does not have the shape of x (the message names both).</exception>
     public static Func<double, torch.Tensor, torch.Tensor> KineticEnergy(Func<double, torch.Tensor, torch.Tensor> vectorField)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
@@ -26,6 +27,7 @@ public static class Regularisers
     /// the same ε): make a new one per solve. f must map each sample by itself.
     /// </summary>
     /// <param name="vectorField">f(t, x), the same field the solve integrates.</param>
+    /// <exception cref="ArgumentException">When evaluated: f(t, x) does not have the shape of x (the message names both).</exception>
     /// <param name="noise">The probes' distribution; Rademacher by default.</param>
     /// <param name="generator">Draws the probes' seed; the global generator when null.</param>
     public static Func<double, torch.Tensor, torch.Tensor> JacobianFrobenius(Func<double, torch.Tensor, torch.Tensor> vectorField,

@@ -106,6 +106,8 @@ public static partial class Symbolic
     /// <summary>The sum of all elements.</summary>
     public static SymbolicExpression Sum(SymbolicExpression a) => new(CoreSymbolic.ExprModule.sum(a.Value));
     /// <summary>The sum over one axis of an operand of rank 2 or more (the axis is dropped; −1 is the last).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">When evaluated: <paramref name="axis"/> lies outside [−rank, rank − 1] of
+    /// the operand (the message names sumAxis, the value and the range).</exception>
     public static SymbolicExpression Sum(SymbolicExpression a, int axis)
     {
         ArgumentNullException.ThrowIfNull(a);

@@ -98,3 +98,13 @@ let checkLayerInput (layer: string) (x: Tensor) (minDim: int) (featureDim: int) 
         raise (System.ArgumentException($"{layer} expects {features} features along dimension {axis}; got shape {shapeText x}.", "x"))
     if x.dtype <> dtype then
         raise (System.ArgumentException($"{layer} holds {dtype} weights but got a {x.dtype} input; convert one of them.", "x"))
+
+/// Checks that a floating input `x` has the dtype of `owner`'s floating parameters before a solve starts (libtorch
+/// would otherwise fail inside the field with a message naming neither): raises ArgumentException naming `x`, its
+/// dtype and the parameters' dtype. Fields without floating parameters accept any input.
+let checkInputDtype (owner: string) (parameters: seq<Tensor>) (x: Tensor) =
+    if not (isNull x) && not x.IsInvalid && torch.is_floating_point x then
+        match parameters |> Seq.tryFind (fun p -> torch.is_floating_point p) with
+        | Some p when p.dtype <> x.dtype ->
+            raise (System.ArgumentException($"{owner}'s field has {p.dtype} parameters but x is {x.dtype} (shape {shapeText x}); convert x (x.to(torch.{p.dtype})) or the field (field.to(torch.{x.dtype})).", "x"))
+        | _ -> ()

@@ -17,8 +17,58 @@ let private invalid (path: string) (why: string) =
 let private dtypes = set [ "F64"; "F32"; "F16"; "BF16"; "I64"; "I32"; "I16"; "I8"; "U8"; "BOOL" ]
 let private width = Map [ "F64", 8L; "F32", 4L; "F16", 2L; "BF16", 2L; "I64", 8L; "I32", 4L; "I16", 2L; "I8", 1L; "U8", 1L; "BOOL", 1L ]
 
-/// Checks the layout of a safetensors file: an 8-byte header length within the file, a JSON header whose entries
-/// have a known dtype, a non-negative shape and data offsets inside the data block that match dtype × shape.
+/// Refuses a header that is not strict UTF-8 (safetensors requires it; System.Text.Json would otherwise
+/// fail later, with an InvalidOperationException, on the first name it cannot transcode).
+let private checkUtf8 (path: string) (header: byte[]) =
+    try Text.UTF8Encoding(false, true).GetString header |> ignore
+    with :? Text.DecoderFallbackException as e ->
+        raise (invalid path $"its header is not valid UTF-8 (byte {e.Index} of the header; tensor names must be UTF-8)")
+
+/// The number of bytes `shape` of `dtype` takes, computed with overflow checks: a crafted shape whose product wraps
+/// around 64 bits (to 0, say) would otherwise pass as an empty tensor.
+let private byteCount (path: string) (name: string) (dtype: string) (shape: int64 list) =
+    try shape |> List.fold (fun acc d -> Checked.(*) acc d) width[dtype]
+    with :? OverflowException ->
+        raise (invalid path $"tensor '{name}' has shape {shape} whose size in bytes overflows 64 bits")
+
+/// One entry of the header: its name, dtype, shape and [begin, end) data offsets, each checked.
+let private entryOf (path: string) (dataLength: int64) (entry: JsonProperty) =
+    let v = entry.Value
+    let field (name: string) =
+        match v.ValueKind with
+        | JsonValueKind.Object ->
+            (match v.TryGetProperty name with
+             | true, x -> x
+             | _ -> raise (invalid path $"tensor '{entry.Name}' has no {name}"))
+        | _ -> raise (invalid path $"tensor '{entry.Name}' is not described by an object")
+    let dtype = (field "dtype").GetString()
+    if isNull dtype || not (dtypes.Contains dtype) then raise (invalid path $"tensor '{entry.Name}' has an unknown dtype '{dtype}'")
+    let shape =
+        try [ for d in (field "shape").EnumerateArray() -> d.GetInt64() ]
+        with _ -> raise (invalid path $"tensor '{entry.Name}' has a malformed shape")
+    if shape |> List.exists (fun d -> d < 0L) then raise (invalid path $"tensor '{entry.Name}' has a negative dimension")
+    let offsets =
+        try [ for d in (field "data_offsets").EnumerateArray() -> d.GetInt64() ]
+        with _ -> raise (invalid path $"tensor '{entry.Name}' has malformed data offsets")
+    match offsets with
+    | [ b; e ] when 0L <= b && b <= e && e <= dataLength ->
+        let expected = byteCount path entry.Name dtype shape
+        if e - b <> expected then raise (invalid path $"tensor '{entry.Name}' holds {e - b} bytes but its dtype and shape need {expected}")
+        entry.Name, b, e
+    | _ -> raise (invalid path $"tensor '{entry.Name}' has data offsets outside the file's {dataLength} data bytes")
+
+/// Refuses a name given twice (JSON allows it; the Python reader does not) and two tensors whose data overlap.
+let private checkDistinct (path: string) (entries: (string * int64 * int64) list) =
+    match entries |> List.countBy (fun (n, _, _) -> n) |> List.tryFind (fun (_, c) -> c > 1) with
+    | Some(name, count) -> raise (invalid path $"tensor '{name}' is described {count} times in the header")
+    | None -> ()
+    let nonEmpty = entries |> List.filter (fun (_, b, e) -> e > b) |> List.sortBy (fun (_, b, _) -> b)
+    for (n1, b1, e1), (n2, b2, e2) in List.pairwise nonEmpty do
+        if b2 < e1 then raise (invalid path $"the data of tensors '{n1}' (bytes {b1}..{e1}) and '{n2}' (bytes {b2}..{e2}) overlap")
+
+/// Checks the layout of a safetensors file: an 8-byte header length within the file, a UTF-8 JSON header whose
+/// entries have distinct names, a known dtype, a non-negative shape and data offsets inside the data block that match
+/// dtype × shape (computed without overflow) and do not overlap another entry's.
 let validate (path: string) =
     let ext = Path.GetExtension(path).ToLowerInvariant()
     if ext = ".pt" || ext = ".pth" || ext = ".pkl" || ext = ".bin" then
@@ -34,36 +84,16 @@ let validate (path: string) =
         raise (invalid path $"its header length {headerLength} does not fit in the file ({length} bytes)")
     let header = Array.zeroCreate<byte> (int headerLength)
     stream.ReadExactly(header, 0, header.Length)
+    checkUtf8 path header
     let dataLength = length - 8L - headerLength
     let document =
         try JsonDocument.Parse(ReadOnlyMemory header)
         with :? JsonException as e -> raise (invalid path $"its header is not JSON ({e.Message})")
     use _ = document
     if document.RootElement.ValueKind <> JsonValueKind.Object then raise (invalid path "its header is not a JSON object")
-    for entry in document.RootElement.EnumerateObject() do
-        if entry.Name <> "__metadata__" then
-            let v = entry.Value
-            let field (name: string) =
-                match v.ValueKind with
-                | JsonValueKind.Object ->
-                    (match v.TryGetProperty name with
-                     | true, x -> x
-                     | _ -> raise (invalid path $"tensor '{entry.Name}' has no {name}"))
-                | _ -> raise (invalid path $"tensor '{entry.Name}' is not described by an object")
-            let dtype = (field "dtype").GetString()
-            if isNull dtype || not (dtypes.Contains dtype) then raise (invalid path $"tensor '{entry.Name}' has an unknown dtype '{dtype}'")
-            let shape =
-                try [ for d in (field "shape").EnumerateArray() -> d.GetInt64() ]
-                with _ -> raise (invalid path $"tensor '{entry.Name}' has a malformed shape")
-            if shape |> List.exists (fun d -> d < 0L) then raise (invalid path $"tensor '{entry.Name}' has a negative dimension")
-            let offsets =
-                try [ for d in (field "data_offsets").EnumerateArray() -> d.GetInt64() ]
-                with _ -> raise (invalid path $"tensor '{entry.Name}' has malformed data offsets")
-            match offsets with
-            | [ b; e ] when 0L <= b && b <= e && e <= dataLength ->
-                let expected = (shape |> List.fold (fun acc d -> acc * d) 1L) * width[dtype]
-                if e - b <> expected then raise (invalid path $"tensor '{entry.Name}' holds {e - b} bytes but its dtype and shape need {expected}")
-            | _ -> raise (invalid path $"tensor '{entry.Name}' has data offsets outside the file's {dataLength} data bytes")
+    [ for entry in document.RootElement.EnumerateObject() do
+        if entry.Name <> "__metadata__" then yield entryOf path dataLength entry ]
+    |> checkDistinct path
 
 /// The name a state_dict entry gets after `renames` (prefix → prefix, the first that matches).
 let private rename (renames: (string * string) list) (name: string) =
@@ -74,13 +104,20 @@ let private rename (renames: (string * string) list) (name: string) =
 /// Loads the safetensors file `path` into `model`: each stored tensor, its name changed by `renames` (prefix pairs,
 /// e.g. ("vf.vf.", "vector_field.") for a torchdyn NeuralODE), is copied into the model's entry of that name, with
 /// the entry's dtype and device. With `strict`, a model entry the file lacks or a file entry the model lacks is an
-/// error; shapes must always match. Returns the names loaded.
+/// error; shapes must always match. Returns the names loaded. Raises InvalidDataException naming the file when it is
+/// malformed (validate), ArgumentException ("renames") when two stored names are renamed onto one model name.
 let load (path: string) (model: Module) (renames: (string * string) list) (strict: bool) : string list =
     if isNull model then raise (ArgumentNullException("model"))
     validate path
     let stored = TorchSharp.PyBridge.Safetensors.LoadStateDict(path, null)
     try
         let target = model.state_dict()
+        let renamed = [ for kv in stored -> kv.Key, rename renames kv.Key ]
+        for target, sources in renamed |> List.groupBy snd do
+            match sources with
+            | (first, _) :: (second, _) :: _ ->
+                raise (ArgumentException($"The renames map two tensors of {path}, '{first}' and '{second}', onto one model name '{target}': one would be lost. Give prefixes that keep the names apart.", "renames"))
+            | _ -> ()
         let byName = stored |> Seq.map (fun kv -> rename renames kv.Key, kv.Value) |> Map.ofSeq
         if strict then
             let missing = target.Keys |> Seq.filter (fun k -> not (byName.ContainsKey k)) |> List.ofSeq

@@ -99,11 +99,16 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         if constructedParameters |> Array.exists (fun p -> p.IsInvalid) then
             raise (System.ObjectDisposedException(name, "The block (or its field module) has been disposed: its parameters' native memory is gone."))
 
+    /// The block is alive and x has its field's dtype (Internal.TensorOps.checkInputDtype), before any solve.
+    member private m.CheckInput(x: torch.Tensor) =
+        m.CheckAlive()
+        Internal.TensorOps.checkInputDtype "The block" (vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)) x
+
     /// The problem the block solves from x: the field told the depth and x, the module's parameters (and x when the
     /// field reads it and it requires grad) declared for adjoints, the running loss attached.
     member m.Problem(x: torch.Tensor, outputTimes: float[]) : OdeProblem =
         if isNull x then raise (System.ArgumentNullException("x"))
-        m.CheckAlive()
+        m.CheckInput x
         let field = ModuleField.create vectorField (if dataControlled then x else null)
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
@@ -145,7 +150,7 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let qualifies =
             m.UseFusedKernels && integralLoss.IsNone && m.Regulariser.IsNone && not dataControlled && not (isNull x)
             && fusedOwner.IsCallerOwner
-        if qualifies then m.CheckAlive()
+        if qualifies then m.CheckInput x
         let layers = if qualifies then Fused.FusedRungeKutta.tryFieldLayers vectorField x else None
         match layers, sensitivity, control with
         | None, _, _ -> None

@@ -52,7 +52,7 @@ let internal operation (dtype: torch.ScalarType) (device: torch.Device) (e: Expr
         if a.Dimensions < 2 then
             let shape = String.Join(", ", a.shape)
             raise (ArgumentException($"A sum over axis {k} needs an operand of rank 2 or more; got shape [{shape}]. Use the full sum for a vector.", "e"))
-        a.sum(int64 k)
+        a.sum(int64 (Shapes.sumAxis (int a.Dimensions) k))
     | MatrixExp _, [ m ] ->
         if m.Dimensions <> 2L || m.shape[0] <> m.shape[1] then
             let shape = String.Join(", ", m.shape)

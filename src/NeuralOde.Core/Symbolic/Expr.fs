@@ -170,7 +170,8 @@ module Expr =
     let transpose a = Transpose a
     /// Sum of all elements.
     let sum a = SumAll a
-    /// Sum over one axis of an operand of rank ≥ 2 (the axis is dropped; −1 is the last).
+    /// Sum over one axis of an operand of rank ≥ 2 (the axis is dropped; −1 is the last). Evaluating it with an axis
+    /// outside [−rank, rank − 1] raises ArgumentOutOfRangeException naming sumAxis, the value and the range.
     let sumAxis a (axis: int) = SumAxis(a, axis)
     /// The matrix exponential e^a of a square 2-D operand.
     let matrixExp a = MatrixExp a

@@ -22,7 +22,9 @@ type internal SymbolicData() =
 
 /// f(s, z; θ) from `field` over the state variable `state`; `parameters` give each parameter variable's initial
 /// value (copied into a parameter of the module), `depth` names the depth's scalar variable and `data` the data's
-/// variable, when the field uses them.
+/// variable, when the field uses them. Before its first evaluation for a state shape the parameters' shapes are
+/// checked against it (Shapes.infer): a parameter that does not fit raises ArgumentException ("parameters") naming
+/// the operation, the state's shape and every parameter's shape.
 type SymbolicField(name: string, field: Expr, state: string, parameters: (string * torch.Tensor) list,
                    depth: string option, data: string option) as this =
     inherit Module<torch.Tensor, torch.Tensor>(name)
@@ -55,6 +57,23 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
     let forwardCode = Compile.compile field
     let mutable traced: (JacobianTrace.Jacobian * Compile.Compiled * Expr list) option = None
     let mutable traceEvaluations = 0
+    // The state and data shapes whose fit with the parameters has been checked (checkShapes).
+    let mutable checkedShapes = ""
+    /// Before the first evaluation for a state (and data) shape: the field's shape inferred from the bound shapes
+    /// (Shapes.infer) must exist and be the state's, or the parameters' shapes are named.
+    let checkShapes (bound: Map<string, torch.Tensor>) (z: torch.Tensor) =
+        let key = String.Join(";", data |> Option.toList |> List.map (fun n -> Shapes.text bound[n].shape) |> List.append [ Shapes.text z.shape ])
+        if key <> checkedShapes then
+            let shapes = bound |> Map.map (fun _ t -> t.shape)
+            let given = String.Join(", ", names |> List.map (fun n -> $"'{n}' {Shapes.text shapes[n]}"))
+            let wrong (why: string) =
+                ArgumentException($"The symbolic field's parameters do not fit a state '{state}' of shape {Shapes.text z.shape}: {why} Its parameters have shapes {given}; give each the shape the expression needs.", "parameters")
+            let value =
+                try Shapes.infer shapes field
+                with :? ArgumentException as e when e.ParamName = "e" -> raise (wrong e.Message)
+            if value <> z.shape then
+                raise (wrong $"the field's value would have shape {Shapes.text value}, not the state's.")
+            checkedShapes <- key
     let environment (s: float) (z: torch.Tensor) (x: torch.Tensor) (extra: (string * torch.Tensor) list) =
         let bound = List.zip names (values |> List.map (fun p -> p :> torch.Tensor)) @ [ state, z ] @ extra
         let withDepth =
@@ -67,7 +86,9 @@ type SymbolicField(name: string, field: Expr, state: string, parameters: (string
                 if isNull x then raise (ArgumentException($"The field reads the data variable '{n}' but no data was given: solve it through a block or flow, which passes its input, or give the data.", "data"))
                 (n, x) :: withDepth
             | None -> withDepth
-        Map.ofList withData
+        let bound = Map.ofList withData
+        checkShapes bound z
+        bound
 
     /// How many times a flow has taken the closed-form trace (tests check the flow uses it).
     member internal _.TraceEvaluations = traceEvaluations

@@ -88,8 +88,18 @@ let save (path: string) (model: Module) (optimizer: torch.optim.Optimizer) (stat
 let private corrupt (path: string) (why: string) =
     InvalidDataException($"{path} is not a usable NeuralOde checkpoint: {why}. The previous checkpoint (if any) was never overwritten by a failed save; check the path.")
 
+/// A length-prefixed part of the payload (the model's or the optimizer's bytes), its length checked against what
+/// follows: a re-signed file with a negative or huge length is corrupt, not an ArgumentOutOfRangeException.
+let private block (path: string) (r: BinaryReader) (what: string) =
+    let length = r.ReadInt64()
+    let left = r.BaseStream.Length - r.BaseStream.Position
+    if length < 0L || length > left then raise (corrupt path $"its {what} part claims {length} bytes, but {left} follow")
+    r.ReadBytes(int length)
+
 /// Loads a checkpoint written by `save` into `model` and `optimizer` (null: skip its state); returns the trainer's
-/// position. A truncated, altered or foreign file raises InvalidDataException naming it.
+/// position. A truncated, altered or foreign file raises InvalidDataException naming it, and so does a checkpoint of
+/// another model (naming the first entries whose shape or dtype differs and the names missing or unexpected), before
+/// anything is loaded.
 let load (path: string) (model: Module) (optimizer: torch.optim.Optimizer) : CheckpointState =
     if String.IsNullOrWhiteSpace path then raise (ArgumentException("path is empty.", "path"))
     if isNull model then raise (ArgumentNullException("model"))
@@ -106,12 +116,13 @@ let load (path: string) (model: Module) (optimizer: torch.optim.Optimizer) : Che
         let version = r.ReadInt32()
         if version <> Version then raise (corrupt path $"its format version is {version}; this library reads {Version}")
         let state = { Epoch = r.ReadInt32(); Iteration = r.ReadInt32(); BestLoss = r.ReadDouble() }
-        let modelLength = r.ReadInt64()
-        let modelBytes = r.ReadBytes(int modelLength)
+        let modelBytes = block path r "model"
+        match Internal.CheckpointEntries.differences 5 (Internal.CheckpointEntries.read (fun why -> corrupt path why :> exn) modelBytes) model with
+        | [] -> ()
+        | lines -> raise (InvalidDataException($"{path} holds the parameters of another model: " + String.Join("; ", lines) + ". Load it into a model built like the one that saved it."))
         (use mr = new BinaryReader(new MemoryStream(modelBytes)) in model.load(mr) |> ignore)
         let hasOptimizer = r.ReadBoolean()
-        let optimizerLength = r.ReadInt64()
-        let optimizerBytes = r.ReadBytes(int optimizerLength)
+        let optimizerBytes = block path r "optimizer"
         if hasOptimizer && not (isNull helper) then
             use orr = new BinaryReader(new MemoryStream(optimizerBytes))
             helper.load_state_dict orr

@@ -66,3 +66,21 @@ let depthCatTests =
             Raises.raises<System.ArgumentException> (fun () -> layer.forward(unbatched, 0.5) |> ignore) |> ignore
         }
     ]
+
+[<Tests>]
+let inputTests =
+    testList "Models/NeuralOdeModel/input dtype" [
+        test "an input of another dtype than the field's parameters is named before the solve, fused or not" {
+            for fieldType, inputType in [ torch.float64, torch.float32; torch.float64, torch.float16; torch.float32, torch.float64 ] do
+                for fused in [ true; false ] do
+                    use field = Sequential(Linear(2L, 8L, dtype = fieldType), Tanh(), Linear(8L, 2L, dtype = fieldType))
+                    use model = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 4, [| 0.0; 1.0 |])
+                    model.UseFusedKernels <- fused
+                    use x = torch.ones([| 3L; 2L |], dtype = inputType)
+                    let e = Raises.raises<System.ArgumentException> (fun () -> model.forward x |> ignore)
+                    let case = $"{inputType} into {fieldType}, fused {fused}"
+                    Expect.equal e.ParamName "x" $"{case}: names x"
+                    Expect.stringContains e.Message (string inputType) $"{case}: names x's dtype"
+                    Expect.stringContains e.Message (string fieldType) $"{case}: names the parameters' dtype"
+        }
+    ]

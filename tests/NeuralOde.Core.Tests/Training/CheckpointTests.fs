@@ -57,6 +57,42 @@ let tests =
             check "foreign" (Text.Encoding.UTF8.GetBytes(String('x', 200)))
             Directory.Delete(Path.GetDirectoryName path, true)
         }
+        test "a re-signed checkpoint with a negative or huge length is refused with InvalidDataException naming the file" {
+            let path = temporaryPath ()
+            use model = Linear(3L, 2L, dtype = f64)
+            Checkpoint.save path model null { Epoch = 1; Iteration = 1; BestLoss = 0.0 }
+            let signed = File.ReadAllBytes path
+            let payload = signed[.. signed.Length - 33]
+            // The model part's length follows the marker, the version, the epoch, the iteration and the best loss.
+            let at = 1 + "NEURALODE-CHECKPOINT".Length + 4 + 4 + 4 + 8
+            for length in [ -1L; Int64.MaxValue; int64 Int32.MaxValue + 7L ] do
+                let edited = Array.copy payload
+                BitConverter.GetBytes(length).CopyTo(edited, at)
+                File.WriteAllBytes(path, Array.append edited (Security.Cryptography.SHA256.HashData edited))
+                let e = Raises.raises<InvalidDataException> (fun () -> Checkpoint.load path model null |> ignore)
+                Expect.stringContains e.Message path $"length {length}: names the file"
+                Expect.stringContains e.Message (string length) $"length {length}: names the length"
+            Directory.Delete(Path.GetDirectoryName path, true)
+        }
+        test "a checkpoint of a model of another size is refused naming the file and the entries that differ" {
+            let path = temporaryPath ()
+            use saved = chain [ m (Linear(3L, 8L, dtype = f64)); m (Linear(8L, 2L, dtype = f64)) ]
+            Checkpoint.save path saved null { Epoch = 1; Iteration = 1; BestLoss = 0.0 }
+            use other = chain [ m (Linear(3L, 4L, dtype = f64)); m (Linear(4L, 2L, dtype = f64)) ]
+            let e = Raises.raises<InvalidDataException> (fun () -> Checkpoint.load path other null |> ignore)
+            Expect.stringContains e.Message path "names the file"
+            Expect.stringContains e.Message "'0.weight': the model has shape [4, 3], the file [8, 3]" "names the entry and both shapes"
+            use fewer = chain [ m (Linear(3L, 8L, dtype = f64)) ]
+            let e2 = Raises.raises<InvalidDataException> (fun () -> Checkpoint.load path fewer null |> ignore)
+            Expect.stringContains e2.Message "in the file but not in the model: '1.weight', '1.bias'" "names the unexpected entries"
+            use single = Linear(3L, 8L, dtype = f64)
+            let e3 = Raises.raises<InvalidDataException> (fun () -> Checkpoint.load path single null |> ignore)
+            Expect.stringContains e3.Message "in the model but not in the file: 'weight', 'bias'" "names the missing entries"
+            use float32 = chain [ m (Linear(3L, 8L)); m (Linear(8L, 2L)) ]
+            let e4 = Raises.raises<InvalidDataException> (fun () -> Checkpoint.load path float32 null |> ignore)
+            Expect.stringContains e4.Message "'0.weight': the model has dtype Float32, the file Float64" "names the dtypes"
+            Directory.Delete(Path.GetDirectoryName path, true)
+        }
         test "a process killed while saving never leaves a broken checkpoint: the file always loads" {
             let path = temporaryPath ()
             // Ten kills at varied moments: with a plain (non-atomic) write one of them lands mid-write most runs

@@ -12,7 +12,9 @@ open type TorchSharp.torch.nn
 /// standard normal N(0, I) in d dimensions. The trace is exact (d vector–Jacobian products) or Hutchinson's
 /// estimate, whose probes are drawn once per solve. The field is a module evaluated through ModuleField, so
 /// depth-aware layers get the time and data-controlled ones (e.g. ConditionCat) the condition. Gradients reach the
-/// field's parameters by the chosen sensitivity; the adjoints see the same probes in their backward solve.
+/// field's parameters by the chosen sensitivity; the adjoints see the same probes in their backward solve. A field
+/// whose width is not `dimension` raises ArgumentException ("field"): a Sequential whose first or last affine layer
+/// shows it when the flow is built, any other field before its first solve, naming the shapes.
 type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int, trace: TraceEstimator,
          solver: ButcherTableau, control: StepControl, sensitivity: Sensitivity, t0: float, t1: float,
          generator: torch.Generator) as this =
@@ -23,6 +25,12 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             raise (ArgumentOutOfRangeException("dimension", dimension, $"The flow's dimension d must be at least 1; got {dimension}. Give the number of features of one sample."))
         StepControl.validate control
         Internal.Guard.timeGrid "span" [| t0; t1 |] |> ignore
+        // A Sequential's first and last affine layers are read here; the rest is checked at the first solve (checkWidth).
+        for side, width in [ "takes", fst (FieldShape.widths field); "returns", snd (FieldShape.widths field) ] do
+            match width with
+            | Some w when w <> int64 dimension ->
+                raise (ArgumentException($"The field {side} {w} features, but the flow's dimension is {dimension}: a flow's field maps d features to d. Build the field with width {dimension} or the flow with the field's width.", "field"))
+            | _ -> ()
         this.register_module("vector_field", field)
     let d = int64 dimension
     let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
@@ -55,6 +63,16 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             if condition.dim() < 1L || condition.shape[0] <> rows then
                 raise (ArgumentException($"The condition must have one row per sample ({rows}); got shape {Internal.TensorOps.shapeText condition}.", "condition"))
         ModuleField.create field condition
+
+    let mutable widthChecked = false
+    /// Once per flow, before its first generic solve: f(t, x) evaluated outside the solver, so a field of another
+    /// width is named with the shapes (FieldShape.evaluate) rather than wrapped in the solver's OdeSolveException.
+    let checkWidth (f: VectorField) (t: float) (x: torch.Tensor) =
+        if not widthChecked then
+            use _ = torch.no_grad()
+            use scope = torch.NewDisposeScope()
+            FieldShape.evaluate $"A flow of dimension {d}" "field" f t x |> ignore
+            widthChecked <- true
 
     /// The default name "cnf", t0 = 0, t1 = 1 and the global random generator for Hutchinson's probes.
     new(field, dimension, trace, solver, control, sensitivity) =
@@ -148,6 +166,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             z, delta
         | None ->
         let f = vectorField x.shape[0] condition
+        checkWidth f t0 x
         let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
         // A field with a closed-form trace (a symbolic field) gives the exact trace at about the cost of one forward.
         let closedForm = match trace, box field with Exact, (:? IExactTrace as e) -> Some e | _ -> None
@@ -206,6 +225,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             x
         | None ->
         let f = vectorField z.shape[0] condition
+        checkWidth f t1 z
         // In the caller's scope, like Encode's solve (an adjoint keeps tensors made here for the backward pass).
         let problem = OdeProblem.create f z [| t1; t0 |] |> OdeProblem.withParameters (solveParameters condition)
         let solution = Ode.solveWith sensitivity problem solver control

@@ -4,7 +4,8 @@
 /// solvers integrate in fewer steps. Each is an IntegralLoss (a 0-dim tensor, summed over the batch): give it to
 /// OdeProblem.withIntegralLoss and its integral is returned with the solution and differentiated by every
 /// sensitivity (the adjoints handle a running loss that depends on θ: AdjointSystem.derivatives). Weight it (and
-/// divide by the batch size for a mean) when adding it to the loss. Each loss evaluates f once more per evaluation.
+/// divide by the batch size for a mean) when adding it to the loss. Each loss evaluates f once more per evaluation,
+/// and raises ArgumentException ("f") when f's value does not have the state's shape.
 module NeuralOde.Core.Regularisers
 
 open TorchSharp
@@ -17,6 +18,7 @@ let kineticEnergy (f: VectorField) : IntegralLoss =
         // What f makes is freed here; only the sum is kept. What f returns but does not own is left alone.
         use scope = torch.NewDisposeScope()
         let fz = f t z
+        FieldShape.check "The kinetic energy" "f" t z fz
         fz.square().sum().MoveToOuterDisposeScope()
 
 /// The Jacobian penalty l(t, z) = Σ_batch ‖εᵀ ∂f/∂z‖² with the probes ε [N, ...] given (ε of the state's shape,
@@ -34,6 +36,7 @@ let jacobianFrobeniusWith (f: VectorField) (epsilon: torch.Tensor) : IntegralLos
         use _ = torch.enable_grad()
         let zr = if z.requires_grad then z else z.detach().requires_grad_(true)
         let fz = f t zr
+        FieldShape.check "The Jacobian penalty" "f" t z fz
         let penalty =
             if not fz.requires_grad then torch.zeros([||], dtype = z.dtype, device = z.device)
             else
