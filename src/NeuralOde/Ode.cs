@@ -151,13 +151,21 @@ public static class Ode
     /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
     /// <param name="stepSize">Step control in τ; <see cref="StepSize.Adaptive"/> by default.</param>
     /// <param name="sensitivity">How gradients are computed; autograd by default.</param>
-    /// <param name="parameters">The tensors f depends on, for adjoint sensitivities.</param>
+    /// <param name="parameters">The tensors f depends on, required by adjoint sensitivities (an empty list when
+    /// only dL/dx0, dL/dt0 and dL/dt1 are wanted).</param>
+    /// <exception cref="ArgumentNullException">An adjoint sensitivity without <paramref name="parameters"/>: its
+    /// gradients would silently miss the tensors the field uses.</exception>
     public static OdeSolution SolveSpans(Func<torch.Tensor, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0,
                                          torch.Tensor t0, torch.Tensor t1, double[]? fractions = null,
                                          Solver? solver = null, StepSize? stepSize = null, Sensitivity? sensitivity = null,
                                          IEnumerable<torch.Tensor>? parameters = null)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
+        if (parameters is null && sensitivity is not null && sensitivity.Value.Tag != CoreSensitivity.Tags.Autograd)
+            throw new ArgumentNullException(nameof(parameters),
+                "An adjoint sensitivity computes gradients only for the tensors in `parameters` (a Func field hides what it " +
+                "uses): pass the field's tensors (e.g. module.parameters()), or an empty list when only dL/dx0, dL/dt0 and " +
+                "dL/dt1 are wanted.");
         var f = FuncConvert.FromFunc<torch.Tensor, torch.Tensor, torch.Tensor>(vectorField);
         var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return new OdeSolution(Core.Spans.solve(f, x0, t0, t1, fractions ?? new[] { 0.0, 1.0 },

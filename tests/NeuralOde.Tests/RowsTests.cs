@@ -41,4 +41,19 @@ public class RowsTests
         Assert.Equal(2.0, rows.States[1, 0, 0].ToDouble(), 5);
         Assert.Equal(10.0, rows.States[1, 2, 0].ToDouble(), 4);
     }
+
+    [Fact]
+    public void SolveSpansWithAnAdjointAndNoParametersIsRefusedAsSolveIs()
+    {
+        using var k = torch.tensor(0.7, dtype: torch.float64).requires_grad_(true);
+        using var x0 = torch.ones(2, 1, dtype: torch.float64);
+        using var t0 = torch.zeros(2, dtype: torch.float64);
+        using var t1 = torch.ones(2, dtype: torch.float64);
+        var e = Assert.Throws<ArgumentNullException>(() => Ode.SolveSpans((t, x) => x * k, x0, t0, t1, sensitivity: Sensitivities.Adjoint()));
+        Assert.Equal("parameters", e.ParamName);
+        // With the parameter listed, the adjoint's gradient reaches k: d/dk of sum(e^k) over two samples.
+        using var solution = Ode.SolveSpans((t, x) => x * k, x0, t0, t1, sensitivity: Sensitivities.Adjoint(), parameters: new[] { k });
+        solution.Final.sum().backward();
+        Assert.Equal(2 * Math.Exp(0.7), k.grad!.ToDouble(), 4);
+    }
 }

@@ -6,7 +6,7 @@ namespace NeuralOde.Core.Fused
 
 open System.Threading
 
-type FusedOwner() =
+type internal FusedOwner() =
     let mutable owner = 0
     /// True when the calling thread owns (or now takes) the fused kernels.
     member _.IsCallerOwner =

@@ -120,6 +120,8 @@ let backward (run: Run) (gOut: Tensor) : Tensor * Tensor[] =
     let mutable carry = false
     for n in run.Steps.Length - 1 .. -1 .. 0 do
         let t, h = run.Steps[n]
+        // The backward pass stops at its next step too (it ran to the end: cancellation took 13.5 s to act).
+        Cancellation.check t
         for i in 0 .. s - 1 do
             let c = h * tableau.B[i]
             touched[i] <- c <> 0.0

@@ -25,9 +25,13 @@ open TorchSharp
 type ConvolutionCase =
     { /// "batch × in → out channels, size², kernel k".
       Shape: string
+      /// The forward pass's largest error relative to float64's largest value.
       Forward: float
+      /// The input gradient's.
       InputGradient: float
+      /// The weight gradient's.
       WeightGradient: float }
+    /// The largest of the three.
     member c.Worst = List.max [ c.Forward; c.InputGradient; c.WeightGradient ]
     override c.ToString() =
         $"{c.Shape}: forward {c.Forward:G3}, input gradient {c.InputGradient:G3}, weight gradient {c.WeightGradient:G3} (relative to float64)"

@@ -6,6 +6,7 @@ open System
 open System.Threading
 open Expecto
 open TorchSharp
+open type TorchSharp.torch.nn
 open NeuralOde.Core
 open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
@@ -214,5 +215,42 @@ let tests =
 let concurrency =
     testList "Reliability/concurrency" [
         for name, _ in Concurrency.scenarios -> childTest name $"{name}: no crash, the single-threaded results"
+    ]
+
+/// The new surface's bad inputs (reliability, round two): each was a message naming something the user never passed,
+/// or a cancellation that did not act.
+[<Tests>]
+let roundTwo =
+    testSequenced <| testList "Reliability/round two" [
+        test "a flow's LogProbability of a row with Inf names x, its shape and the row (not the augmented x0)" {
+            let field = Sequential(Linear(2L, 8L, dtype = f64), Tanh(), Linear(8L, 2L, dtype = f64))
+            use cnf = new Cnf(field, 2, Exact, Solvers.dopri5, StepControl.adaptive 1e-6 1e-8)
+            use x = torch.tensor([| 0.0; 0.0; 0.0; 0.0; 0.0; infinity; 0.0; 0.0 |], dtype = f64).reshape(4L, 2L)
+            let e = raises<ArgumentException> (fun () -> cnf.LogProbability(x) |> ignore)
+            Expect.equal e.ParamName "x" "names x"
+            Expect.stringContains e.Message "[4, 2]" "x's shape"
+            Expect.stringContains e.Message "row(s) [2]" "the row"
+        }
+        test "a depth module that returns NaN is named, with the samples (not 't1')" {
+            let field = Sequential(Linear(2L, 2L, dtype = f64))
+            let depth = Sequential(Linear(2L, 1L, dtype = f64))
+            use model = new AdaptiveDepthModel(field, depth, Solvers.rk4, StepControl.steps 4)
+            use x = torch.tensor([| 1.0; 1.0; nan; 1.0; 1.0; 1.0 |], dtype = f64).reshape(3L, 2L)
+            let e = raises<InvalidOperationException> (fun () -> model.forward(x) |> ignore)
+            Expect.stringContains e.Message "depth module returned NaN or Inf for sample(s) [1]" "names the module and the sample"
+        }
+        test "cancellation reaches the fused solver's backward pass" {
+            let field = Sequential(Linear(2L, 32L), Tanh(), Linear(32L, 2L))
+            use block = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 200, [| 0.0; 1.0 |])
+            use x = torch.randn([| 64L; 2L |])
+            use cts = new CancellationTokenSource()
+            Cancellation.within cts.Token (fun () ->
+                use y = block.forward x
+                Expect.isTrue block.LastSolveWasFused "the fused solver ran"
+                use loss = y.square().sum()
+                cts.Cancel()
+                let e = raises<OperationCanceledException> (fun () -> Ode.backward loss)
+                Expect.stringContains e.Message "cancelled at t = " "at a step of the backward pass")
+        }
     ]
 

@@ -58,6 +58,11 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
         if g.numel() <> x.shape[0] then
             raise (System.ArgumentException($"The depth module must return one number per sample ([N] or [N, 1]); for a batch of {x.shape[0]} it returned shape {Internal.TensorOps.shapeText g}.", "depth"))
         use flat = g.reshape(-1L)
+        match RowDiagnosis.nonFiniteRows flat with
+        | [||] -> ()
+        | rows ->
+            let shown = rows |> Array.truncate 10 |> Array.map string |> String.concat ", "
+            raise (System.InvalidOperationException($"The depth module returned NaN or Inf for sample(s) [{shown}] of x (shape {Internal.TensorOps.shapeText x}): no depth S(x) can be taken from it. Check the depth module and those samples."))
         use soft = functional.softplus(flat)
         Internal.TensorOps.addConstant soft minDepth
 

@@ -53,6 +53,11 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             raise (ArgumentException($"{argument} must be a batch [N, {d}] of the flow's dimension; got shape {Internal.TensorOps.shapeText x}. Flatten samples to vectors, or build the flow with dimension = their length.", argument))
         if not (torch.is_floating_point x) then
             raise (ArgumentException($"{argument} must be a floating-point tensor (float32 or float64); got {x.dtype}.", argument))
+        match RowDiagnosis.nonFiniteRows x with
+        | [||] -> ()
+        | rows ->
+            let shown = (rows |> Array.truncate 10 |> Array.map string |> String.concat ", ") + (if rows.Length > 10 then ", ..." else "")
+            raise (ArgumentException($"{argument} (shape {Internal.TensorOps.shapeText x}) holds NaN or Inf in row(s) [{shown}]; every sample must be finite.", argument))
 
     /// The field as f(t, z), told the condition (checked against the batch and the field's data-controlled layers).
     let vectorField (rows: int64) (condition: torch.Tensor) : VectorField =
