@@ -101,4 +101,15 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <summary>The states at the times of the 1-D tensor <paramref name="timeTensor"/>; with an adjoint sensitivity,
     /// backward() fills its gradient dL/dtimes.</summary>
     public OdeSolution TrajectoryAt(torch.Tensor x, torch.Tensor timeTensor) => new(_block.Trajectory(x, timeTensor));
+
+    /// <summary>
+    /// The block's non-throwing path: solves from x (gradients by autograd) with a status per sample, as
+    /// <see cref="Ode.TrySolveRows"/> — samples whose solve blows up or drives the step size to underflow are marked
+    /// failed with the time (their states NaN after it) and the others are solved again without them. Not for a
+    /// block with a running loss or a regulariser.
+    /// </summary>
+    /// <param name="x">The batch [N, ...].</param>
+    /// <param name="outputTimes">Output times; the block's grid when null.</param>
+    public RowsSolution TryTrajectory(torch.Tensor x, double[]? outputTimes = null) =>
+        new(outputTimes is null ? _block.TryTrajectory(x) : _block.TryTrajectory(x, outputTimes));
 }

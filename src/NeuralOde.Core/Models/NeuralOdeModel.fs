@@ -200,6 +200,29 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
     /// Solves from x and returns the state at every time of the block's grid.
     member m.Trajectory(x: torch.Tensor) : OdeSolution = m.Trajectory(x, times)
 
+    /// Solves from x like Trajectory, by autograd through the solver, with a status per sample (Rows.trySolveWith):
+    /// samples (rows of x) whose solve blows up or drives the step size to underflow are marked failed with the time
+    /// (their states NaN after it), and the others are solved again without them. Not for a block with a running
+    /// loss or a regulariser (their integral sums over the samples).
+    member m.TryTrajectory(x: torch.Tensor, outputTimes: float[]) : Rows.RowsSolution =
+        if isNull x then raise (System.ArgumentNullException("x"))
+        if x.dim() < 1L then raise (System.ArgumentException($"TryTrajectory needs a batch [N, ...]; got shape {Internal.TensorOps.shapeText x}.", "x"))
+        let count = int x.shape[0]
+        let build (rows: int64[]) =
+            let input =
+                if rows.Length = count then x
+                else (use index = torch.tensor(rows, device = x.device) in x.index_select(0L, index))
+            let problem = m.Problem(input, outputTimes)
+            { problem with VectorJacobianProduct = None }
+        let solution = Rows.trySolveWith build count solver control
+        last <- solution.Statistics
+        lastBackward <- BackwardStatistics()
+        lastFused <- false
+        solution
+
+    /// TryTrajectory at every time of the block's grid.
+    member m.TryTrajectory(x: torch.Tensor) : Rows.RowsSolution = m.TryTrajectory(x, times)
+
     /// z(S) and ∫ l(s, z(s)) ds (a 0-dim tensor). Fails when the block was made without a running loss.
     member m.ForwardWithIntegral(x: torch.Tensor) : torch.Tensor * torch.Tensor =
         if integralLoss.IsNone && m.Regulariser.IsNone then

@@ -8,12 +8,18 @@ open TorchSharp
 open NeuralOde
 open NeuralOde.Core
 open NeuralOde.Tests.Support
+open type TorchSharp.torch.nn
 
 /// dx/dt = x², x(t) = x0 / (1 − x0 t): a row with x0 = 5 blows up at t = 0.2, the others stay finite on [0, 1].
 let private square: VectorField = fun _ x -> x.square()
 let private x0s = [| 0.1; 0.2; 5.0; 0.3 |]
 let private exact (x0: float) (t: float) = x0 / (1.0 - x0 * t)
 let private times = [| 0.0; 0.1; 0.5; 1.0 |]
+
+/// z ↦ z ⊙ z as a module.
+type private Square() =
+    inherit torch.nn.Module<torch.Tensor, torch.Tensor>("square")
+    override _.forward(z) = z.square()
 
 [<Tests>]
 let tests =
@@ -81,4 +87,18 @@ let tests =
             Expect.floatClose Accuracy.medium final[0] 2.0 "sample 0: 1 / (1 − 0.5)"
             Expect.floatClose Accuracy.medium final[2] 10.0 "sample 2: 1 / (1 − 0.9)"
         }
+        test "a block's TryTrajectory: the sample that blows up fails alone; the others equal the block on them alone" {
+            // f(z) = z ⊙ z through a module.
+            let field = new Square()
+            use block = new NeuralOdeModel(field, Solvers.dopri5, StepControl.adaptive 1e-8 1e-10, [| 0.0; 1.0 |])
+            use x = (Tensors.f64 x0s).reshape(4L, 1L)
+            use rows = block.TryTrajectory(x)
+            Expect.equal rows.FailedRows [| 2 |] "sample 2 only"
+            use others = (Tensors.f64 [| 0.1; 0.2; 0.3 |]).reshape(3L, 1L)
+            use alone = block.Trajectory(others)
+            let final = Tensors.toArray rows.States[1L]
+            let aloneFinal = Tensors.toArray alone.States[1L]
+            Expect.equal [| final[0]; final[1]; final[3] |] aloneFinal "the block on the other samples alone"
+        }
     ]
+
