@@ -245,8 +245,9 @@ let tests =
             trajectory.States.Dispose()
             Expect.isFalse b.LastSolveWasFused "Trajectory"
             use x32 = x.to_type(torch.float32)
-            // The generic solver then reports the mismatch, as it always did.
-            Raises.raises<OdeSolveException> (fun () -> runs32 b x32 |> ignore) |> ignore
+            // Refused before any solve, naming x and both dtypes (the generic solver used to report it mid-solve).
+            let e = Raises.raises<System.ArgumentException> (fun () -> runs32 b x32 |> ignore)
+            Expect.equal e.ParamName "x" "names x"
             Expect.isFalse b.LastSolveWasFused "a state whose dtype differs from the parameters'"
         }
         test "no_grad and inputs that need no gradient solve without saving activations, and equal the graded solve" {
