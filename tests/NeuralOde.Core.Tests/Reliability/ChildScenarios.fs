@@ -96,10 +96,12 @@ let checkpointWriter () =
 
 /// The scenarios by name.
 let all : Map<string, unit -> int> =
-    Map [ "derived-parameter", derivedParameter
+    Map(
+        [ "derived-parameter", derivedParameter
           "inplace-saved-adjoint", inPlaceSavedTensor Sensitivity.adjoint
           "inplace-saved-interpolated", inPlaceSavedTensor Sensitivity.interpolatedAdjoint
           "theorem1-terminal-shape", theorem1WrongTerminalShape
           "failed-constructor-finaliser", failedConstructorFinaliser
           "checkpoint-writer", checkpointWriter
           "malformed-inputs", MalformedInputs.run 800 ]
+        @ NeuralOde.Tests.Symbolic.DeepExpressionTests.scenarios)
