@@ -46,6 +46,7 @@ public static class Symplectic
     /// <param name="steps">Number of steps.</param>
     /// <param name="saveEvery">Save the state every this many steps.</param>
     /// <exception cref="ArgumentException">Shapes differ, dt is zero or not finite, or steps or saveEvery is below 1.</exception>
+    /// <exception cref="OdeSolveException">The acceleration returned NaN or Inf (<see cref="OdeFailure.NonFiniteValue"/>, with the time).</exception>
     public static (torch.Tensor Q, torch.Tensor P) Solve(SymplecticIntegrator integrator, Func<torch.Tensor, torch.Tensor> acceleration,
                                                          torch.Tensor q0, torch.Tensor p0, double dt, int steps, int saveEvery = 1)
     {

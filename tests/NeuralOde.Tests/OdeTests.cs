@@ -127,6 +127,20 @@ public class OdeTests
         Assert.Contains("row 1 of A sums to 0.4", e.Message);
     }
 
+    /// <summary>A custom tableau with a NaN coefficient, or dense weights that are NaN inside the step though right at
+    /// its ends, is refused when built, naming the coefficient.</summary>
+    [Fact]
+    public void CustomTableauWithNonFiniteCoefficientsIsRefused()
+    {
+        var a = Assert.Throws<ArgumentException>(() => Solvers.Custom("nan", 2, new[] { 0.0, 1.0 },
+            new[] { new double[0], new[] { double.NaN } }, new[] { 0.5, 0.5 }));
+        Assert.Contains("a[1][0] is NaN", a.Message);
+        var dense = Assert.Throws<ArgumentException>(() => Solvers.Custom("dense-nan", 2, new[] { 0.0, 1.0 },
+            new[] { new double[0], new[] { 1.0 } }, new[] { 0.5, 0.5 },
+            denseWeights: theta => theta == 0.0 ? new[] { 0.0, 0.0 } : theta == 1.0 ? new[] { 0.5, 0.5 } : new[] { double.NaN, double.NaN }));
+        Assert.Contains("b_0(0.25) is NaN", dense.Message);
+    }
+
     /// <summary>Messages raised through the C# API name the C# API, and its values print readably (no F# option or
     /// record syntax).</summary>
     [Fact]
@@ -155,6 +169,17 @@ public class OdeTests
 
     /// <summary>Symplectic integration from C#: leapfrog keeps the harmonic oscillator's energy within O(h²) over
     /// 10,000 steps of 0.5.</summary>
+    /// <summary>An acceleration that returns NaN fails the symplectic solve as a NaN field fails the ODE solvers.</summary>
+    [Fact]
+    public void SymplecticSolveRaisesOnANonFiniteAcceleration()
+    {
+        using var q0 = torch.tensor(new[] { 1.0 }, dtype: torch.float64);
+        using var p0 = torch.tensor(new[] { 0.0 }, dtype: torch.float64);
+        var e = Assert.Throws<OdeSolveException>(() => Symplectic.Solve(Symplectic.Leapfrog(), x => x * double.NaN, q0, p0, 0.5, 10));
+        Assert.Equal(OdeFailure.NonFiniteValue, e.Failure);
+        Assert.Equal(0.25, e.Time, 12);
+    }
+
     [Fact]
     public void LeapfrogKeepsTheOscillatorsEnergy()
     {

@@ -34,6 +34,13 @@ public class SymbolicTests
     }
 
     [Fact]
+    public void ToLatexEscapesTheSpecialCharactersOfNames()
+    {
+        var e = Symbolic.Tensor("a}b") + Symbolic.Tensor("c{") * Symbolic.Tensor("rate%");
+        Assert.Equal("\\mathrm{a\\}b} + \\mathrm{c\\{} \\odot \\mathrm{rate\\%}", e.ToLatex());
+    }
+
+    [Fact]
     public void WorkedExampleDerivesTheHandWrittenAdjointSystem()
     {
         var z = Symbolic.Tensor("z");

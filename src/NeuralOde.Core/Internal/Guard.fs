@@ -20,6 +20,12 @@ let layerSize (argument: string) (value: int64) =
     if value < 1L || value > (1L <<< 24) then
         raise (ArgumentOutOfRangeException(argument, value, $"{argument} must be between 1 and {1L <<< 24}; got {value}."))
 
+/// Fails unless every element of `values` is finite, naming the first that is not as `name i` (a[2][1], times[3])
+/// and saying `what` must hold.
+let finiteEntries (argument: string) (name: int -> string) (what: string) (values: float[]) =
+    values |> Array.iteri (fun i v ->
+        if Double.IsNaN v || Double.IsInfinity v then raise (ArgumentException($"{name i} is {v}; {what}.", argument)))
+
 /// Fails unless `value` is at least 1.
 let positiveCount (argument: string) (value: int) =
     if value < 1 then
@@ -42,9 +48,7 @@ let timeGrid (argument: string) (times: float[]) =
     if isNull times then raise (ArgumentNullException(argument))
     if times.Length < 2 then
         raise (ArgumentException($"{argument} must hold at least a start and an end time; got {times.Length} point(s).", argument))
-    times |> Array.iteri (fun i t ->
-        if Double.IsNaN t || Double.IsInfinity t then
-            raise (ArgumentException($"{argument}[{i}] is {t}; every time must be finite.", argument)))
+    times |> finiteEntries argument (fun i -> $"{argument}[{i}]") "every time must be finite"
     let t0, t1 = times[0], times[1]
     if t0 = t1 then
         raise (ArgumentException($"{argument} spans an empty interval: {argument}[0] = {argument}[1] = {t0}. Give distinct start and end times.", argument))

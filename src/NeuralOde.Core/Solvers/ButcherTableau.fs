@@ -1,6 +1,7 @@
 namespace NeuralOde.Core
 
 open System
+open NeuralOde.Core.Internal
 
 /// How a step's solution is evaluated between its two ends.
 [<RequireQualifiedAccess>]
@@ -55,10 +56,22 @@ module ButcherTableau =
     /// Tolerance of the consistency checks: the coefficients of some methods are given as rational approximations.
     let private tol = 1e-12
 
-    /// Builds a tableau and checks it: shapes agree, row sums of A equal c, the weights b sum to one, the error
-    /// weights sum to zero, and a continuous extension reproduces b at θ = 1 and 0 at θ = 0.
+    /// Points inside the step where a continuous extension's weights are checked (a solve evaluates them anywhere in
+    /// (0, 1), where a NaN would pass silently into the solution at the output times).
+    let private interior = [ 0.25; 0.5; 0.75 ]
+
+    /// Builds a tableau and checks it: every coefficient is finite (NaN fails every comparison, so it would pass the
+    /// conditions below), shapes agree, row sums of A equal c, the weights b sum to one, the error weights sum to
+    /// zero, and a continuous extension reproduces b at θ = 1, is 0 at θ = 0 and has finite weights inside the step.
+    /// Raises ArgumentException naming the failing coefficient (a[2][1] is NaN) or condition.
     let create name order embeddedOrder (c: float[]) (a: float[][]) (b: float[]) (e: float[] option) dense citation =
         let fail (why: string) = raise (ArgumentException($"Butcher tableau '{name}' is inconsistent: {why}."))
+        let finite (argument: string) (label: int -> string) =
+            Guard.finiteEntries argument label $"every coefficient of Butcher tableau '{name}' must be a finite number"
+        finite "c" (fun i -> $"c[{i}]") c
+        a |> Array.iteri (fun i row -> finite "a" (fun j -> $"a[{i}][{j}]") row)
+        finite "b" (fun i -> $"b[{i}]") b
+        e |> Option.iter (finite "e" (fun i -> $"e[{i}]"))
         let s = c.Length
         if s = 0 then fail "it has no stages"
         if a.Length <> s then fail $"A has {a.Length} rows for {s} stages"
@@ -80,6 +93,10 @@ module ButcherTableau =
         | DenseOutput.Continuous w ->
             let w1, w0 = w 1.0, w 0.0
             if w1.Length <> s && w1.Length <> s + 1 then fail $"the continuous extension has {w1.Length} weights for {s} stages"
+            for theta in 0.0 :: interior @ [ 1.0 ] do
+                let weights = w theta
+                if weights.Length <> w1.Length then fail $"the continuous extension has {weights.Length} weights at θ = {theta} but {w1.Length} at θ = 1"
+                finite "dense" (fun i -> $"the continuous extension's b_{i}({theta})") weights
             let bExtended = if w1.Length = s then b else Array.append b [| 0.0 |]
             Array.iteri (fun i wi -> if abs (wi - bExtended[i]) > 1e-10 then fail $"the continuous extension's b_{i}(1) = {wi}, not b_{i} = {bExtended[i]}") w1
             if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"

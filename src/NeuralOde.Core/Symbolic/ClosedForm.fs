@@ -10,15 +10,21 @@ open NeuralOde.Core.Symbolic
 
 let private uses (name: string) (e: Expr) = Expr.variables e |> List.exists (fun (n, _) -> n = name)
 
-/// θ as Σ_k c_k ψ_{j_k}(s): the (coefficient, basis, index) terms, or None when θ is not of that form.
-let rec private terms (depth: string) (state: string) (theta: Expr) =
+/// θ as Σ_k c_k ψ_{j_k}(s): the (coefficient, basis, index) terms, or None when θ is not of that form. (The sum's
+/// terms are collected from an explicit stack: no depth of nesting overflows the thread's stack.)
+let private terms (depth: string) (state: string) (theta: Expr) =
     let isDepth e = match e with Var(n, _) -> n = depth | _ -> false
-    match theta with
-    | Add(a, b) -> Option.map2 (@) (terms depth state a) (terms depth state b)
-    | Mul(c, Psi(basis, j, s, 0)) | Mul(Psi(basis, j, s, 0), c) when isDepth s && not (uses depth c) && not (uses state c) ->
-        Some [ c, basis, j ]
-    | Psi(basis, j, s, 0) when isDepth s -> Some [ Const 1.0, basis, j ]
-    | _ -> None
+    let found = System.Collections.Generic.List<Expr * NeuralOde.Core.Basis * int>()
+    let pending = System.Collections.Generic.Stack<Expr>([ theta ])
+    let mutable linear = true
+    while linear && pending.Count > 0 do
+        match pending.Pop() with
+        | Add(a, b) -> pending.Push b; pending.Push a
+        | Mul(c, Psi(basis, j, s, 0)) | Mul(Psi(basis, j, s, 0), c) when isDepth s && not (uses depth c) && not (uses state c) ->
+            found.Add((c, basis, j))
+        | Psi(basis, j, s, 0) when isDepth s -> found.Add((Const 1.0, basis, j))
+        | _ -> linear <- false
+    if linear then Some(List.ofSeq found) else None
 
 /// z(S) of a linear field with a commuting depth-varying coefficient, from z(0) = `initial` over [0, `horizon`]:
 ///   dz/ds = θ(s) ⊙ z (diagonal; θ any shape that broadcasts)  →  z(S) = z(0) ⊙ exp(Σ_j c_j Ψ_j(S)),

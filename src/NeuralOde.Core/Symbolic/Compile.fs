@@ -44,22 +44,9 @@ type Compiled internal (nodes: Expr[], operands: int list[], roots: int[], varia
 /// Compiles several expressions together: their distinct subexpressions, each evaluated once per call.
 let compileAll (es: Expr list) : Compiled =
     if List.isEmpty es then raise (System.ArgumentException("Give at least one expression to compile.", "es"))
-    let index = Dictionary<Expr, int>()
-    let nodes = List<Expr>()
-    let operands = List<int list>()
-    let rec visit (e: Expr) : int =
-        match index.TryGetValue e with
-        | true, i -> i
-        | _ ->
-            let children = Expr.children e |> List.map visit
-            let i = nodes.Count
-            nodes.Add e
-            operands.Add children
-            index[e] <- i
-            i
-    let roots = es |> List.map visit |> Array.ofList
+    let nodes, operands, roots = Expr.distinct es
     let variables = es |> List.collect Expr.variables |> List.distinct
-    Compiled(nodes.ToArray(), operands.ToArray(), roots, variables)
+    Compiled(nodes, operands, Array.ofList roots, variables)
 
 /// Compiles `e`: its distinct subexpressions, each evaluated once per call.
 let compile (e: Expr) : Compiled = compileAll [ e ]

@@ -20,51 +20,64 @@ let derivativeOf (f: Fn) (a: Expr) =
     | Log -> Div(Const 1.0, a)
 
 /// The cotangent `d` reduced to the shape of `operand`: summed when the operand is a scalar and `d` is not.
-let private reduceTo (operand: Expr) (d: Expr) =
-    if Expr.isScalar operand && not (Expr.isScalar d) then SumAll d else d
+let private reduceTo (isScalar: Expr -> bool) (operand: Expr) (d: Expr) =
+    if isScalar operand && not (isScalar d) then SumAll d else d
 
-let private merge (a: Map<string, Expr>) (b: Map<string, Expr>) =
-    b |> Map.fold (fun acc k v -> acc |> Map.add k (match Map.tryFind k acc with Some u -> Add(u, v) | None -> v)) a
+/// The pieces of dᵀ ∂e/∂v that reach the root's operands: each operand with its cotangent, in the operands' order.
+let private pullBack (isScalar: Expr -> bool) (e: Expr) (d: Expr) : (Expr * Expr) list =
+    let reduceTo = reduceTo isScalar
+    match e with
+    | Const _ | Var _ | OnesLike _ -> []
+    | Add(a, b) -> [ a, reduceTo a d; b, reduceTo b d ]
+    | Sub(a, b) -> [ a, reduceTo a d; b, reduceTo b (Neg d) ]
+    | Mul(a, b) -> [ a, reduceTo a (Mul(d, b)); b, reduceTo b (Mul(d, a)) ]
+    | Div(a, b) -> [ a, reduceTo a (Div(d, b)); b, reduceTo b (Neg(Div(Mul(d, a), Pow(b, 2.0)))) ]
+    | Neg a -> [ a, Neg d ]
+    | Pow(a, p) -> [ a, Mul(d, Mul(Const p, Pow(a, p - 1.0))) ]
+    | Apply(f, a) -> [ a, Mul(d, derivativeOf f a) ]
+    | MatMul(a, b) -> [ a, MatMul(d, Transpose b); b, MatMul(Transpose a, d) ]
+    | Transpose a -> [ a, Transpose d ]
+    | SumAll a -> [ a, (if isScalar a then d else Mul(d, OnesLike a)) ]
+    | SumAxis(a, k) -> [ a, Spread(d, k, a) ]
+    // d/dM ⟨D, e^M⟩ = L(Mᵀ, D) (the Fréchet derivative's adjoint).
+    | MatrixExp m -> [ m, ExpFrechet(Transpose m, d) ]
+    | ExpFrechet _ -> raise (System.NotSupportedException("A second derivative of the matrix exponential is not available."))
+    | ReduceLike _ -> raise (System.NotSupportedException("A derivative through a broadcast's reduction (a second derivative with respect to a broadcast variable) is not available."))
+    | Spread(a, k, _) -> [ a, SumAxis(d, k) ]
+    | Concat(parts, k) -> parts |> List.mapi (fun i p -> p, Part(d, parts, i, k))
+    | Part(a, parts, i, k) ->
+        // The slice's cotangent goes back to its place; the other places get zeros shaped like their parts.
+        [ a, Concat(parts |> List.mapi (fun j p -> if j = i then d else Mul(Const 0.0, OnesLike p)), k) ]
+    | Psi(b, j, s, order) when order = 0 || order = -1 -> [ s, reduceTo s (Mul(d, Psi(b, j, s, order + 1))) ]
+    | Psi _ -> raise (System.NotSupportedException("A basis function's second derivative is not available: differentiate ψ′_j(s) with respect to the depth only once."))
 
 /// dᵀ ∂e/∂v for every variable v of `e`, with `cotangent` d shaped like e: a map from variable name to an expression
-/// shaped like that variable. Variables e does not use are absent. Simplified.
+/// shaped like that variable. Variables e does not use are absent. Simplified. The cotangents are pushed down from
+/// an explicit stack, operands left to right, so that no depth of nesting overflows the thread's stack.
 let vjp (e: Expr) (cotangent: Expr) : Map<string, Expr> =
-    let rec go (e: Expr) (d: Expr) : Map<string, Expr> =
-        match e with
-        | Const _ -> Map.empty
-        // A tensor variable's cotangent is summed down to its shape where it was broadcast (a bias [k] in a batch).
-        | Var(name, Tensor) when not (Expr.isScalar d) -> Map [ name, ReduceLike(d, e) ]
-        | Var(name, _) -> Map [ name, reduceTo e d ]
-        | Add(a, b) -> merge (go a (reduceTo a d)) (go b (reduceTo b d))
-        | Sub(a, b) -> merge (go a (reduceTo a d)) (go b (reduceTo b (Neg d)))
-        | Mul(a, b) -> merge (go a (reduceTo a (Mul(d, b)))) (go b (reduceTo b (Mul(d, a))))
-        | Div(a, b) -> merge (go a (reduceTo a (Div(d, b)))) (go b (reduceTo b (Neg(Div(Mul(d, a), Pow(b, 2.0))))))
-        | Neg a -> go a (Neg d)
-        | Pow(a, p) -> go a (Mul(d, Mul(Const p, Pow(a, p - 1.0))))
-        | Apply(f, a) -> go a (Mul(d, derivativeOf f a))
-        | MatMul(a, b) -> merge (go a (MatMul(d, Transpose b))) (go b (MatMul(Transpose a, d)))
-        | Transpose a -> go a (Transpose d)
-        | SumAll a -> go a (if Expr.isScalar a then d else Mul(d, OnesLike a))
-        | OnesLike _ -> Map.empty
-        | SumAxis(a, k) -> go a (Spread(d, k, a))
-        // d/dM ⟨D, e^M⟩ = L(Mᵀ, D) (the Fréchet derivative's adjoint).
-        | MatrixExp m -> go m (ExpFrechet(Transpose m, d))
-        | ExpFrechet _ -> raise (System.NotSupportedException("A second derivative of the matrix exponential is not available."))
-        | ReduceLike _ -> raise (System.NotSupportedException("A derivative through a broadcast's reduction (a second derivative with respect to a broadcast variable) is not available."))
-        | Spread(a, k, _) -> go a (SumAxis(d, k))
-        | Concat(parts, k) -> parts |> List.mapi (fun i p -> go p (Part(d, parts, i, k))) |> List.fold merge Map.empty
-        | Part(a, parts, i, k) ->
-            // The slice's cotangent goes back to its place; the other places get zeros shaped like their parts.
-            let padded = parts |> List.mapi (fun j p -> if j = i then d else Mul(Const 0.0, OnesLike p))
-            go a (Concat(padded, k))
-        | Psi(b, j, s, order) when order = 0 || order = -1 -> go s (reduceTo s (Mul(d, Psi(b, j, s, order + 1))))
-        | Psi _ -> raise (System.NotSupportedException("A basis function's second derivative is not available: differentiate ψ′_j(s) with respect to the depth only once."))
-    go e cotangent |> Map.map (fun _ v -> Simplify.simplify v)
+    let pending = System.Collections.Generic.Stack<Expr * Expr>([ e, cotangent ])
+    let mutable gradients = Map.empty
+    let isScalar = Expr.scalarness ()
+    while pending.Count > 0 do
+        match pending.Pop() with
+        | (Var(name, kind) as v), d ->
+            // A tensor variable's cotangent is summed down to its shape where it was broadcast (a bias [k] in a batch).
+            let piece = if kind = Tensor && not (isScalar d) then ReduceLike(d, v) else reduceTo isScalar v d
+            gradients <- gradients |> Map.add name (match Map.tryFind name gradients with Some g -> Add(g, piece) | None -> piece)
+        | node, d -> for operand in List.rev (pullBack isScalar node d) do pending.Push operand
+    gradients |> Map.map (fun _ v -> Simplify.simplify v)
 
 /// ∂e/∂v · t summed over the variables v given tangents t (shaped like v): the directional derivative of e, shaped
 /// like e. Variables without a tangent are held fixed. Simplified.
 let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
-    let rec go (e: Expr) : Expr =
+    // The operands whose tangents reach the root's (the shape-giving operands carry none).
+    let differentiated (e: Expr) =
+        match e with
+        | Spread(a, _, _) | ReduceLike(a, _) | Part(a, _, _, _) -> [ a ]
+        | _ -> Expr.children e
+    // The tangent of `e` from its differentiated operands' tangents (bottom-up from an explicit stack, Expr.Fold).
+    let tangentOf (e: Expr) (operandTangents: Expr list) : Expr =
+        let go (operand: Expr) = operandTangents[List.findIndex (fun o -> obj.ReferenceEquals(o, operand)) (differentiated e)]
         match e with
         | Const _ | OnesLike _ -> Const 0.0
         | Var(name, _) -> defaultArg (Map.tryFind name tangents) (Const 0.0)
@@ -106,4 +119,4 @@ let jvp (e: Expr) (tangents: Map<string, Expr>) : Expr =
             match go s with
             | Const 0.0 -> Const 0.0
             | _ -> raise (System.NotSupportedException("A basis function's second derivative is not available: differentiate ψ′_j(s) with respect to the depth only once."))
-    Simplify.simplify (go e)
+    Simplify.simplify (Expr.Fold(differentiated, tangentOf, e))

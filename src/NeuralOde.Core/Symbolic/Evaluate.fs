@@ -98,8 +98,10 @@ let evaluate (environment: Map<string, torch.Tensor>) (e: Expr) : torch.Tensor =
         raise (ArgumentException("The environment binds no variables.", "environment"))
     let dtype, device = dtypeAndDevice environment
     use scope = torch.NewDisposeScope()
-    let rec go (e: Expr) : torch.Tensor =
-        match e with
-        | Const _ | Var _ -> leaf environment dtype device e
-        | _ -> operation dtype device e (Expr.children e |> List.map go)
-    (go e).MoveToOuterDisposeScope()
+    // Operands before their operation, from an explicit stack (no depth of nesting overflows the thread's stack).
+    let value =
+        Expr.Fold(Expr.children, (fun node operands ->
+            match node with
+            | Const _ | Var _ -> leaf environment dtype device node
+            | _ -> operation dtype device node operands), e)
+    value.MoveToOuterDisposeScope()

@@ -5,6 +5,9 @@
 /// evaluation on tensors (Evaluate.fs) and rendering (Render.fs) all work on this type.
 namespace NeuralOde.Core.Symbolic
 
+open System
+open System.Collections.Generic
+
 /// Whether a variable is a scalar (0-dim, broadcast against tensors) or a tensor.
 type Kind =
     /// A 0-dim tensor.
@@ -82,56 +85,96 @@ type Expr =
     /// θ(s) = Σ_j α_j ψ_j(s) written inside an expression and for their closed forms.
     | Psi of basis: NeuralOde.Core.Basis * index: int * depth: Expr * derivative: int
 
-    /// Structural equality (used by simplification and common-subexpression elimination).
+    /// Structural equality (used by simplification and common-subexpression elimination), without recursion.
     override this.Equals(other) =
         match other with
         | :? Expr as o -> Expr.Same(this, o)
         | _ -> false
 
+    /// A structural hash, without recursion (each shared node, by reference, hashed once).
     override this.GetHashCode() =
-        match this with
-        | Const c -> hash c
-        | Var(n, _) -> hash n
-        | Add(a, b) -> 3 * a.GetHashCode() + b.GetHashCode() + 1
-        | Sub(a, b) -> 5 * a.GetHashCode() + b.GetHashCode() + 2
-        | Mul(a, b) -> 7 * a.GetHashCode() + b.GetHashCode() + 3
-        | Div(a, b) -> 11 * a.GetHashCode() + b.GetHashCode() + 4
-        | Neg a -> 13 * a.GetHashCode() + 5
-        | Pow(a, p) -> 17 * a.GetHashCode() + hash p
-        | Apply(f, a) -> 19 * a.GetHashCode() + hash f
-        | MatMul(a, b) -> 23 * a.GetHashCode() + b.GetHashCode() + 6
-        | Transpose a -> 29 * a.GetHashCode() + 7
-        | SumAll a -> 31 * a.GetHashCode() + 8
-        | OnesLike a -> 37 * a.GetHashCode() + 9
-        | SumAxis(a, k) -> 47 * a.GetHashCode() + k + 10
-        | ReduceLike(a, l) -> 71 * a.GetHashCode() + 5 * l.GetHashCode() + 14
-        | MatrixExp a -> 73 * a.GetHashCode() + 15
-        | ExpFrechet(a, e) -> 79 * a.GetHashCode() + 7 * e.GetHashCode() + 16
-        | Spread(a, k, l) -> 53 * a.GetHashCode() + 3 * l.GetHashCode() + k + 11
-        | Concat(parts, k) -> parts |> List.fold (fun h p -> 59 * h + p.GetHashCode()) (k + 12)
-        | Part(a, parts, i, k) -> parts |> List.fold (fun h p -> 61 * h + p.GetHashCode()) (67 * a.GetHashCode() + 7 * i + k + 13)
-        | Psi(b, j, s, d) -> 41 * s.GetHashCode() + 43 * j + d + hash b.Name
+        Expr.Fold(Expr.Operands, (fun e hashes -> hashes |> List.fold (fun h c -> 31 * h + c) (Expr.RootHash e)), this)
 
-    static member private Same(x: Expr, y: Expr) =
+    /// The operands of an expression's root, in order (none for constants and variables; a basis function's depth).
+    static member internal Operands(e: Expr) : Expr list =
+        match e with
+        | Const _ | Var _ -> []
+        | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> [ a; b ]
+        | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) | SumAxis(a, _) -> [ a ]
+        | Spread(a, _, like) | ReduceLike(a, like) | ExpFrechet(a, like) -> [ a; like ]
+        | MatrixExp a -> [ a ]
+        | Concat(parts, _) -> parts
+        | Part(a, parts, _, _) -> a :: parts
+
+    /// A post-order fold with an explicit stack instead of recursion, so that an expression nested arbitrarily deep
+    /// cannot overflow the thread's stack: `combine node results`, with the results of `operandsOf node` in order
+    /// (operands are visited left to right); each node, by reference, is combined once.
+    static member internal Fold<'r>(operandsOf: Expr -> Expr list, combine: Expr -> 'r list -> 'r, root: Expr) : 'r =
+        let results = Dictionary<Expr, 'r>(HashIdentity.Reference)
+        let pending = Stack<struct (Expr * bool)>()
+        pending.Push(struct (root, false))
+        while pending.Count > 0 do
+            let struct (node, expanded) = pending.Pop()
+            if not (results.ContainsKey node) then
+                if expanded then results[node] <- combine node (operandsOf node |> List.map (fun c -> results[c]))
+                else
+                    pending.Push(struct (node, true))
+                    for c in List.rev (operandsOf node) do
+                        if not (results.ContainsKey c) then pending.Push(struct (c, false))
+        results[root]
+
+    /// Whether the roots agree, operands aside.
+    static member private SameRoot(x: Expr, y: Expr) =
         match x, y with
-        | Const a, Const b -> a = b || (System.Double.IsNaN a && System.Double.IsNaN b)
+        | Const a, Const b -> a = b || (Double.IsNaN a && Double.IsNaN b)
         | Var(n, k), Var(m, l) -> n = m && k = l
-        | Add(a, b), Add(c, d) | Sub(a, b), Sub(c, d) | Mul(a, b), Mul(c, d) | Div(a, b), Div(c, d)
-        | MatMul(a, b), MatMul(c, d) -> Expr.Same(a, c) && Expr.Same(b, d)
-        | Neg a, Neg b | Transpose a, Transpose b | SumAll a, SumAll b | OnesLike a, OnesLike b -> Expr.Same(a, b)
-        | Pow(a, p), Pow(b, q) -> p = q && Expr.Same(a, b)
-        | Apply(f, a), Apply(g, b) -> f = g && Expr.Same(a, b)
-        | Psi(b, j, s, d), Psi(c, k, t, e) -> obj.ReferenceEquals(b, c) && j = k && d = e && Expr.Same(s, t)
-        | SumAxis(a, k), SumAxis(b, l) -> k = l && Expr.Same(a, b)
-        | ReduceLike(a, u), ReduceLike(b, v) | ExpFrechet(a, u), ExpFrechet(b, v) -> Expr.Same(a, b) && Expr.Same(u, v)
-        | MatrixExp a, MatrixExp b -> Expr.Same(a, b)
-        | Spread(a, k, u), Spread(b, l, v) -> k = l && Expr.Same(a, b) && Expr.Same(u, v)
-        | Concat(ps, k), Concat(qs, l) -> k = l && Expr.SameList(ps, qs)
-        | Part(a, ps, i, k), Part(b, qs, j, l) -> i = j && k = l && Expr.Same(a, b) && Expr.SameList(ps, qs)
+        | Pow(_, p), Pow(_, q) -> p = q
+        | Apply(f, _), Apply(g, _) -> f = g
+        | SumAxis(_, k), SumAxis(_, l) | Spread(_, k, _), Spread(_, l, _) | Concat(_, k), Concat(_, l) -> k = l
+        | Part(_, _, i, k), Part(_, _, j, l) -> i = j && k = l
+        | Psi(b, j, _, d), Psi(c, k, _, e) -> obj.ReferenceEquals(b, c) && j = k && d = e
+        | Add _, Add _ | Sub _, Sub _ | Mul _, Mul _ | Div _, Div _ | MatMul _, MatMul _ | Neg _, Neg _
+        | Transpose _, Transpose _ | SumAll _, SumAll _ | OnesLike _, OnesLike _ | ReduceLike _, ReduceLike _
+        | MatrixExp _, MatrixExp _ | ExpFrechet _, ExpFrechet _ -> true
         | _ -> false
 
-    static member private SameList(xs: Expr list, ys: Expr list) =
-        xs.Length = ys.Length && List.forall2 (fun x y -> Expr.Same(x, y)) xs ys
+    /// The hash of the root, operands aside (a prime per case, mixed with what the case holds besides operands).
+    static member private RootHash(e: Expr) =
+        match e with
+        | Const c -> hash c
+        | Var(n, _) -> hash n
+        | Add _ -> 3
+        | Sub _ -> 5
+        | Mul _ -> 7
+        | Div _ -> 11
+        | Neg _ -> 13
+        | Pow(_, p) -> 17 + hash p
+        | Apply(f, _) -> 19 + hash f
+        | MatMul _ -> 23
+        | Transpose _ -> 29
+        | SumAll _ -> 31
+        | OnesLike _ -> 37
+        | Psi(b, j, _, d) -> 41 + 43 * j + d + hash b.Name
+        | SumAxis(_, k) -> 47 + k
+        | Spread(_, k, _) -> 53 + k
+        | Concat(_, k) -> 59 + k
+        | Part(_, _, i, k) -> 61 + 7 * i + k
+        | ReduceLike _ -> 71
+        | MatrixExp _ -> 73
+        | ExpFrechet _ -> 79
+
+    /// Structural equality, pair by pair from an explicit stack.
+    static member private Same(x: Expr, y: Expr) =
+        let pending = Stack<struct (Expr * Expr)>()
+        pending.Push(struct (x, y))
+        let mutable same = true
+        while same && pending.Count > 0 do
+            let struct (a, b) = pending.Pop()
+            if not (obj.ReferenceEquals(a, b)) then
+                let xs, ys = Expr.Operands a, Expr.Operands b
+                if Expr.SameRoot(a, b) && xs.Length = ys.Length then List.iter2 (fun p q -> pending.Push(struct (p, q))) xs ys
+                else same <- false
+        same
 
     static member (+)(a: Expr, b: Expr) = Add(a, b)
     static member (-)(a: Expr, b: Expr) = Sub(a, b)
@@ -206,42 +249,99 @@ module Expr =
             raise (System.ArgumentException($"{basis} has {basis.Terms} functions; got {coefficients.Length} coefficients.", "coefficients"))
         coefficients |> List.mapi (fun j a -> Mul(a, psi basis j s)) |> List.reduce (fun x y -> Add(x, y))
 
+    /// Whether an expression's value is a scalar, remembered per node by reference across calls of the returned
+    /// function: for a pass that asks it of many nodes sharing operands (a derivative asks it of every operand and
+    /// cotangent, whose chains would otherwise be walked again at every level). From an explicit stack, no recursion.
+    let internal scalarness () : Expr -> bool =
+        let known = Dictionary<Expr, bool>(HashIdentity.Reference)
+        // The operands whose scalarness decides the node's, and whether the node's own operation keeps a scalar.
+        let decided (node: Expr) =
+            match node with
+            | Const _ | SumAll _ -> [], true
+            | Var(_, k) -> [], (k = Scalar)
+            | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> [ a; b ], true
+            | Neg a | Pow(a, _) | Apply(_, a) | Psi(_, _, a, _) -> [ a ], true
+            | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ | ReduceLike _ | MatrixExp _ | ExpFrechet _ -> [], false
+        fun (e: Expr) ->
+            let pending = Stack<struct (Expr * bool)>([ struct (e, false) ])
+            while pending.Count > 0 do
+                let struct (node, expanded) = pending.Pop()
+                if not (known.ContainsKey node) then
+                    let operands, own = decided node
+                    if expanded then known[node] <- own && operands |> List.forall (fun o -> known[o])
+                    else
+                        pending.Push(struct (node, true))
+                        for o in operands do if not (known.ContainsKey o) then pending.Push(struct (o, false))
+            known[e]
+
     /// Whether an expression's value is a scalar (0-dim): constants, scalar variables, sums, and elementwise
     /// combinations of scalars.
-    let rec isScalar (e: Expr) =
-        match e with
-        | Const _ -> true
-        | Var(_, k) -> k = Scalar
-        | SumAll _ -> true
-        | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) -> isScalar a && isScalar b
-        | Neg a | Pow(a, _) | Apply(_, a) -> isScalar a
-        | Psi(_, _, s, _) -> isScalar s
-        | MatMul _ | Transpose _ | OnesLike _ | SumAxis _ | Spread _ | Concat _ | Part _ | ReduceLike _ | MatrixExp _ | ExpFrechet _ -> false
+    let isScalar (e: Expr) = scalarness () e
 
     /// The operands of an expression's root, in order (none for constants and variables; a basis function's depth).
-    let children (e: Expr) : Expr list =
-        match e with
-        | Const _ | Var _ -> []
-        | Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) -> [ a; b ]
-        | Neg a | Pow(a, _) | Apply(_, a) | Transpose a | SumAll a | OnesLike a | Psi(_, _, a, _) | SumAxis(a, _) -> [ a ]
-        | Spread(a, _, like) | ReduceLike(a, like) | ExpFrechet(a, like) -> [ a; like ]
-        | MatrixExp a -> [ a ]
-        | Concat(parts, _) -> parts
-        | Part(a, parts, _, _) -> a :: parts
+    let children (e: Expr) : Expr list = Expr.Operands e
+
+    /// `e`'s root over new operands (in the order of `children`).
+    let withChildren (e: Expr) (operands: Expr list) : Expr =
+        match e, operands with
+        | (Const _ | Var _), [] -> e
+        | Add _, [ a; b ] -> Add(a, b)
+        | Sub _, [ a; b ] -> Sub(a, b)
+        | Mul _, [ a; b ] -> Mul(a, b)
+        | Div _, [ a; b ] -> Div(a, b)
+        | MatMul _, [ a; b ] -> MatMul(a, b)
+        | Neg _, [ a ] -> Neg a
+        | Pow(_, p), [ a ] -> Pow(a, p)
+        | Apply(f, _), [ a ] -> Apply(f, a)
+        | Transpose _, [ a ] -> Transpose a
+        | SumAll _, [ a ] -> SumAll a
+        | OnesLike _, [ a ] -> OnesLike a
+        | SumAxis(_, k), [ a ] -> SumAxis(a, k)
+        | ReduceLike _, [ a; like ] -> ReduceLike(a, like)
+        | MatrixExp _, [ a ] -> MatrixExp a
+        | ExpFrechet _, [ a; direction ] -> ExpFrechet(a, direction)
+        | Spread(_, k, _), [ a; like ] -> Spread(a, k, like)
+        | Concat(_, k), parts -> Concat(parts, k)
+        | Part(_, _, i, k), a :: parts -> Part(a, parts, i, k)
+        | Psi(b, j, _, d), [ s ] -> Psi(b, j, s, d)
+        | _ -> raise (ArgumentException($"{operands.Length} operand(s) do not fit the expression's root.", "operands"))
 
     /// The names and kinds of the variables an expression uses, each once, in order of first use.
     let variables (e: Expr) =
-        let seen = System.Collections.Generic.List<string * Kind>()
-        let rec walk e =
-            match e with
-            | Var(n, k) -> if not (seen.Contains((n, k))) then seen.Add((n, k))
-            | _ -> children e |> List.iter walk
-        walk e
+        let seen = List<string * Kind>()
+        let known = HashSet<string * Kind>()
+        let visited = HashSet<Expr>(HashIdentity.Reference)
+        let pending = Stack<Expr>([ e ])
+        while pending.Count > 0 do
+            let node = pending.Pop()
+            if visited.Add node then
+                match node with
+                | Var(n, k) -> if known.Add((n, k)) then seen.Add((n, k))
+                | _ -> for c in List.rev (children node) do pending.Push c
         List.ofSeq seen
+
+    /// The distinct subexpressions (structurally) of `roots`, children before parents, each with the positions of its
+    /// operands in that order, and the positions of the roots. Two nodes are the same when their roots agree and
+    /// their operands have the same positions, so each lookup is shallow whatever the depth.
+    let internal distinct (roots: Expr list) : Expr[] * int list[] * int list =
+        let index = Dictionary<Expr, int>()
+        let nodes = List<Expr>()
+        let operands = List<int list>()
+        let number (root: Expr) =
+            Expr.Fold(children, (fun node positions ->
+                let key = withChildren node (positions |> List.map (fun i -> Const(float i)))
+                match index.TryGetValue key with
+                | true, i -> i
+                | _ ->
+                    let i = nodes.Count
+                    nodes.Add node
+                    operands.Add positions
+                    index[key] <- i
+                    i), root)
+        let positions = roots |> List.map number
+        nodes.ToArray(), operands.ToArray(), positions
 
     /// The number of distinct subexpressions (the size of the expression as a graph with shared nodes).
     let size (e: Expr) =
-        let seen = System.Collections.Generic.HashSet<Expr>()
-        let rec walk e = if seen.Add e then children e |> List.iter walk
-        walk e
-        seen.Count
+        let nodes, _, _ = distinct [ e ]
+        nodes.Length

@@ -59,7 +59,8 @@ let derive (field: Expr) (state: string) (parameters: string list) (runningLoss:
 /// dL/dθ_i = ∫_{s_i}^{s_{i+1}} aᵀ∂f/∂θ_i ds for those named in `stacked` (θ piecewise constant), and Theorem 1's
 /// integral over the span for the others.
 let latexFor (d: Derivation) (galerkin: string list) (stacked: string list) =
-    let z, a = d.State, d.Adjoint
+    // The state as the field writes it (its LaTeX special characters escaped).
+    let z, a = Render.latex (Var(d.State, Tensor)), d.Adjoint
     [ yield $"\\dot{{{z}}} = {Render.latex d.Field}"
       match d.RunningLoss with
       | Some l -> yield $"\\ell(s, {z}) = {Render.latex l}"

@@ -29,36 +29,40 @@ let private uses (state: string) (e: Expr) = Expr.variables e |> List.exists (fu
 /// NotSupportedException naming the construct when a row of the field depends on other rows of the state (a product
 /// with the state on the right, a transpose, a sum over the batch), where a per-sample trace is not defined this way.
 let derive (field: Expr) (state: string) : Jacobian =
-    let andThen (factor: Factor) (j: Jacobian) = j |> List.map (fun chain -> chain @ [ factor ])
-    let rec go (e: Expr) : Jacobian =
-        if not (uses state e) then []
-        else
+    // The chain rule from the root down, from an explicit stack (no depth of nesting overflows the thread's stack):
+    // each operand with the factors that follow it in its chains, operands left to right.
+    let chains = System.Collections.Generic.List<Factor list>()
+    let pending = System.Collections.Generic.Stack<Expr * Factor list>([ field, [] ])
+    while pending.Count > 0 do
+        let e, after = pending.Pop()
+        if uses state e then
             let mixes (what: string) =
                 raise (NotSupportedException($"The field's rows are not independent: {what} in {Render.text e}. The symbolic trace needs a field whose row n depends on the state's row n only; use Hutchinson's estimator or autograd's exact trace for this field."))
-            match e with
-            | Var _ -> [ [] ]
-            | Add(a, b) -> go a @ go b
-            | Sub(a, b) -> go a @ andThen (Diagonal(Const -1.0)) (go b)
-            | Neg a -> andThen (Diagonal(Const -1.0)) (go a)
-            | Mul(a, b) -> andThen (Diagonal b) (go a) @ andThen (Diagonal a) (go b)
-            | Div(a, b) -> andThen (Diagonal(Div(Const 1.0, b))) (go a) @ andThen (Diagonal(Neg(Div(a, Pow(b, 2.0))))) (go b)
-            | Pow(a, p) -> andThen (Diagonal(Mul(Const p, Pow(a, p - 1.0)))) (go a)
-            | Apply(f, a) -> andThen (Diagonal(Derivative.derivativeOf f a)) (go a)
-            | MatMul(a, w) when not (uses state w) -> andThen (Matrix w) (go a)
-            | MatMul _ -> mixes "a matrix product with the state in its right operand"
-            | Concat(parts, axis) when axis = 1 || axis = -1 ->
-                parts |> List.mapi (fun i p -> andThen (Embed(parts, i)) (go p)) |> List.concat
-            | Concat _ -> mixes "a concatenation along the batch"
-            | Transpose _ -> mixes "a transpose"
-            | SumAll _ | SumAxis _ | Spread _ -> mixes "a sum across elements"
-            | Part _ | OnesLike _ | Psi _ | Const _ | ReduceLike _ | ExpFrechet _ -> mixes "a construct of derivatives"
-            | MatrixExp _ -> mixes "a matrix exponential of the state"
+            let operands =
+                match e with
+                | Var _ -> chains.Add after; []
+                | Add(a, b) -> [ a, after; b, after ]
+                | Sub(a, b) -> [ a, after; b, Diagonal(Const -1.0) :: after ]
+                | Neg a -> [ a, Diagonal(Const -1.0) :: after ]
+                | Mul(a, b) -> [ a, Diagonal b :: after; b, Diagonal a :: after ]
+                | Div(a, b) -> [ a, Diagonal(Div(Const 1.0, b)) :: after; b, Diagonal(Neg(Div(a, Pow(b, 2.0)))) :: after ]
+                | Pow(a, p) -> [ a, Diagonal(Mul(Const p, Pow(a, p - 1.0))) :: after ]
+                | Apply(f, a) -> [ a, Diagonal(Derivative.derivativeOf f a) :: after ]
+                | MatMul(a, w) when not (uses state w) -> [ a, Matrix w :: after ]
+                | MatMul _ -> mixes "a matrix product with the state in its right operand"
+                | Concat(parts, axis) when axis = 1 || axis = -1 -> parts |> List.mapi (fun i p -> p, Embed(parts, i) :: after)
+                | Concat _ -> mixes "a concatenation along the batch"
+                | Transpose _ -> mixes "a transpose"
+                | SumAll _ | SumAxis _ | Spread _ -> mixes "a sum across elements"
+                | Part _ | OnesLike _ | Psi _ | Const _ | ReduceLike _ | ExpFrechet _ -> mixes "a construct of derivatives"
+                | MatrixExp _ -> mixes "a matrix exponential of the state"
+            for operand in List.rev operands do pending.Push operand
     let simplifyFactor f =
         match f with
         | Diagonal d -> Diagonal(Simplify.simplify d)
         | Matrix m -> Matrix(Simplify.simplify m)
         | Embed _ -> f
-    go field |> List.map (List.map simplifyFactor)
+    chains |> Seq.map (List.map simplifyFactor) |> List.ofSeq
 
 /// The expressions the chains' factors evaluate (the parts of a concatenation give its sizes).
 let factorExpressions (j: Jacobian) : Expr list =

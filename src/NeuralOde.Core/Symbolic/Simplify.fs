@@ -53,28 +53,6 @@ let private step (e: Expr) =
     | ReduceLike(Const c, _) -> Const c
     | _ -> e
 
-/// The simplified expression (bottom-up, one pass: each rewrite only shrinks the expression).
-let rec simplify (e: Expr) : Expr =
-    let rebuilt =
-        match e with
-        | Const _ | Var _ -> e
-        | Add(a, b) -> Add(simplify a, simplify b)
-        | Sub(a, b) -> Sub(simplify a, simplify b)
-        | Mul(a, b) -> Mul(simplify a, simplify b)
-        | Div(a, b) -> Div(simplify a, simplify b)
-        | MatMul(a, b) -> MatMul(simplify a, simplify b)
-        | Neg a -> Neg(simplify a)
-        | Pow(a, p) -> Pow(simplify a, p)
-        | Apply(f, a) -> Apply(f, simplify a)
-        | Transpose a -> Transpose(simplify a)
-        | SumAll a -> SumAll(simplify a)
-        | OnesLike a -> OnesLike(simplify a)
-        | SumAxis(a, k) -> SumAxis(simplify a, k)
-        | ReduceLike(a, like) -> ReduceLike(simplify a, simplify like)
-        | MatrixExp a -> MatrixExp(simplify a)
-        | ExpFrechet(a, e) -> ExpFrechet(simplify a, simplify e)
-        | Spread(a, k, like) -> Spread(simplify a, k, simplify like)
-        | Concat(parts, k) -> Concat(List.map simplify parts, k)
-        | Part(a, parts, i, k) -> Part(simplify a, List.map simplify parts, i, k)
-        | Psi(b, j, s, d) -> Psi(b, j, simplify s, d)
-    step rebuilt
+/// The simplified expression (bottom-up, one pass: each rewrite only shrinks the expression), from an explicit stack
+/// (Expr.Fold), so that no depth of nesting overflows the thread's stack.
+let simplify (e: Expr) : Expr = Expr.Fold(Expr.children, (fun node operands -> step (Expr.withChildren node operands)), e)

@@ -41,7 +41,8 @@ module Symplectic =
 
     /// The positions and momenta after `steps` steps of size `dt` from (q0, p0), with the states every `saveEvery`
     /// steps (the first and the last included): (q [k, ...q0.shape], p [k, ...]). `acceleration q` returns −∇V(q) with
-    /// q's shape. Differentiable by autograd when q0, p0 or the acceleration's tensors require grad.
+    /// q's shape. Differentiable by autograd when q0, p0 or the acceleration's tensors require grad. Raises
+    /// OdeSolveException (NonFiniteValue, with the time of the evaluation) when the acceleration returns NaN or Inf.
     let solve (methodUsed: SymplecticMethod) (acceleration: torch.Tensor -> torch.Tensor) (q0: torch.Tensor) (p0: torch.Tensor)
               (dt: float) (steps: int) (saveEvery: int) : torch.Tensor * torch.Tensor =
         if isNull (box acceleration) then raise (ArgumentNullException("acceleration"))
@@ -62,13 +63,19 @@ module Symplectic =
             for step in 1 .. steps do
                 use scope = torch.NewDisposeScope()
                 let mutable qi, pi = q, p
+                // The time of the positions after each drift (the acceleration is evaluated there).
+                let mutable ti = float (step - 1) * dt
                 for i in 0 .. methodUsed.Drift.Length - 1 do
                     qi <- Internal.TensorOps.addScaled qi pi (methodUsed.Drift[i] * dt)
+                    ti <- ti + methodUsed.Drift[i] * dt
                     if methodUsed.Kick[i] <> 0.0 then
                         use a = acceleration qi
                         if a.shape <> qi.shape then
                             let aShape, qShape = Internal.TensorOps.shapeText a, Internal.TensorOps.shapeText qi
                             raise (ArgumentException($"acceleration returned shape {aShape} for positions of shape {qShape}.", "acceleration"))
+                        // As the ODE solvers fail on a field that returns NaN or Inf, instead of returning NaN.
+                        use finite = torch.isfinite(a).all()
+                        if not (finite.item<bool>()) then raise (Integrate.nonFinite ti "The acceleration returned NaN or Inf")
                         pi <- Internal.TensorOps.addScaled pi a (methodUsed.Kick[i] * dt)
                 let nq, np = qi.MoveToOuterDisposeScope(), pi.MoveToOuterDisposeScope()
                 q.Dispose()

@@ -96,11 +96,13 @@ let checkpointWriter () =
 
 /// The scenarios by name.
 let all : Map<string, unit -> int> =
-    Map [ "derived-parameter", derivedParameter
+    Map(
+        [ "derived-parameter", derivedParameter
           "inplace-saved-adjoint", inPlaceSavedTensor Sensitivity.adjoint
           "inplace-saved-interpolated", inPlaceSavedTensor Sensitivity.interpolatedAdjoint
           "theorem1-terminal-shape", theorem1WrongTerminalShape
           "failed-constructor-finaliser", failedConstructorFinaliser
           "checkpoint-writer", checkpointWriter
           "malformed-inputs", MalformedInputs.run 800 ]
-    |> Map.fold (fun all k v -> Map.add k v all) (Map.ofList Concurrency.scenarios)
+        @ NeuralOde.Tests.Symbolic.DeepExpressionTests.scenarios
+        @ Concurrency.scenarios)

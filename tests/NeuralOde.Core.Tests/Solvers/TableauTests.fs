@@ -42,6 +42,28 @@ let tests =
                         DenseOutput.Hermite "none" |> ignore)
             Expect.stringContains ex.Message "row 1 of A sums to 0.4" "names the failing row"
         }
+        test "a tableau with a non-finite coefficient is refused, naming the coefficient" {
+            let heun (c: float[]) (a: float[][]) (b: float[]) (e: float[] option) =
+                ButcherTableau.create "heun-nan" 2 (e |> Option.map (fun _ -> 1)) c a b e DenseOutput.Hermite "none" |> ignore
+            let refused (argument: string) (coefficient: string) (build: unit -> unit) =
+                let ex = raises<System.ArgumentException> build
+                Expect.equal ex.ParamName argument "names the argument"
+                Expect.stringContains ex.Message coefficient "names the coefficient and its value"
+            refused "a" "a[1][0] is NaN" (fun () -> heun [| 0.0; 1.0 |] [| [||]; [| nan |] |] [| 0.5; 0.5 |] None)
+            refused "c" "c[1] is NaN" (fun () -> heun [| 0.0; nan |] [| [||]; [| 1.0 |] |] [| 0.5; 0.5 |] None)
+            refused "b" "b[0] is NaN" (fun () -> heun [| 0.0; 1.0 |] [| [||]; [| 1.0 |] |] [| nan; 0.5 |] None)
+            refused "e" "e[1] is Infinity" (fun () -> heun [| 0.0; 1.0 |] [| [||]; [| 1.0 |] |] [| 0.5; 0.5 |] (Some [| 0.5; infinity |]))
+        }
+        test "a continuous extension that is NaN inside the step is refused, though right at θ = 0 and 1" {
+            // Heun's b_i(θ) would be [θ − θ²/2, θ²/2]; this one agrees at the ends only.
+            let weights (theta: float) = if theta = 0.0 then [| 0.0; 0.0 |] elif theta = 1.0 then [| 0.5; 0.5 |] else [| nan; nan |]
+            let ex =
+                raises<System.ArgumentException> (fun () ->
+                    ButcherTableau.create "heun-dense" 2 None [| 0.0; 1.0 |] [| [||]; [| 1.0 |] |] [| 0.5; 0.5 |] None
+                        (DenseOutput.Continuous weights) "none" |> ignore)
+            Expect.equal ex.ParamName "dense" "names the argument"
+            Expect.stringContains ex.Message "b_0(0.25) is NaN" "names the weight, θ and the value"
+        }
         test "byName finds solvers and lists the known ones otherwise" {
             Expect.equal (Solvers.byName "Dopri5").Name "dopri5" "case-insensitive"
             let ex = raises<System.ArgumentException> (fun () -> Solvers.byName "rk45" |> ignore)

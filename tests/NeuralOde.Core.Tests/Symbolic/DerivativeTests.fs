@@ -137,6 +137,33 @@ let tests =
             Expect.equal (Render.text g["w"]) "z' @ (v .* (1 - tanh(z @ w)^2))" "d/dw"
             Expect.equal (Render.latex g["z"]) "\\left(v \\odot \\left(1 - \\tanh\\left(z w\\right)^{2}\\right)\\right) w^\\top" "LaTeX"
         }
+        test "LaTeX escapes the special characters of names: braces stay balanced and no % comments out the rest" {
+            let names = [ "a}b"; "c{"; "rate%"; "x\\y"; "p$"; "u&v"; "n#"; "k_1"; "e^2x"; "t~" ]
+            let e = names |> List.map Expr.tensor |> List.reduce (fun a b -> Add(a, b))
+            let latex = Render.latex e
+            // Walk the text as TeX reads it: a backslash starts a control word (letters) or symbol (one character).
+            let mutable depth, i, unescaped = 0, 0, []
+            while i < latex.Length do
+                match latex[i] with
+                | '\\' when i + 1 < latex.Length && Char.IsLetter latex[i + 1] ->
+                    i <- i + 1
+                    while i + 1 < latex.Length && Char.IsLetter latex[i + 1] do i <- i + 1
+                | '\\' -> i <- i + 1
+                | '{' -> depth <- depth + 1
+                | '}' ->
+                    depth <- depth - 1
+                    Expect.isGreaterThanOrEqual depth 0 $"a closing brace without an opening one at {i} in {latex}"
+                | '%' | '$' | '&' | '#' | '~' as c -> unescaped <- c :: unescaped
+                | _ -> ()
+                i <- i + 1
+            Expect.equal depth 0 $"balanced braces in {latex}"
+            Expect.isEmpty unescaped $"no unescaped special characters in {latex}"
+            Expect.equal (Render.latex (Expr.tensor "a}b")) "\\mathrm{a\\}b}" "a}b"
+            Expect.equal (Render.latex (Expr.tensor "rate%")) "\\mathrm{rate\\%}" "rate%"
+            Expect.equal (Render.latex (Expr.tensor "c{")) "\\mathrm{c\\{}" "c{"
+            Expect.equal (Render.latex (Expr.tensor "x\\y")) "\\mathrm{x\\backslash{}y}" "x\\y"
+            Expect.equal (Render.latex (Expr.tensor "theta1")) "\\theta_{1}" "a Greek name keeps its letter"
+        }
         test "basis functions in expressions: the depth derivative of Σ z ⊙ ψ_j(s) is Σ z ⊙ ψ′_j(s) (central differences)" {
             let basis = NeuralOde.Core.Basis.legendre 4 1.0
             let s = Expr.scalar "s"

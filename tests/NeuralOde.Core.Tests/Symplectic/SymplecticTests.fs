@@ -64,4 +64,17 @@ let tests =
             let e = Raises.raises<ArgumentException> (fun () -> Symplectic.solve Symplectic.leapfrog (fun q -> torch.cat([| q; q |], 0L)) q0 p1 0.1 10 1 |> ignore)
             Expect.equal e.ParamName "acceleration" "acceleration's shape"
         }
+        test "an acceleration that returns NaN fails the solve as the ODE solvers do, with the time of the evaluation" {
+            use q0 = Tensors.f64 [| 1.0 |]
+            use p0 = Tensors.f64 [| 0.0 |]
+            let mutable calls = 0
+            // Leapfrog evaluates once per step, after its first half drift: the fourth call is at t = 3.5 dt.
+            let failing (q: torch.Tensor) =
+                calls <- calls + 1
+                if calls = 4 then torch.full_like(q, Scalar.op_Implicit nan) else q.neg()
+            let e = Raises.raises<OdeSolveException> (fun () -> Symplectic.solve Symplectic.leapfrog failing q0 p0 0.1 10 1 |> ignore)
+            Expect.equal e.Failure OdeFailure.NonFiniteValue "the ODE solvers' failure for a non-finite field"
+            Expect.floatClose Accuracy.high e.Time 0.35 "the time of the evaluation"
+            Expect.stringContains e.Message "acceleration returned NaN or Inf at t = 0.35" "says what and when"
+        }
     ]
