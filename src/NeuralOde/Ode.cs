@@ -72,6 +72,15 @@ public static class Ode
             vectorField.parameters().Select(p => (torch.Tensor)p).ToArray(), integralLoss, timeTensor);
     }
 
+    /// <summary>The problem of a Func field on the output times, its arguments checked by name.</summary>
+    static Core.OdeProblem ProblemOf(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times)
+    {
+        ArgumentNullException.ThrowIfNull(vectorField);
+        ArgumentNullException.ThrowIfNull(x0);
+        ArgumentNullException.ThrowIfNull(times);
+        return OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+    }
+
     /// <summary>
     /// Solves like <c>Ode.Solve</c> (gradients by autograd), but a failure part-way — step budget, step-size
     /// underflow, NaN or Inf, a field returning the wrong shape — does not throw (diffrax's <c>throw=False</c>): the
@@ -83,10 +92,7 @@ public static class Ode
                                        Solver? solver = null, StepSize? stepSize = null,
                                        Func<double, torch.Tensor, torch.Tensor>? integralLoss = null)
     {
-        ArgumentNullException.ThrowIfNull(vectorField);
-        ArgumentNullException.ThrowIfNull(x0);
-        ArgumentNullException.ThrowIfNull(times);
-        var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+        var problem = ProblemOf(vectorField, x0, times);
         if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
         var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return new OdeSolution(Core.Ode.trySolve(problem, tableau, control));
@@ -107,10 +113,7 @@ public static class Ode
     public static RowsSolution TrySolveRows(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times,
                                             Solver? solver = null, StepSize? stepSize = null)
     {
-        ArgumentNullException.ThrowIfNull(vectorField);
-        ArgumentNullException.ThrowIfNull(x0);
-        ArgumentNullException.ThrowIfNull(times);
-        var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+        var problem = ProblemOf(vectorField, x0, times);
         var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         return new RowsSolution(Core.Rows.trySolve(problem, tableau, control));
     }
@@ -186,10 +189,7 @@ public static class Ode
     public static DenseSolution SolveDense(Func<double, torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[] times,
                                            Solver? solver = null, StepSize? stepSize = null)
     {
-        ArgumentNullException.ThrowIfNull(vectorField);
-        ArgumentNullException.ThrowIfNull(x0);
-        ArgumentNullException.ThrowIfNull(times);
-        var problem = OdeProblemModule.create(FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField), x0, times);
+        var problem = ProblemOf(vectorField, x0, times);
         var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         var (solution, trajectory) = Core.Ode.solveDense(problem, tableau, control).ToValueTuple();
         return new DenseSolution(solution, trajectory);
