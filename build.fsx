@@ -1,7 +1,8 @@
 // NeuralOde build script: `dotnet fsi build.fsx <target>`.
 //   build   restore and build the solution (Release)
-//   test    every F# (Expecto) and C# (xunit) test, the paper's experiments in quick mode (under oneDNN's default ISA
-//           and AVX2, at 1 and 2 threads), the README's code
+//   test    every F# (Expecto) and C# (xunit) test (those that train also under oneDNN limited to AVX2 and on one
+//           thread), the paper's experiments in quick mode (under oneDNN's default ISA and AVX2, at 1 and 2 threads),
+//           the README's code
 //           blocks (tests/Readme/), the derivation scripts (paper-appendix/derivations/) and the consumer apps and script
 //           (tests/Consumers/), then one line `N passed, N failed`; non-zero exit on any failure
 //   demo    the main job: the paper's reflection experiments (Fig. 3, Fig. 5, g_1d), figures to out/demo/
@@ -80,6 +81,23 @@ let test (extra: string list) =
         // thread allocates while one is inside libtorch.
         run root "dotnet" ([ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"; "--sequenced"
                              "--colours"; "0"; "--junit-summary"; junit ] @ extra)
+    // The F# tests that train (Training, Models, Fused) again under the other CPU configurations the experiments run
+    // under: oneDNN limited to AVX2, and one thread. About half a minute each.
+    let trainingRuns =
+        [ "oneDNN limited to AVX2, 2 threads", [ "ONEDNN_MAX_CPU_ISA", "AVX2"; "NEURALODE_TEST_THREADS", "2" ]
+          "default ISA, 1 thread", [ "NEURALODE_TEST_THREADS", "1" ]
+          "oneDNN limited to AVX2, 1 thread", [ "ONEDNN_MAX_CPU_ISA", "AVX2"; "NEURALODE_TEST_THREADS", "1" ] ]
+        |> List.mapi (fun i (label, environment) ->
+            [ for list in [ "Training"; "Models"; "Fused" ] ->
+                printfn "== F# tests that train (%s), %s ==" list label
+                let file = Path.Combine(results, $"fsharp-junit-{i}-{list}.xml")
+                let code, output =
+                    Exec.run false (TimeSpan.FromMinutes 15.0) root environment "dotnet"
+                        [ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"; "--sequenced"
+                          "--colours"; "0"; "--filter"; list; "--junit-summary"; file ]
+                if code <> 0 then printfn "%s" output
+                $"F# {list}, {label}", file, code ])
+        |> List.concat
     printfn "== C# tests (xunit) =="
     let csCode =
         dotnet [ "test"; "tests/NeuralOde.Tests/NeuralOde.Tests.csproj"; "-c"; configuration; "--no-build"; "--nologo"
@@ -150,7 +168,10 @@ let test (extra: string list) =
         with e ->
             printfn "consumers: %s" e.Message
             [ { Consumers.Name = "pack"; Consumers.Passed = false; Consumers.Seconds = 0.0; Consumers.Output = e.Message } ]
-    let fsPassed, fsFailed = count "F#" junit junitCounts fsCode
+    let fsPassed, fsFailed =
+        [ yield count "F#" junit junitCounts fsCode
+          for name, file, code in trainingRuns -> count name file junitCounts code ]
+        |> List.reduce (fun (p1, f1) (p2, f2) -> p1 + p2, f1 + f2)
     let csPassed, csFailed = count "C#" (Path.Combine(results, "csharp.trx")) trxCounts csCode
     let consumersPassed = consumers |> List.filter (fun o -> o.Passed) |> List.length
     let consumersFailed = consumers.Length - consumersPassed

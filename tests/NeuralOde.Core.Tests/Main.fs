@@ -11,7 +11,10 @@ let main argv =
     | [| "--child"; "onednn-keep" |] -> NeuralOde.Tests.Native.OneDnnCheckTests.keepScenario ()
     | [| "--child"; "onednn-off" |] -> NeuralOde.Tests.Native.OneDnnCheckTests.offScenario ()
     | _ ->
-    TorchSharp.torch.set_num_threads 2
+    // Two threads (CI's cores) unless NEURALODE_TEST_THREADS says otherwise: the test command reruns the tests that
+    // train on one thread and with oneDNN limited to AVX2.
+    let threads = match System.Environment.GetEnvironmentVariable "NEURALODE_TEST_THREADS" with null | "" -> 2 | v -> int v
+    TorchSharp.torch.set_num_threads threads
     match argv with
     | [| "--child"; scenario |] ->
         // A scenario in a process of its own (Support/Child): its exit code is the verdict.

@@ -10,7 +10,7 @@ type Tensor = torch.Tensor
 
 /// The rows (indices along dimension 0) of x that hold NaN or Inf.
 let nonFiniteRows (x: Tensor) : int[] =
-    if isNull x || x.IsInvalid || x.dim() = 0L then [||]
+    if isNull x || x.IsInvalid || x.dim() = 0L || x.numel() = 0L then [||]
     else
         use _ = torch.no_grad()
         use _ = torch.NewDisposeScope()
@@ -22,6 +22,7 @@ let nonFiniteRows (x: Tensor) : int[] =
 /// The scaled RMS error of each row (as ErrorNorm.scaled over the row's elements), on the host; NaN or Inf where the
 /// row's error is.
 let rowErrors (rtol: float) (atol: float) (err: Tensor) (y0: Tensor) (y1: Tensor) : float[] =
+    if err.numel() = 0L then [||] else
     use _ = torch.no_grad()
     use _ = torch.NewDisposeScope()
     use scale = torch.maximum(y0.abs(), y1.abs())
@@ -38,7 +39,7 @@ let rowErrors (rtol: float) (atol: float) (err: Tensor) (y0: Tensor) (y1: Tensor
 /// the largest error. Empty for a 0-dim state or when nothing singles a row out (the trial itself raised, or fixed
 /// steps with every row finite).
 let rows (tableau: ButcherTableau) (f: float -> Tensor -> Tensor) (control: StepControl) (t: float) (y: Tensor) (fy: Tensor) (h: float) : int[] =
-    if isNull y || y.IsInvalid || y.dim() = 0L || y.shape[0] = 0L then [||]
+    if isNull y || y.IsInvalid || y.dim() = 0L || y.numel() = 0L then [||]
     else
     match Array.append (nonFiniteRows y) (nonFiniteRows fy) |> Array.distinct |> Array.sort with
     | bad when bad.Length > 0 -> bad
