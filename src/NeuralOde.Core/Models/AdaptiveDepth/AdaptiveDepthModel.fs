@@ -18,6 +18,8 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
         if System.Double.IsNaN minDepth || System.Double.IsInfinity minDepth || minDepth < 0.0 then
             raise (System.ArgumentOutOfRangeException("minDepth", minDepth, $"minDepth must be a finite number ≥ 0; got {minDepth}."))
         StepControl.validate control
+        // libtorch's float32 convolutions are wrong on some CPUs unless oneDNN is off (Native/OneDnnCheck.fs).
+        Native.OneDnnCheck.ensureCorrect () |> ignore
         this.register_module("vector_field", vectorField)
         this.register_module("depth", depth)
     // Refuses, at construction, a field whose depth dependence cannot be per sample.

@@ -24,6 +24,8 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         if dimension < 1 then
             raise (ArgumentOutOfRangeException("dimension", dimension, $"The flow's dimension d must be at least 1; got {dimension}. Give the number of features of one sample."))
         StepControl.validate control
+        // libtorch's float32 convolutions are wrong on some CPUs unless oneDNN is off (Native/OneDnnCheck.fs).
+        Native.OneDnnCheck.ensureCorrect () |> ignore
         Internal.Guard.timeGrid "span" [| t0; t1 |] |> ignore
         // A Sequential's first and last affine layers are read here; the rest is checked at the first solve (checkWidth).
         for side, width in [ "takes", fst (FieldShape.widths field); "returns", snd (FieldShape.widths field) ] do
