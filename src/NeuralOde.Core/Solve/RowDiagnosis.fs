@@ -19,20 +19,6 @@ let nonFiniteRows (x: Tensor) : int[] =
         use bad = rows.logical_not().nonzero().flatten()
         bad.data<int64>().ToArray() |> Array.map int
 
-/// The scaled RMS error of each row (as ErrorNorm.scaled over the row's elements), on the host; NaN or Inf where the
-/// row's error is.
-let rowErrors (rtol: float) (atol: float) (err: Tensor) (y0: Tensor) (y1: Tensor) : float[] =
-    if err.numel() = 0L then [||] else
-    use _ = torch.no_grad()
-    use _ = torch.NewDisposeScope()
-    use scale = torch.maximum(y0.abs(), y1.abs())
-    use denominator = TensorOps.addScalar scale (Scalar.op_Implicit(atol / rtol))
-    use ratio = err.div(denominator)
-    use byRow = ratio.reshape(err.shape[0], -1L)
-    use rms = byRow.square().mean([| 1L |]).sqrt()
-    use scaled = rms.to_type(torch.float64)
-    scaled.data<float>().ToArray() |> Array.map (fun e -> e / rtol)
-
 /// The rows a solve that failed at (t, y), with f(t, y) = fy and last trial step h, is attributed to: rows of y or fy
 /// that hold NaN or Inf; else the rows whose trial step of h from (t, y) gives NaN or Inf; else, under adaptive
 /// control, the rows whose scaled error of that trial exceeds 1 (the rows that drove the step down), or the row with
@@ -55,7 +41,7 @@ let rows (tableau: ButcherTableau) (f: float -> Tensor -> Tensor) (control: Step
         | _ ->
         match control, r.Error with
         | StepControl.Adaptive o, Some err ->
-            let errors = rowErrors o.RTol o.ATol err y r.Y1
+            let errors = ErrorNorm.scaledRows o.RTol o.ATol err y r.Y1
             match errors |> Array.indexed |> Array.filter (fun (_, e) -> not (e <= 1.0)) |> Array.map fst with
             | bad when bad.Length > 0 -> bad
             | _ -> [| errors |> Array.indexed |> Array.maxBy snd |> fst |]

@@ -4,6 +4,15 @@ module internal NeuralOde.Core.ErrorNorm
 
 open TorchSharp
 
+/// err / (atol/rtol + max(|y0|, |y1|)), element by element: rtol times the scaled error of each element.
+let private scaledRatio (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y1: torch.Tensor) =
+    use a0 = y0.abs()
+    use a1 = y1.abs()
+    use scale = torch.maximum(a0, a1)
+    use shift = Scalar.op_Implicit(atol / rtol)
+    use denominator = Internal.TensorOps.addScalar scale shift
+    err.div(denominator)
+
 /// The scaled RMS error as a 0-dim tensor.
 let scaled (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y1: torch.Tensor) : torch.Tensor =
     // Only a number for the step controller: no graph. Written as ‖err / (atol/rtol + max(|y0|, |y1|))‖₂ / (rtol·√n)
@@ -13,12 +22,7 @@ let scaled (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y
     use _ = torch.no_grad()
     // An empty state (a batch of none) has no error: every step is accepted (the RMS of nothing would be 0/0).
     if err.NumberOfElements = 0L then torch.zeros([||], dtype = err.dtype, device = err.device) else
-    use a0 = y0.abs()
-    use a1 = y1.abs()
-    use scale = torch.maximum(a0, a1)
-    use shift = Scalar.op_Implicit(atol / rtol)
-    use denominator = Internal.TensorOps.addScalar scale shift
-    use ratio = err.div(denominator)
+    use ratio = scaledRatio rtol atol err y0 y1
     let norm = torch.linalg.vector_norm(ratio, 2.0)
     use factor = Scalar.op_Implicit(1.0 / (rtol * sqrt (float err.NumberOfElements)))
     norm.mul_(factor)
@@ -32,3 +36,16 @@ let rmsScaled (x: torch.Tensor) (scale: torch.Tensor) : float =
     use root = mean.sqrt()
     use root64 = root.to_type(torch.float64)
     root64.item<float>()
+
+/// The scaled RMS error of each row (along the first dimension) as `scaled` computes it over the whole state, on the
+/// host; NaN or Inf where a row's error is. Used to attribute a failed solve to rows (Solve/RowDiagnosis.fs).
+let scaledRows (rtol: float) (atol: float) (err: torch.Tensor) (y0: torch.Tensor) (y1: torch.Tensor) : float[] =
+    if err.NumberOfElements = 0L then [||] else
+    use _ = torch.no_grad()
+    use ratio = scaledRatio rtol atol err y0 y1
+    use byRow = ratio.reshape(err.shape[0], -1L)
+    use squares = byRow.square()
+    use means = squares.mean([| 1L |])
+    use rms = means.sqrt()
+    use rms64 = rms.to_type(torch.float64)
+    rms64.data<float>().ToArray() |> Array.map (fun e -> e / rtol)
