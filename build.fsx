@@ -81,13 +81,13 @@ let test (extra: string list) =
         // thread allocates while one is inside libtorch.
         run root "dotnet" ([ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"; "--sequenced"
                              "--colours"; "0"; "--junit-summary"; junit ] @ extra)
-    // The F# tests that train (Training, Models, Fused) again with oneDNN limited to AVX2 and on one thread (with the
+    // The F# tests that train (Training, Models, FieldBackends) again with oneDNN limited to AVX2 and on one thread (with the
     // main run, each ISA and each thread count once; the experiments run all four pairs). About half a minute each.
     let trainingRuns =
         [ "oneDNN limited to AVX2, 2 threads", [ "ONEDNN_MAX_CPU_ISA", "AVX2"; "NEURALODE_TEST_THREADS", "2" ]
           "default ISA, 1 thread", [ "NEURALODE_TEST_THREADS", "1" ] ]
         |> List.mapi (fun i (label, environment) ->
-            [ for list in [ "Training"; "Models"; "Fused" ] ->
+            [ for list in [ "Training"; "Models"; "FieldBackends" ] ->
                 printfn "== F# tests that train (%s), %s ==" list label
                 let file = Path.Combine(results, $"fsharp-junit-{i}-{list}.xml")
                 let code, output =

@@ -83,20 +83,18 @@ public sealed class ContinuousNormalizingFlow : Module<torch.Tensor, torch.Tenso
     /// <summary>d, the number of features of one sample.</summary>
     public int Dimension => _flow.Dimension;
 
-    /// <summary>Whether the flow may run on the fused kernels (default true). For a field that is a <c>Sequential</c>
-    /// of <c>Linear</c> (and <see cref="GalerkinLinear"/>) layers with tanh, sigmoid, ReLU or softplus, no condition, a
-    /// float32 or float64 CPU batch and <see cref="Sensitivities.Adjoint"/> (or no gradient wanted), the log-likelihood
-    /// and its adjoint run on flat buffers, the trace by forward-mode tangents and its gradients by their reverse:
-    /// the generic adjoint's steps, probes and gradients to rounding, about twice as fast. Set false to always
-    /// evaluate the module with autograd.</summary>
-    public bool UseFusedKernels
+    /// <summary>Which backend evaluates the field (default <see cref="FieldBackend.Auto"/>). Auto compiles a field
+    /// that is a <c>Sequential</c> of <c>Linear</c> (and <see cref="GalerkinLinear"/>) layers with tanh, sigmoid, ReLU or
+    /// softplus, for an unconditional float32 or float64 CPU batch: with <see cref="Sensitivities.Adjoint"/> (or no
+    /// gradient wanted) the log-likelihood and its adjoint run on host buffers, the trace by forward-mode tangents and
+    /// its gradients by their reverse — the module's steps, probes and gradients to rounding, about twice as fast.
+    /// <see cref="SolveStatistics.Backend"/> of <see cref="LastStatistics"/> says which ran. Replaces UseFusedKernels
+    /// (false is <see cref="FieldBackend.Module"/>).</summary>
+    public FieldBackend Backend
     {
-        get => _flow.UseFusedKernels;
-        set => _flow.UseFusedKernels = value;
+        get => FieldBackendChoices.FromCore(_flow.Backend);
+        set => _flow.Backend = value.ToCore();
     }
-
-    /// <summary>Whether the most recent solve ran on the fused kernels.</summary>
-    public bool LastSolveWasFused => _flow.LastSolveWasFused;
 
     /// <summary>Statistics of the most recent solve (a log-likelihood, an encoding or a sampling).</summary>
     public SolveStatistics LastStatistics => SolveStatistics.From(_flow.LastStatistics);

@@ -10,12 +10,12 @@ namespace NeuralOde;
 /// field (e.g. in a <c>Sequential</c> with ordinary layers) the block tells it the depth, so <c>forward(x)</c> uses it;
 /// <c>forward(x, s)</c> passes s explicitly.
 /// </summary>
-public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>, Core.IGalLinearWrapper
+public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>, Core.IModuleWrapper
 {
     readonly Core.GalLinear _layer;
 
-    // The fused solver (NeuralOdeBlock.UseFusedKernels) evaluates the wrapped layer directly.
-    Core.GalLinear Core.IGalLinearWrapper.Layer => _layer;
+    // Compiled field backends (NeuralOdeBlock.Backend) evaluate the wrapped layer directly: its forward is the layer's.
+    Module Core.IModuleWrapper.Wrapped => _layer;
 
     /// <summary>Creates the layer.</summary>
     public GalerkinLinear(long inFeatures, long outFeatures, Basis basis, torch.ScalarType dtype = torch.ScalarType.Float32)

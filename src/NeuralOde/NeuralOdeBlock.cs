@@ -55,24 +55,31 @@ public sealed class NeuralOdeBlock : Module<torch.Tensor, torch.Tensor>
     /// <summary>Statistics of the backward solve of the most recent forward solve (adjoint sensitivities).</summary>
     public BackwardStatistics LastBackwardStatistics => BackwardStatistics.From(_block.LastBackwardStatistics);
 
-    /// <summary>Whether <see cref="forward"/> may run on the fused kernels (default true). For a field that is a
-    /// <c>Sequential</c> of <c>Linear</c> and <see cref="GalerkinLinear"/> layers, each optionally followed by tanh,
-    /// sigmoid, ReLU or softplus, with no running loss or regulariser, on a float32 or float64 CPU state:
-    /// with fixed steps (<see cref="StepSize.Fixed"/>, <see cref="StepSize.Steps"/>) and autograd sensitivity the
-    /// solve runs as one custom autograd function on preallocated buffers (SIMD kernels in float32), with the same
-    /// steps, evaluations and gradients as the generic solver; with <see cref="Sensitivities.Adjoint"/> (any options)
-    /// the forward and backward solves of the adjoint run on flat buffers with the same steps and control as the
-    /// generic adjoint, and so does an adaptive solve that needs no gradient. The interpolated adjoint and
-    /// <see cref="Trajectory"/> evaluate the field by the kernels inside the generic solver. Results agree with the
-    /// generic path to rounding; set false to always evaluate the module.</summary>
-    public bool UseFusedKernels
+    /// <summary>Which backend evaluates the field (default <see cref="FieldBackend.Auto"/>). Auto compiles a field
+    /// that is a <c>Sequential</c> of <c>Linear</c> and <see cref="GalerkinLinear"/> layers, each optionally followed
+    /// by tanh, sigmoid, ReLU or softplus, on a float32 or float64 CPU state (no running loss or regulariser, no data
+    /// control), and the solve runs on host buffers wherever its sensitivity allows: autograd with fixed steps by the
+    /// discrete adjoint of the steps, the adjoints, and any solve that needs no gradient — with the same steps,
+    /// evaluations and gradients as the module, to rounding. <see cref="SolveStatistics.Backend"/> of
+    /// <see cref="LastStatistics"/> says which ran (and why not, when the field was not compiled).
+    /// Replaces UseFusedKernels (false is <see cref="FieldBackend.Module"/>).</summary>
+    public FieldBackend Backend
     {
-        get => _block.UseFusedKernels;
-        set => _block.UseFusedKernels = value;
+        get => FieldBackendChoices.FromCore(_block.Backend);
+        set => _block.Backend = value.ToCore();
     }
 
-    /// <summary>Whether the most recent forward solve ran on the fused kernels (see <see cref="UseFusedKernels"/>).</summary>
-    public bool LastSolveWasFused => _block.LastSolveWasFused;
+    /// <summary>Threads a compiled backend splits the batch's rows over (null: libtorch's intra-op thread count at
+    /// each solve). Only this block's solves are affected.</summary>
+    public int? Threads
+    {
+        get => _block.Threads is { } t ? t.Value : null;
+        set
+        {
+            if (value is < 1) throw new System.ArgumentOutOfRangeException(nameof(Threads), value, "Threads must be at least 1, or null for libtorch's count.");
+            _block.Threads = value is { } v ? Microsoft.FSharp.Core.FSharpOption<int>.Some(v) : null;
+        }
+    }
 
     /// <summary>The depth grid.</summary>
     public double[] Times => _block.Times;

@@ -59,17 +59,25 @@ public static class Ode
     /// <summary>
     /// Solves dx/dt = f(x) for a module f (like <see cref="NeuralOdeBlock"/>'s field: depth-aware layers are told
     /// the time), with every sensitivity finding the module's parameters itself — so an adjoint's gradients reach them
-    /// without a <c>parameters:</c> list. Otherwise as the overload that takes a function.
+    /// without a <c>parameters:</c> list; and a module the compiled backend recognises runs on it as a
+    /// <see cref="NeuralOdeBlock"/> does (<paramref name="backend"/>; the solution's statistics say which ran).
+    /// Otherwise as the overload that takes a function.
     /// </summary>
     public static OdeSolution Solve(Module<torch.Tensor, torch.Tensor> vectorField, torch.Tensor x0, double[]? times,
                                     Solver? solver = null, StepSize? stepSize = null, Sensitivity? sensitivity = null,
                                     Func<double, torch.Tensor, torch.Tensor>? integralLoss = null,
-                                    torch.Tensor? timeTensor = null)
+                                    torch.Tensor? timeTensor = null, FieldBackend backend = FieldBackend.Auto)
     {
         ArgumentNullException.ThrowIfNull(vectorField);
-        var field = Core.ModuleField.create(vectorField, null);
-        return Solve((t, x) => field.Invoke(t).Invoke(x), x0, times, solver, stepSize, sensitivity,
-            vectorField.parameters().Select(p => (torch.Tensor)p).ToArray(), integralLoss, timeTensor);
+        ArgumentNullException.ThrowIfNull(x0);
+        if (times is null && timeTensor is null) throw new ArgumentNullException(nameof(times), "Give the output times, as an array or as a time tensor.");
+        var grid = times ?? TimesOf(timeTensor!);
+        var problem = Core.FieldBackend.problemOf(vectorField, x0, grid, backend.ToCore());
+        if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
+        if (timeTensor is not null) problem = OdeProblemModule.withTimeTensor(timeTensor, problem);
+        var (method, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        var how = (sensitivity ?? Sensitivities.Autograd()).Value;
+        return new OdeSolution(Core.Ode.solveWith(how, problem, method, control));
     }
 
     /// <summary>The problem of a Func field on the output times, its arguments checked by name.</summary>

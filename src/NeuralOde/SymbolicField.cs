@@ -41,7 +41,7 @@ public sealed class SymbolicField : IDisposable
         return new(CoreSymbolic.SymbolicFieldModule.create(field.Value, state, bound, Option(depth), Option(data)));
     }
 
-    /// <summary>The field as a module: for <see cref="Ode.Solve(Module{torch.Tensor, torch.Tensor}, torch.Tensor, double[], Solver?, StepSize?, Sensitivity?, Func{double, torch.Tensor, torch.Tensor}?, torch.Tensor?)"/>,
+    /// <summary>The field as a module: for <see cref="Ode.Solve(Module{torch.Tensor, torch.Tensor}, torch.Tensor, double[], Solver?, StepSize?, Sensitivity?, Func{double, torch.Tensor, torch.Tensor}?, torch.Tensor?, FieldBackend)"/>,
     /// <see cref="NeuralOdeBlock"/> and <see cref="ContinuousNormalizingFlow"/> (which then takes the closed-form exact trace).</summary>
     public Module<torch.Tensor, torch.Tensor> Module => _field;
 

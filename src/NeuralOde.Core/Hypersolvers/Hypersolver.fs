@@ -39,7 +39,7 @@ type Hypersolver(baseSolver: ButcherTableau, correction: Module<torch.Tensor, to
         checkState z
         use scope = torch.NewDisposeScope()
         let k1 = slope f t z
-        let result = RungeKuttaStep.step baseSolver f t z h k1
+        let result = RungeKuttaStep.step (State.TensorAlgebra.Shared :> State.IStateAlgebra<torch.Tensor>) baseSolver false f t z h k1
         result.Y1.MoveToOuterDisposeScope(), k1.MoveToOuterDisposeScope()
 
     /// g_ω(z, f(t, z)) [N, d].

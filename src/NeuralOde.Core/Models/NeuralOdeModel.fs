@@ -24,20 +24,13 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         this.register_module("vector_field", vectorField)
     let times = Array.copy times
     let dataControlled = not (ModuleField.dataControlled vectorField).IsEmpty
-    let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let mutable last = SolveStatistics.Zero
     let mutable lastBackward = BackwardStatistics()
     // The field's parameters as constructed: disposing the block disposes them (TorchSharp's Module.Dispose), which is
     // how a disposed block is recognised. (Not an override of Dispose: TorchSharp's finaliser calls it also for a
     // block whose constructor threw, and a member of this `as this` class then raises on the finaliser thread,
     // ending the process.)
     let constructedParameters = vectorField.parameters() |> Seq.toArray
-    // Workspaces of the fused solver (Fused/FusedRungeKutta.fs), kept between solves: those of two batch sizes
-    // (training and evaluation), split between up to four threads, at most.
-    let fusedPool = Fused.Workspace.WorkspacePool(8)
-    // The thread the fused kernels serve; other threads solve generically (Fused/FusedOwner.fs).
-    let fusedOwner = Fused.FusedOwner()
-    let mutable lastFused = false
-
     /// A block with the default name "neural_ode", gradients by autograd through the solver and no running loss.
     new(vectorField, solver, control, times) =
         new NeuralOdeModel("neural_ode", vectorField, solver, control, Sensitivity.Autograd, times, None)
@@ -71,23 +64,17 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         member _.LastStatistics = last
         member _.LastBackwardStatistics = lastBackward
 
-    /// Whether the block may use the fused kernels (default true) for a field that is a Sequential of Linear and
+    /// Which backend evaluates the field (default Auto): Auto compiles a field that is a Sequential of Linear and
     /// GalLinear layers, each optionally followed by tanh, sigmoid, ReLU or softplus, on a float32 or float64 CPU state
-    /// whose dtype the parameters share. With fixed steps, autograd sensitivity and no running loss, `forward` runs
-    /// the fused solver: one custom autograd function on preallocated buffers (SIMD kernels in float32) with the same
-    /// steps, evaluations and gradients (the discrete adjoint of the steps) as the generic solver. With the backsolve
-    /// adjoint (Sensitivity.Adjoint, any options), `forward` runs the fused adjoint: the forward and backward solves on
-    /// flat buffers with the same steps, error norm (or seminorm) and control as the generic adjoint, the field and its
-    /// vector–Jacobian products by the same kernels; so does an adaptive solve that needs no gradient (inference).
-    /// The interpolated adjoint and `Trajectory` under an adjoint run the generic solver with the field and its
-    /// products evaluated by the kernels. Every other block runs unchanged. The fused kernels read the
-    /// modules' parameters directly: forward hooks make a field unrecognised, and GalLinear's LastWeights is not
-    /// updated. Set false to always evaluate the module (results agree to rounding either way).
-    member val UseFusedKernels = true with get, set
-    /// Whether the most recent solve ran on the fused kernels: the fused solver (fixed steps, autograd), the fused
-    /// adjoint (and fused inference with adaptive steps), or, under the interpolated adjoint or in `Trajectory`, the
-    /// generic solver with the field and its vector–Jacobian products evaluated by them.
-    member _.LastSolveWasFused = lastFused
+    /// whose dtype the parameters share (FieldBackend.forModule), and the solve runs on it where its sensitivity allows
+    /// (Ode.solveWithOptions: autograd with fixed steps by the discrete adjoint of the steps, the adjoints, any solve
+    /// that needs no gradient) with the same steps, evaluations and gradients as on tensors, to rounding. A field the
+    /// backend does not recognise, a data-controlled field, a running loss or a regulariser run on tensors. Module
+    /// always evaluates the module. LastStatistics.Backend says which ran. The compiled backend reads the layers'
+    /// parameters directly: forward hooks make a field unrecognised, and GalLinear's LastWeights is not updated.
+    member val Backend = FieldBackendChoice.Auto with get, set
+    /// Threads a compiled backend splits the batch over (None: libtorch's intra-op count at each solve).
+    member val Threads: int option = None with get, set
 
     /// Statistics of the most recent forward solve.
     member _.LastStatistics = last
@@ -113,21 +100,10 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         let parameters =
             [| yield! vectorField.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
                if dataControlled && x.requires_grad then yield x |]
-        // An adjoint evaluates a recognised MLP field and its vector–Jacobian products by the fused kernels.
-        let fused =
-            match sensitivity with
-            | Sensitivity.Autograd -> None
-            | _ when m.UseFusedKernels && not dataControlled && fusedOwner.IsCallerOwner ->
-                Fused.FusedRungeKutta.tryFieldLayers vectorField x
-                |> Option.map (fun layers -> Fused.FusedField.FusedField(layers, x.dtype, int (x.numel() / int64 layers[0].InFeatures)))
-            | _ -> None
+        let problem = OdeProblem.create field x outputTimes |> OdeProblem.withParameters parameters
         let problem =
-            match fused with
-            | Some f ->
-                OdeProblem.create (fun t z -> f.Evaluate(t, z)) x outputTimes
-                |> OdeProblem.withParameters parameters
-                |> OdeProblem.withVectorJacobianProduct (f.AsVectorJacobianProduct())
-            | None -> OdeProblem.create field x outputTimes |> OdeProblem.withParameters parameters
+            if m.Backend = FieldBackendChoice.Auto && not dataControlled then OdeProblem.withFieldBackend (FieldBackend.forModule vectorField) problem
+            else problem
         let loss =
             match integralLoss, m.Regulariser |> Option.map (fun r -> r field) with
             | Some l, Some r -> Some(fun t z -> Internal.TensorOps.plus (l t z) (r t z))
@@ -137,56 +113,11 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
         | Some l -> OdeProblem.withIntegralLoss l problem
         | None -> problem
 
-    member private _.Solve(problem: OdeProblem) =
-        let solution = Ode.solveWith sensitivity problem solver control
+    member private m.Solve(problem: OdeProblem) =
+        let solution = Ode.solveWithOptions { Threads = m.Threads } sensitivity problem solver control
         last <- solution.Statistics
         lastBackward <- solution.Backward
-        // Only an adjoint's problem built by Problem carries products: those of the fused field.
-        lastFused <- problem.VectorJacobianProduct.IsSome
         solution
-
-    /// z(S) by the fused solver when this solve qualifies (see UseFusedKernels), else None.
-    member private m.TryFused(x: torch.Tensor) : torch.Tensor option =
-        let qualifies =
-            m.UseFusedKernels && integralLoss.IsNone && m.Regulariser.IsNone && not dataControlled && not (isNull x)
-            && fusedOwner.IsCallerOwner
-        if qualifies then m.CheckInput x
-        let layers = if qualifies then Fused.FusedRungeKutta.tryFieldLayers vectorField x else None
-        match layers, sensitivity, control with
-        | None, _, _ -> None
-        | Some layers, Sensitivity.Autograd, (StepControl.Fixed _ | StepControl.Steps _) ->
-            let problem = m.Problem(x, times)
-            Integrate.validate problem solver control
-            match Fused.FusedRungeKutta.stepPlan problem.T0 problem.T1 control with
-            | None -> None
-            | Some steps ->
-                let kernels = Fused.Workspace.kernelsFor x.dtype
-                let y, evaluations = Fused.FusedRungeKutta.solve fusedPool kernels layers solver steps x
-                last <- { FunctionEvaluations = evaluations; AcceptedSteps = steps.Length; RejectedSteps = 0 }
-                lastBackward <- BackwardStatistics()
-                lastFused <- true
-                Some y
-        | Some layers, Sensitivity.Autograd, StepControl.Adaptive _ when not (Fused.FusedAdjoint.needsGradient layers x) ->
-            // Nothing to differentiate (inference): the adaptive solve on the fused buffers.
-            m.TryFusedAdjoint(layers, x, Sensitivity.defaultOptions)
-        | Some layers, Sensitivity.Adjoint o, _ -> m.TryFusedAdjoint(layers, x, o)
-        | _ -> None
-
-    /// z(S) by the fused adjoint (Fused/FusedAdjoint.fs), or None where the generic adjoint would refuse the options
-    /// (it raises its own errors then).
-    member private _.TryFusedAdjoint(layers, x: torch.Tensor, o: AdjointOptions) : torch.Tensor option =
-        let backwardControl = defaultArg o.Control control
-        match Fused.FusedAdjoint.checkpointGrid times o.Checkpoints with
-        | Some grid when Fused.FusedAdjoint.adjointFits layers (int (x.numel()))
-                         && (try StepControl.validate backwardControl; true with _ -> false) ->
-            Integrate.validate (OdeProblem.create (fun _ z -> z) x times) solver control
-            let y, forward, backward =
-                Fused.FusedAdjoint.solve fusedPool layers solver control (defaultArg o.Solver solver) backwardControl o.Seminorm grid x
-            last <- forward
-            lastBackward <- backward
-            lastFused <- true
-            Some y
-        | _ -> None
 
     /// Solves from x and returns the state at every time of `outputTimes` (and the running loss's integral).
     member m.Trajectory(x: torch.Tensor, outputTimes: float[]) : OdeSolution = m.Solve(m.Problem(x, outputTimes))
@@ -212,12 +143,10 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
             let input =
                 if rows.Length = count then x
                 else (use index = torch.tensor(rows, device = x.device) in x.index_select(0L, index))
-            let problem = m.Problem(input, outputTimes)
-            { problem with VectorJacobianProduct = None }
+            m.Problem(input, outputTimes)
         let solution = Rows.trySolveWith build count solver control
         last <- solution.Statistics
         lastBackward <- BackwardStatistics()
-        lastFused <- false
         solution
 
     /// TryTrajectory at every time of the block's grid.
@@ -237,8 +166,5 @@ type NeuralOdeModel(name: string, vectorField: Module<torch.Tensor, torch.Tensor
 
     /// z(S): the state at the last time of the grid.
     override m.forward(x: torch.Tensor) =
-        match m.TryFused x with
-        | Some y -> y
-        | None ->
-            use solution = m.Trajectory(x)
-            solution.Final
+        use solution = m.Trajectory(x)
+        solution.Final

@@ -41,7 +41,10 @@ type OdeProblem =
       TimeTensor: torch.Tensor option
       /// f's vector–Jacobian products in closed form, when known: the adjoint methods then take no autograd graph
       /// of f (the running loss, if any, is still differentiated by autograd).
-      VectorJacobianProduct: VectorJacobianProduct option }
+      VectorJacobianProduct: VectorJacobianProduct option
+      /// A backend that can evaluate the field faster than calling it (a compiled MLP), when one is attached: the
+      /// solve uses it where it can and says which ran in its statistics.
+      FieldBackend: IFieldBackend option }
 
     /// The start time.
     member p.T0 = p.Times[0]
@@ -66,7 +69,7 @@ module OdeProblem =
         let extent = max (abs (times[times.Length - 1] - times[0])) (times |> Array.map abs |> Array.max)
         if extent > largest then
             raise (System.ArgumentException($"The times reach {extent:G4}, beyond what a {x0.dtype} state can hold (largest {largest:G5}); rescale time or use float32.", "times"))
-        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None; VectorJacobianProduct = None }
+        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None; VectorJacobianProduct = None; FieldBackend = None }
 
     /// A problem on the span [t0, t1] with outputs at its two ends.
     let onSpan (f: VectorField) (x0: torch.Tensor) (t0: float) (t1: float) = create f x0 [| t0; t1 |]
@@ -94,6 +97,12 @@ module OdeProblem =
         if isNull (box vjp.Apply) then raise (System.ArgumentNullException("vectorJacobianProduct"))
         if isNull vjp.Parameters then raise (System.ArgumentNullException("vectorJacobianProduct.Parameters"))
         { problem with VectorJacobianProduct = Some vjp }
+
+    /// Attaches a field backend (FieldBackends.forModule): solves use it where they can, with the same steps,
+    /// evaluations and results (to rounding) as calling the field.
+    let withFieldBackend (backend: IFieldBackend) (problem: OdeProblem) =
+        if isNull (box backend) then raise (System.ArgumentNullException("backend"))
+        { problem with FieldBackend = Some backend }
 
     /// Takes the output times from a 1-D tensor, so adjoint methods return dL/dtimes into it.
     let withTimeTensor (times: torch.Tensor) (problem: OdeProblem) =

@@ -8,7 +8,37 @@ open TorchSharp
 /// The most states an adjoint's checkpoint grid may hold.
 let maxCheckpointGrid = 1_000_000
 
-let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
+/// How a solve runs, apart from what it solves and how it is differentiated.
+type SolveOptions =
+    { /// Threads a compiled field backend splits the batch's rows over (each chunk's thread runs libtorch on one
+      /// thread); None: libtorch's intra-op thread count when the solve starts. Only this solve is affected.
+      Threads: int option }
+
+/// Default options: the compiled backend's rows over libtorch's intra-op threads.
+let defaultOptions = { Threads = None }
+
+/// The compiled backend that can run this problem, or why none can (None: no backend attached).
+let private backendFor (problem: OdeProblem) : Result<ICompilingBackend, string> option =
+    match problem.FieldBackend with
+    | None -> None
+    | Some(:? ICompilingBackend as b) ->
+        match b.Refusal problem.X0 with
+        | Some why -> Some(Error why)
+        | None -> Some(Ok b)
+    | Some other -> Some(Error $"the backend '{other.Name}' is not one this library compiles")
+
+/// Whether a solve must be differentiable: gradients are enabled and x0 or a declared parameter requires them.
+let private needsGradient (problem: OdeProblem) =
+    torch.is_grad_enabled () && (problem.X0.requires_grad || problem.Parameters |> Array.exists (fun p -> p.requires_grad))
+
+let private threadsOf (options: SolveOptions) =
+    match options.Threads with
+    | Some n when n < 1 -> raise (ArgumentOutOfRangeException("threads", n, $"threads must be at least 1; got {n}."))
+    | Some n -> n
+    | None -> torch.get_num_threads ()
+
+/// The adjoint's plan (grid, methods), checking the options.
+let private plan (interpolated: bool) (o: AdjointOptions) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : AdjointSweep.Plan =
     if o.Checkpoints < 0 then
         raise (ArgumentOutOfRangeException("checkpoints", o.Checkpoints, $"checkpoints must be zero or more; got {o.Checkpoints}."))
     // The grid holds (intervals)·(checkpoints + 1) + 1 points, each a stored state: bounded, in 64-bit arithmetic.
@@ -18,15 +48,28 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
     let backwardSolver = defaultArg o.Solver solver
     let backwardControl = defaultArg o.Control control
     StepControl.validate backwardControl
-    let grid, outputIndex = AdjointFunction.grid problem.Times o.Checkpoints
-    let statistics = BackwardStatistics()
+    let grid, outputIndex = AdjointSweep.grid problem.Times o.Checkpoints
+    { Times = Array.copy problem.Times; Grid = grid; OutputIndex = outputIndex; Forward = (solver, control)
+      Backward = (backwardSolver, backwardControl); Seminorm = o.Seminorm; Interpolated = interpolated; Statistics = BackwardStatistics() }
+
+/// An adjoint solve (backsolve or interpolated) by the one autograd function, on tensors or on a compiled backend.
+let private adjoint (options: SolveOptions) (compiled: ICompilingBackend option) (interpolated: bool) (o: AdjointOptions) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
+    let plan = plan interpolated o problem solver control
+    let run: AdjointSweep.IAdjointRun =
+        match compiled with
+        | Some backend ->
+            Integrate.validate problem solver control
+            StepRules.validateSolve plan.Grid problem.X0 solver control
+            CompiledAdjoint.Run(
+                { Backend = backend; Threads = threadsOf options; Shape = problem.X0.shape; Length = int (problem.X0.numel())
+                  DType = problem.X0.dtype; Parameters = problem.Parameters; Plan = plan })
+        | None ->
+            TensorAdjoint.Run(
+                { Field = problem.VectorField; Vjp = problem.VectorJacobianProduct; Loss = problem.IntegralLoss
+                  Shape = problem.X0.shape; DType = problem.X0.dtype; Parameters = problem.Parameters; Plan = plan })
     let config: AdjointFunction.Config =
-        { Field = problem.VectorField; Vjp = problem.VectorJacobianProduct; Loss = problem.IntegralLoss; Times = problem.Times; Grid = grid
-          OutputIndex = outputIndex; Shape = problem.X0.shape; Parameters = problem.Parameters
-          Forward = (solver, control); Backward = (backwardSolver, backwardControl); Seminorm = o.Seminorm
-          Interpolated = interpolated; Statistics = statistics
+        { Run = run; Shape = problem.X0.shape; Parameters = problem.Parameters; HasLoss = problem.IntegralLoss.IsSome
           TimeTensor = (match problem.TimeTensor with Some t -> t | None -> null)
-          ForwardStatistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
           Handed = Collections.Generic.List<torch.Tensor>() }
     // A sentinel input of shape [1] that requires grad: a failed backward hands it a 0-dim gradient, which libtorch
     // always rejects — also when every other input is 0-dim, whose gradients libtorch would reduce from any shape.
@@ -43,7 +86,30 @@ let private adjoint (interpolated: bool) (o: AdjointOptions) (problem: OdeProble
             config.Handed.Clear()
     let integral = if problem.IntegralLoss.IsSome then Some outputs[1] else (outputs[1].Dispose(); None)
     { Times = Array.copy problem.Times; States = outputs[0]; Integral = integral
-      Statistics = config.ForwardStatistics; Backward = statistics; Status = SolveStatus.Succeeded; FailedRows = [||] }
+      Statistics = run.ForwardStatistics; Backward = plan.Statistics; Status = SolveStatus.Succeeded; FailedRows = [||] }
+
+/// A solve on a compiled backend with no gradient: the loop on its buffers, outputs at the problem's times.
+let private compiledValue (options: SolveOptions) (backend: ICompilingBackend) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
+    Integrate.validate problem solver control
+    let plan = plan false Sensitivity.defaultOptions problem solver control
+    let run =
+        CompiledAdjoint.Run(
+            { Backend = backend; Threads = threadsOf options; Shape = problem.X0.shape; Length = int (problem.X0.numel())
+              DType = problem.X0.dtype; Parameters = problem.Parameters; Plan = plan }) :> AdjointSweep.IAdjointRun
+    let states, integral, _ = run.Forward problem.X0
+    integral.Dispose()
+    { Times = Array.copy problem.Times; States = states; Integral = None
+      Statistics = run.ForwardStatistics; Backward = BackwardStatistics(); Status = SolveStatus.Succeeded; FailedRows = [||] }
+
+/// Autograd on a compiled backend with fixed steps: the discrete adjoint of the steps.
+let private discrete (options: SolveOptions) (backend: ICompilingBackend) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
+    Integrate.validate problem solver control
+    let config: DiscreteAdjoint.Config =
+        { Backend = backend; Threads = threadsOf options; Problem = problem; Tableau = solver; Control = control
+          Handed = Collections.Generic.List<torch.Tensor>(); Statistics = SolveStatistics.Zero }
+    let states = DiscreteAdjoint.solve config
+    { Times = Array.copy problem.Times; States = states; Integral = None
+      Statistics = config.Statistics; Backward = BackwardStatistics(); Status = SolveStatus.Succeeded; FailedRows = [||] }
 
 /// Autograd through the solver's operations, with the running loss (if any) integrated alongside.
 let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
@@ -61,17 +127,45 @@ let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (
         // Rows of the augmented state (flattened, with the integral) are not the batch's rows.
         { solution with States = states; Integral = Some integral; FailedRows = [||] }
 
+/// The dispatch: the one place that chooses how a solve runs. A problem with a compiled field backend runs on it where
+/// the sensitivity allows — autograd with fixed steps by the discrete adjoint, the adjoints by the compiled adjoint,
+/// any control when no gradient is needed — and on tensors otherwise (a running loss, autograd through adaptive steps,
+/// a time tensor with autograd), the reason in the statistics' Backend.
+let solveWithOptions (options: SolveOptions) (sensitivity: Sensitivity) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
+    StepControl.validate control
+    let onTensors (why: string option) =
+        let solution =
+            match sensitivity with
+            | Sensitivity.Autograd -> throughSolver Integrate.defaultSettings problem solver control
+            | Sensitivity.Adjoint o -> adjoint options None false o problem solver control
+            | Sensitivity.InterpolatedAdjoint o -> adjoint options None true o problem solver control
+        match why with
+        | Some reason -> { solution with Statistics = { solution.Statistics with Backend = $"module: {reason}" } }
+        | None -> solution
+    match backendFor problem with
+    | None -> onTensors None
+    | Some(Error why) -> onTensors (Some why)
+    | Some(Ok _) when problem.IntegralLoss.IsSome -> onTensors (Some "a running loss is evaluated on tensors")
+    | Some(Ok backend) ->
+        match sensitivity with
+        | Sensitivity.Adjoint o -> adjoint options (Some backend) false o problem solver control
+        | Sensitivity.InterpolatedAdjoint o -> adjoint options (Some backend) true o problem solver control
+        | Sensitivity.Autograd when problem.TimeTensor.IsSome -> onTensors None
+        | Sensitivity.Autograd when not (needsGradient problem) -> compiledValue options backend problem solver control
+        | Sensitivity.Autograd ->
+            match control with
+            | StepControl.Adaptive _ -> onTensors (Some "autograd through adaptive steps runs on tensors (the adjoints run compiled)")
+            | _ when not backend.CanTape -> onTensors (Some $"{backend.Name} keeps no tape for the discrete adjoint (the adjoints run compiled)")
+            | _ -> discrete options backend problem solver control
+
 /// Solves `problem` with `solver` under `control`; gradients of the returned states (and of the integral of the
 /// problem's running loss) flow back by `sensitivity`:
 /// - Autograd: through the solver's operations;
 /// - Adjoint / InterpolatedAdjoint: by the adjoint system, to x0, to the problem's Parameters and, when the problem
 ///   has a time tensor, to the output times.
+/// A problem with a field backend (OdeProblem.withFieldBackend) runs on it where it can (see solveWithOptions).
 let solveWith (sensitivity: Sensitivity) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
-    StepControl.validate control
-    match sensitivity with
-    | Sensitivity.Autograd -> throughSolver Integrate.defaultSettings problem solver control
-    | Sensitivity.Adjoint o -> adjoint false o problem solver control
-    | Sensitivity.InterpolatedAdjoint o -> adjoint true o problem solver control
+    solveWithOptions defaultOptions sensitivity problem solver control
 
 /// Solves like `solveWith`, but a failure part-way (step budget, step-size underflow, NaN or Inf, a field that
 /// returns the wrong shape) does not raise (diffrax's throw=False): the solution holds the outputs reached before it

@@ -55,7 +55,7 @@ let trySolveWith (build: int64[] -> OdeProblem) (count: int) (solver: ButcherTab
     let pieces = ResizeArray<int64[] * torch.Tensor>()
     let mutable remaining = Array.init count int64
     let mutable solves = 0
-    let mutable statistics = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let mutable statistics = SolveStatistics.Zero
     let mutable times = [||]
     // A 0-dim state is one row: its states [T] are handled as [T, 1].
     let mutable scalar = false
@@ -71,7 +71,8 @@ let trySolveWith (build: int64[] -> OdeProblem) (count: int) (solver: ButcherTab
             statistics <-
                 { FunctionEvaluations = statistics.FunctionEvaluations + solution.Statistics.FunctionEvaluations
                   AcceptedSteps = statistics.AcceptedSteps + solution.Statistics.AcceptedSteps
-                  RejectedSteps = statistics.RejectedSteps + solution.Statistics.RejectedSteps }
+                  RejectedSteps = statistics.RejectedSteps + solution.Statistics.RejectedSteps
+                  Backend = solution.Statistics.Backend }
             match solution.Status with
             | SolveStatus.Succeeded ->
                 pieces.Add(remaining, (if scalar then (let s = solution.States.unsqueeze(1L) in solution.States.Dispose(); s) else solution.States))

@@ -1,18 +1,16 @@
-/// Evaluating a step's solution between its ends (dense output), so output times never force steps.
+/// Evaluating a step's solution between its ends (dense output), so output times never force steps; on any state
+/// algebra.
 module internal NeuralOde.Core.DenseOutputEval
 
-open TorchSharp
-open NeuralOde.Core.Internal
+open NeuralOde.Core.State
 
-type Tensor = torch.Tensor
-
-/// y at t0 + θh inside the step (t0, y0) → (t0 + h, y1), 0 < θ < 1. `ks` are the step's stages (ks[0] = f(t0, y0));
-/// `f1` is f(t0 + h, y1), needed by Hermite interpolation only.
-let evaluate (dense: NeuralOde.Core.DenseOutput) (y0: Tensor) (y1: Tensor) (h: float) (ks: Tensor[]) (f1: Tensor) (theta: float) =
+/// y at t0 + θh inside the step (t0, y0) → (t0 + h, y1), 0 < θ < 1 (a new state). `ks` are the step's stages
+/// (ks[0] = f(t0, y0)); `f1` is f(t0 + h, y1), needed by Hermite interpolation (and extensions that weigh it) only.
+let evaluate (algebra: IStateAlgebra<'S>) (dense: NeuralOde.Core.DenseOutput) (y0: 'S) (y1: 'S) (h: float) (ks: 'S[]) (f1: 'S) (theta: float) : 'S =
     match dense with
     | NeuralOde.Core.DenseOutput.Continuous weights ->
         let w = weights theta
-        TensorOps.combine y0 h w (if w.Length = ks.Length then ks else Array.append ks [| f1 |])
+        algebra.Combine(y0, h, w, (if w.Length = ks.Length then ks else Array.append ks [| f1 |]))
     | NeuralOde.Core.DenseOutput.Hermite ->
         // Cubic Hermite basis on [0, 1] (Hairer, Nørsett & Wanner, Solving ODEs I, §II.6, eq. (6.7)).
         let t2, t3 = theta * theta, theta * theta * theta
@@ -20,10 +18,7 @@ let evaluate (dense: NeuralOde.Core.DenseOutput) (y0: Tensor) (y1: Tensor) (h: f
         let h10 = t3 - 2.0 * t2 + theta
         let h01 = -2.0 * t3 + 3.0 * t2
         let h11 = t3 - t2
-        use a = TensorOps.scale y0 h00
-        use b = TensorOps.addScaled a ks[0] (h * h10)
-        use c = TensorOps.addScaled b y1 h01
-        TensorOps.addScaled c f1 (h * h11)
+        algebra.Linear([| h00; h * h10; h01; h * h11 |], [| y0; ks[0]; y1; f1 |])
 
 /// True when the dense output needs f at the end of the step (Hermite, or an extension with a weight on it), which
 /// FSAL methods already have.

@@ -1,31 +1,29 @@
-/// One explicit Runge–Kutta step over any Butcher tableau (Hairer, Nørsett & Wanner, "Solving ODEs I", §II.1).
+/// One explicit Runge–Kutta step over any Butcher tableau (Hairer, Nørsett & Wanner, "Solving ODEs I", §II.1), on any
+/// state algebra (tensors or host buffers).
 module internal NeuralOde.Core.RungeKuttaStep
 
-open TorchSharp
-open NeuralOde.Core.Internal
-
-type Tensor = torch.Tensor
+open NeuralOde.Core.State
 
 /// The result of one step from (t, y) with step h.
-type StepResult =
+type StepResult<'S> =
     { /// The solution at t + h.
-      Y1: Tensor
+      Y1: 'S
       /// The stages k_1 … k_s.
-      Ks: Tensor[]
-      /// The embedded error estimate h Σ e_i k_i, for adaptive tableaux.
-      Error: Tensor option }
+      Ks: 'S[]
+      /// The embedded error estimate h Σ e_i k_i, for adaptive tableaux (else null).
+      Error: 'S }
 
-/// Takes one step. `k1` is f(t, y), already evaluated (the previous step's last stage for FSAL methods).
+/// Takes one step (with the error estimate when `withError`: adaptive control). `k1` is f(t, y), already evaluated (the previous step's last stage for FSAL methods).
 /// For FSAL tableaux Y1 is the point the last stage was evaluated at, so f(t + h, Y1) = Ks[s−1].
-let step (tableau: NeuralOde.Core.ButcherTableau) (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (h: float) (k1: Tensor) =
+let step (algebra: IStateAlgebra<'S>) (tableau: NeuralOde.Core.ButcherTableau) (withError: bool) (f: float -> 'S -> 'S) (t: float) (y: 'S) (h: float) (k1: 'S) =
     let s = tableau.Stages
-    let ks = Array.zeroCreate<Tensor> s
+    let ks = Array.zeroCreate<'S> s
     ks[0] <- k1
-    let mutable y1: Tensor = null
+    let mutable y1 = Unchecked.defaultof<'S>
     for i in 1 .. s - 1 do
-        let yi = TensorOps.combine y h tableau.A[i] ks
+        let yi = algebra.Combine(y, h, tableau.A[i], ks)
         ks[i] <- f (t + tableau.C[i] * h) yi
-        if i = s - 1 && tableau.Fsal then y1 <- yi else yi.Dispose()
-    if isNull y1 then y1 <- TensorOps.combine y h tableau.B ks
-    let error = tableau.E |> Option.map (fun e -> TensorOps.weightedSum h e ks)
+        if i = s - 1 && tableau.Fsal then y1 <- yi else algebra.Release yi
+    if isNull (box y1) then y1 <- algebra.Combine(y, h, tableau.B, ks)
+    let error = match tableau.E with Some e when withError -> algebra.WeightedSum(h, e, ks) | _ -> Unchecked.defaultof<'S>
     { Y1 = y1; Ks = ks; Error = error }

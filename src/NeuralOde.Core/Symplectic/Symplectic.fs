@@ -75,7 +75,7 @@ module Symplectic =
                             raise (ArgumentException($"acceleration returned shape {aShape} for positions of shape {qShape}.", "acceleration"))
                         // As the ODE solvers fail on a field that returns NaN or Inf, instead of returning NaN.
                         use finite = torch.isfinite(a).all()
-                        if not (finite.item<bool>()) then raise (Integrate.nonFinite ti "The acceleration returned NaN or Inf")
+                        if not (finite.item<bool>()) then raise (StepRules.nonFinite ti "The acceleration returned NaN or Inf")
                         pi <- Internal.TensorOps.addScaled pi a (methodUsed.Kick[i] * dt)
                 let nq, np = qi.MoveToOuterDisposeScope(), pi.MoveToOuterDisposeScope()
                 q.Dispose()

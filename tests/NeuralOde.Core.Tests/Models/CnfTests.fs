@@ -243,7 +243,7 @@ let trainingTests =
                 use probes = new torch.Generator(7UL)
                 // Not disposed: disposing a flow disposes its field, which the other flows share.
                 let cnf = new Cnf("cnf", field, 2, Exact, Solvers.rk4, StepControl.steps 4, sensitivity, 0.0, 1.0, probes)
-                cnf.UseFusedKernels <- false
+                cnf.Backend <- Compiled.choice (false)
                 use xg = x.detach().clone().requires_grad_(true)
                 use logp = cnf.LogProbability xg
                 Ode.backward (logp.sum())

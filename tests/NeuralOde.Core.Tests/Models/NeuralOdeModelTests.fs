@@ -75,7 +75,7 @@ let inputTests =
                 for fused in [ true; false ] do
                     use field = Sequential(Linear(2L, 8L, dtype = fieldType), Tanh(), Linear(8L, 2L, dtype = fieldType))
                     use model = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 4, [| 0.0; 1.0 |])
-                    model.UseFusedKernels <- fused
+                    model.Backend <- Compiled.choice (fused)
                     use x = torch.ones([| 3L; 2L |], dtype = inputType)
                     let e = Raises.raises<System.ArgumentException> (fun () -> model.forward x |> ignore)
                     let case = $"{inputType} into {fieldType}, fused {fused}"

@@ -20,7 +20,7 @@ let private block (sensitivity: Sensitivity) (fused: bool) (depthCat: bool) =
     let control = match sensitivity with Sensitivity.Autograd -> StepControl.steps 8 | _ -> StepControl.adaptive 1e-4 1e-6
     let solver = Solvers.dopri5
     let m = new NeuralOdeModel(field, solver, control, sensitivity, [| 0.0; 1.0 |])
-    m.UseFusedKernels <- fused
+    m.Backend <- Compiled.choice (fused)
     m
 
 /// Output and parameter gradients of one pass.

@@ -169,7 +169,7 @@ let tests =
                 use field = torch.nn.Sequential(torch.nn.Linear(2L, 8L), torch.nn.Tanh(), torch.nn.Linear(8L, 2L))
                 Tensors.initialize 1 0.5 field
                 use model = new NeuralOdeModel(field, Solvers.rk4, StepControl.steps 10, sensitivity, [| 0.0; 1.0 |])
-                model.UseFusedKernels <- fused
+                model.Backend <- Compiled.choice (fused)
                 use x = torch.ones([| 5L; 2L |])
                 let step () =
                     use z = model.forward x

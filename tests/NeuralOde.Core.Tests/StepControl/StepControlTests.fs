@@ -63,7 +63,7 @@ let tests =
             use x0 = Tensors.f64 [| 1.0; -0.5 |]
             let f = Problems.linear Problems.stiffish
             use f0 = f 0.0 x0
-            let h = InitialStep.select f 0.0 x0 f0 1.0 4 1e-6 1e-9 0.3
+            let h = InitialStep.select (State.TensorAlgebra.Shared :> State.IStateAlgebra<torch.Tensor>) f 0.0 x0 f0 1.0 4 1e-6 1e-9 0.3
             Expect.isGreaterThan h 0.0 "positive"
             Expect.isLessThanOrEqual h 0.3 "within the span"
         }

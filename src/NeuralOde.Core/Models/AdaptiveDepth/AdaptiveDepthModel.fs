@@ -25,7 +25,7 @@ type AdaptiveDepthModel(name: string, vectorField: Module<torch.Tensor, torch.Te
     // Refuses, at construction, a field whose depth dependence cannot be per sample.
     do ModuleField.createPerSample vectorField null |> ignore
     let controlled = ModuleField.dataControlled vectorField
-    let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let mutable last = SolveStatistics.Zero
     let mutable lastBackward = BackwardStatistics()
 
     /// A model named "adaptive_depth" with gradients by autograd and depths of at least 0.

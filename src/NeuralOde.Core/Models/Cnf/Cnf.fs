@@ -35,7 +35,7 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
             | _ -> ()
         this.register_module("vector_field", field)
     let d = int64 dimension
-    let mutable last = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let mutable last = SolveStatistics.Zero
     let mutable lastBackward = BackwardStatistics()
     /// The tensors the solve's field depends on, for adjoints: the field's parameters and, when it requires grad,
     /// the condition (an embedding before the flow is trained through it, as by autograd).
@@ -43,12 +43,6 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         [| yield! field.parameters() |> Seq.map (fun p -> p :> torch.Tensor)
            if not (isNull condition) && condition.requires_grad then yield condition |]
     let halfLog2Pi = 0.5 * log (2.0 * Math.PI)
-    // Workspaces of the fused flow (Fused/FusedTrace.fs) and decoding (Fused/FusedAdjoint.fs), kept between solves.
-    let fusedPool = Fused.Workspace.WorkspacePool(4)
-    // The thread the fused kernels serve; other threads solve generically (Fused/FusedOwner.fs).
-    let fusedOwner = Fused.FusedOwner()
-    let mutable lastFused = false
-
     let checkBatch (argument: string) (x: torch.Tensor) =
         if isNull x then raise (ArgumentNullException(argument))
         if x.dim() <> 2L || x.shape[1] <> d then
@@ -106,37 +100,20 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
     override _.RegisterComponents() = ()
 
-    /// Whether the flow may run on the fused kernels (default true): for a field that is a Sequential of Linear (and
-    /// GalLinear) layers with tanh, sigmoid, ReLU or softplus, no condition, a float32 or float64 CPU batch and the
-    /// backsolve adjoint (or no gradient wanted), Encode (and LogProbability) solves the augmented system with the
-    /// trace by forward-mode tangents and its adjoint by their reverse (second derivatives by hand), and Decode the
-    /// plain flow, on flat buffers (Fused/FusedTrace.fs): the generic adjoint's steps, probes and gradients, to
-    /// rounding. Set false to always evaluate the module with autograd.
-    member val UseFusedKernels = true with get, set
-    /// Whether the most recent solve ran on the fused kernels.
-    member _.LastSolveWasFused = lastFused
-
-    /// The adjoint options of a fused solve from x, or None when it runs the generic solver: the fused kernels allowed,
-    /// no condition, a recognised field, the backsolve adjoint (or autograd with no gradient wanted), and options the
-    /// generic adjoint accepts (it raises its own errors otherwise).
-    member private m.FusedPlan(x: torch.Tensor, condition: torch.Tensor) =
-        let layers = if m.UseFusedKernels && isNull condition && fusedOwner.IsCallerOwner then Fused.FusedRungeKutta.tryFieldLayers field x else None
-        let options =
-            match layers, sensitivity with
-            | Some _, Sensitivity.Adjoint o -> Some o
-            | Some l, Sensitivity.Autograd when not (Fused.FusedAdjoint.needsGradient l x) -> Some Sensitivity.defaultOptions
-            | _ -> None
-        match layers, options with
-        | Some l, Some o when (try StepControl.validate (defaultArg o.Control control); true with _ -> false)
-                              && Fused.FusedAdjoint.adjointFits l (int (x.numel()) + int x.shape[0]) ->
-            Fused.FusedAdjoint.checkpointGrid [| t0; t1 |] o.Checkpoints |> Option.map (fun grid -> l, o, grid)
-        | _ -> None
+    /// Which backend evaluates the field (default Auto): Auto compiles a field that is a Sequential of Linear (and
+    /// GalLinear) layers with tanh, sigmoid, ReLU or softplus, for an unconditional float32 or float64 CPU batch: Encode
+    /// (and LogProbability) then solves the augmented system with the trace by forward-mode tangents and its adjoint by
+    /// their reverse (second derivatives by hand), and Decode the plain flow, on host buffers, wherever the sensitivity
+    /// allows (the adjoints, or no gradient wanted): the tensor solve's steps, probes and gradients, to rounding.
+    /// Module always evaluates the module with autograd. LastStatistics.Backend says which ran.
+    member val Backend = FieldBackendChoice.Auto with get, set
+    /// Threads a compiled backend splits the batch over (None: libtorch's intra-op count at each solve).
+    member val Threads: int option = None with get, set
 
     /// Records the statistics of a solve.
-    member private _.Record(forward: SolveStatistics, backward: BackwardStatistics, fused: bool) =
-        last <- forward
-        lastBackward <- backward
-        lastFused <- fused
+    member private _.Record(solution: OdeSolution) =
+        last <- solution.Statistics
+        lastBackward <- solution.Backward
 
     interface ISolveStatistics with
         member _.LastStatistics = last
@@ -160,18 +137,6 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// the field's data-controlled layers.
     member m.Encode(x: torch.Tensor, condition: torch.Tensor) : torch.Tensor * torch.Tensor =
         checkBatch "x" x
-        // The exact trace keeps a tangent per dimension for every layer: fused for small d only.
-        let fusedTrace = match trace, box field with Exact, (:? IExactTrace) -> false | Exact, _ -> d <= 16L | _ -> true
-        match (if fusedTrace then m.FusedPlan(x, condition) else None) with
-        | Some(layers, o, grid) ->
-            // Drawn before the checks, as the generic path draws it.
-            let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
-            Integrate.validate (OdeProblem.create (fun _ z -> z) x [| t0; t1 |]) solver control
-            let z, delta, forward, backward =
-                Fused.FusedTrace.encode fusedPool layers trace seed solver control (defaultArg o.Solver solver) (defaultArg o.Control control) o.Seminorm grid x
-            m.Record(forward, backward, true)
-            z, delta
-        | None ->
         let f = vectorField x.shape[0] condition
         checkWidth f t0 x
         let seed = match trace with Hutchinson _ -> Trace.drawSeed generator | Exact -> 0UL
@@ -195,8 +160,14 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
         let y0 = (use zero = torch.zeros([| x.shape[0]; 1L |], dtype = x.dtype, device = x.device)
                   torch.cat([| x; zero |], 1L))
         let problem = OdeProblem.create augmented y0 [| t0; t1 |] |> OdeProblem.withParameters (solveParameters condition)
-        let solution = Ode.solveWith sensitivity problem solver control
-        m.Record(solution.Statistics, solution.Backward, false)
+        // The exact trace keeps a tangent per dimension for every layer: compiled for small d only.
+        let compiledTrace = match trace, box field with Exact, (:? IExactTrace) -> false | Exact, _ -> d <= 16L | _ -> true
+        let problem =
+            if m.Backend = FieldBackendChoice.Auto && isNull condition && compiledTrace then
+                OdeProblem.withFieldBackend (FieldBackend.forFlow field trace seed) problem
+            else problem
+        let solution = Ode.solveWithOptions { Threads = m.Threads } sensitivity problem solver control
+        m.Record solution
         use states = solution.States
         use scope = torch.NewDisposeScope()
         let final = solution.Final
@@ -223,20 +194,15 @@ type Cnf(name: string, field: Module<torch.Tensor, torch.Tensor>, dimension: int
     /// `condition` [N, k] (null for none). The inverse of Encode's z, up to the solver's error.
     member m.Decode(z: torch.Tensor, condition: torch.Tensor) : torch.Tensor =
         checkBatch "z" z
-        match m.FusedPlan(z, condition) |> Option.bind (fun (l, o, _) -> Fused.FusedAdjoint.checkpointGrid [| t1; t0 |] o.Checkpoints |> Option.map (fun g -> l, o, g)) with
-        | Some(layers, o, grid) ->
-            Integrate.validate (OdeProblem.create (fun _ z -> z) z [| t1; t0 |]) solver control
-            let x, forward, backward =
-                Fused.FusedAdjoint.solve fusedPool layers solver control (defaultArg o.Solver solver) (defaultArg o.Control control) o.Seminorm grid z
-            m.Record(forward, backward, true)
-            x
-        | None ->
         let f = vectorField z.shape[0] condition
         checkWidth f t1 z
         // In the caller's scope, like Encode's solve (an adjoint keeps tensors made here for the backward pass).
         let problem = OdeProblem.create f z [| t1; t0 |] |> OdeProblem.withParameters (solveParameters condition)
-        let solution = Ode.solveWith sensitivity problem solver control
-        m.Record(solution.Statistics, solution.Backward, false)
+        let problem =
+            if m.Backend = FieldBackendChoice.Auto && isNull condition then OdeProblem.withFieldBackend (FieldBackend.forModule field) problem
+            else problem
+        let solution = Ode.solveWithOptions { Threads = m.Threads } sensitivity problem solver control
+        m.Record solution
         use states = solution.States
         solution.Final
 

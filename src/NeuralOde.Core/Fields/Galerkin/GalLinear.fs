@@ -1,0 +1,69 @@
+namespace NeuralOde.Core
+
+open TorchSharp
+open type TorchSharp.torch.nn
+
+/// A linear layer whose weights depend on depth through a basis (Massaroli et al. 2020, Corollary 1; torchdyn's
+/// GalLinear): every entry p of the flat weights θ(s) = [vec(W(s)); b(s)] ∈ R^{(in+1)·out} is
+/// θ_p(s) = Σ_j α_{p,j} ψ_j(s), and y = x W(s)ᵀ + b(s). The coefficients α, of shape [(in+1)·out, m], are the
+/// layer's only parameter; they start at zero (the layer outputs 0), as torchdyn's. The depth is passed explicitly,
+/// `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`: so it composes with ordinary
+/// layers inside a `Sequential` that a NeuralOdeModel evaluates.
+type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch.ScalarType) as this =
+    inherit Module<torch.Tensor, torch.Tensor>("gal_linear")
+    do
+        Internal.Guard.layerSize "inFeatures" inFeatures
+        Internal.Guard.layerSize "outFeatures" outFeatures
+        if obj.ReferenceEquals(basis, null) then raise (System.ArgumentNullException("basis"))
+    let coefficients =
+        new Modules.Parameter(torch.zeros([| (inFeatures + 1L) * outFeatures; int64 basis.Terms |], dtype = dtype))
+    let mutable lastWeights: torch.Tensor = null
+    let mutable depth = 0.0
+    do this.register_parameter("coefficients", coefficients)
+
+    /// A float32 layer.
+    new(inFeatures, outFeatures, basis) = new GalLinear(inFeatures, outFeatures, basis, torch.float32)
+
+    /// The coefficients α, shape [(in+1)·out, m].
+    member _.Coefficients = coefficients
+    /// The basis ψ.
+    member _.Basis = basis
+    /// Number of weights n_θ = (in+1)·out at one depth.
+    member _.WeightCount = (inFeatures + 1L) * outFeatures
+    /// Width of the input.
+    member _.InFeatures = inFeatures
+    /// Width of the output.
+    member _.OutFeatures = outFeatures
+
+    /// θ(s) = α ψ(s), the flat weights at depth s (differentiable in α).
+    member _.WeightsAt(s: float) : torch.Tensor =
+        use psi = torch.tensor(Basis.valuesAt basis s, dtype = coefficients.dtype, device = coefficients.device)
+        // mv, not matmul: TorchSharp 0.107's matmul does not catch libtorch's errors, so a mismatch there aborts
+        // the process instead of raising (see the README's Troubleshooting); mm and mv raise.
+        coefficients.mv(psi)
+
+    /// θ(s) as computed by the most recent forward: an intermediate of that forward's graph, so the gradient of
+    /// its output with respect to θ(s) itself (Theorem 1) can be taken. Valid until the tensor's scope ends.
+    member _.LastWeights = lastWeights
+
+    /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
+    override _.RegisterComponents() = ()
+
+    /// The depth `forward(x)` uses: the last one the block told it (0 before any).
+    member _.Depth = depth
+
+    interface IDepthAware with
+        member _.SetDepth(s) = depth <- s
+
+    /// y = x W(depth)ᵀ + b(depth) at the depth the block told it last.
+    override m.forward(x: torch.Tensor) = m.forward(x, depth)
+
+    /// y = x W(s)ᵀ + b(s).
+    member m.forward(x: torch.Tensor, s: float) =
+        Internal.TensorOps.checkLayerInput "GalLinear" x 1 -1 inFeatures coefficients.dtype
+        let w = m.WeightsAt s
+        lastWeights <- w
+        use flatWeight = w.narrow(0L, 0L, inFeatures * outFeatures)
+        use weight = flatWeight.view(outFeatures, inFeatures)
+        use bias = w.narrow(0L, inFeatures * outFeatures, outFeatures)
+        functional.linear(x, weight, bias)
