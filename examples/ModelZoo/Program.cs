@@ -16,7 +16,7 @@ var families = new Dictionary<string, Func<bool, TextWriter, double>>
     ["symplectic"] = SymplecticExample.Run,
     ["hypersolver"] = HypersolverExample.Run,
     ["multiple-shooting"] = MultipleShootingExample.Run,
-    ["fused"] = FusedSolverExample.Run,
+    ["backend"] = FieldBackendExample.Run,
 };
 var quick = args.Contains("--quick");
 var chosen = args.Where(a => !a.StartsWith("--")).ToList();

@@ -10,6 +10,14 @@ public sealed record SolveStatistics(int FunctionEvaluations, int AcceptedSteps,
     /// (<c>"compiled MLP"</c>); when a backend was attached but could not run, <c>"module: "</c> and the reason.</summary>
     public string Backend { get; init; } = "module";
 
+    /// <summary>Equal counts (whatever backend ran them): a compiled solve and the module's take the same steps.</summary>
+    public bool Equals(SolveStatistics? other) =>
+        other is not null && FunctionEvaluations == other.FunctionEvaluations && AcceptedSteps == other.AcceptedSteps
+        && RejectedSteps == other.RejectedSteps;
+
+    /// <summary>A hash of the counts.</summary>
+    public override int GetHashCode() => System.HashCode.Combine(FunctionEvaluations, AcceptedSteps, RejectedSteps);
+
     internal static SolveStatistics From(Core.SolveStatistics s) =>
         new(s.FunctionEvaluations, s.AcceptedSteps, s.RejectedSteps) { Backend = s.Backend ?? "module" };
 }

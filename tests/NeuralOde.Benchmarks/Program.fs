@@ -4,7 +4,7 @@
 ///   kernels                  W1's kernels one by one (2 threads and 1), their sum per iteration, the floor's ratio to it
 ///   w2     [--repeats N]     Dopri5 + adjoint iteration, forward/backward evaluations, forward error
 ///   w3                       W1 at batch 256 … 16384 and width 64 … 1024
-///   w4                       peak memory vs steps: autograd, the adjoint and the fused adjoint (PeakMemory.fs; one process per pass)
+///   w4                       peak memory vs steps: autograd, the adjoint and the compiled adjoint (PeakMemory.fs; one process per pass)
 ///   w5     [--repeats N]     the peer's Galerkin model (GalLinear(2, 64) first), RK4 × 20, autograd
 ///   w6     [--repeats N]     solve-only throughput of a 10,000-dimensional linear ODE with Dopri5
 ///   memory [--iterations N]  W1 for N iterations (default 10,000): RSS flat after warm-up (growth < 5%)

@@ -36,7 +36,7 @@ let private weightsOf (field: Module) =
 type private SymbolicBlock(field: SymbolicField, solver: ButcherTableau, control: StepControl) as this =
     inherit Module<Tensor, Tensor>("symbolic_block")
     do this.register_module("field", field)
-    let mutable stats = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let mutable stats = SolveStatistics.Zero
     let mutable backward = BackwardStatistics()
     member _.LastStatistics = stats
     member _.LastBackward = backward

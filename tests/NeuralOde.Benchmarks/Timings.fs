@@ -42,7 +42,7 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
     match variant with
     | "w2" | "w2-generic" ->
         let block, trainer = Workloads.w2 2
-        block.UseFusedKernels <- (variant = "w2")
+        block.Backend <- (if (variant = "w2") then FieldBackendChoice.Auto else FieldBackendChoice.Module)
         // Also per function evaluation (forward and backward), as the peer's script reports it: the iteration's time
         // over its evaluations, median over the timed iterations.
         let perEvaluation = ResizeArray<float>()
@@ -60,7 +60,7 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
         s
     | "w5" | "w5-generic" ->
         let block, trainer = Workloads.w5 5
-        block.UseFusedKernels <- (variant = "w5")
+        block.Backend <- (if (variant = "w5") then FieldBackendChoice.Auto else FieldBackendChoice.Module)
         Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
     | "cnf" ->
         let trainer = Workloads.CnfTrainer(0)
@@ -68,7 +68,7 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
     | "w1-generic" ->
         // W1 on the generic solver (the fused one off): what W1 measured before the fused solver.
         let block, trainer = Workloads.w1 batch width 1
-        block.UseFusedKernels <- false
+        block.Backend <- FieldBackendChoice.Module
         Measure.time warmup iterations (fun () -> trainer.Step() |> ignore)
     | "w1" when batch <> 1024 || width <> 64 ->
         // W3: W1 at another batch size or width.
@@ -159,7 +159,7 @@ let w6 (repeats: int) =
     use problem = new LinearOde.Problem(10000, torch.float32, 6)
     let ode = OdeProblem.create problem.Field problem.X0 [| 0.0; 10.0 |]
     let control = StepControl.adaptive 1e-6 1e-6
-    let mutable stats = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0 }
+    let mutable stats = SolveStatistics.Zero
     let solveTime = Measure.time 3 repeats (fun () ->
         use _ = torch.no_grad()
         use solution = Ode.solve ode Solvers.dopri5 control

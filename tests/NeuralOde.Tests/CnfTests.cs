@@ -65,16 +65,16 @@ public class CnfTests
             // Not disposed: that would dispose the field, which both runs use.
             var flow = new ContinuousNormalizingFlow(field, 2, TraceEstimator.Hutchinson, HutchinsonNoise.Gaussian,
                 Solvers.Dopri5(), StepSize.Adaptive(1e-7, 1e-7), Sensitivities.Adjoint(), probes);
-            flow.UseFusedKernels = fused;
+            flow.Backend = fused ? FieldBackend.Auto : FieldBackend.Module;
             flow.zero_grad();
             using var logp = flow.LogProbability(data);
-            Assert.Equal(fused, flow.LastSolveWasFused);
+            Assert.Equal(fused, flow.LastStatistics.Backend.StartsWith("compiled"));
             using var loss = -logp.mean();
             Ode.Backward(loss);
             var result = (logp.detach().data<double>().ToArray(),
                           field.parameters().Select(p => p.grad!.data<double>().ToArray()).ToArray(),
                           flow.LastStatistics, flow.LastBackwardStatistics.FunctionEvaluations);
-            flow.UseFusedKernels = true;
+            flow.Backend = FieldBackend.Auto;
             return result;
         }
         var fused = Run(true);

@@ -110,8 +110,8 @@ public class ModelTests
         Assert.True(ModelZoo.AdaptiveDepthExample.Run(quick: true, TextWriter.Null) < 0.02);
 
     [Fact]
-    public void FusedSolverExampleTrainsAsTheGenericSolverDoes() =>
-        Assert.True(ModelZoo.FusedSolverExample.Run(quick: true, TextWriter.Null) < 1e-4);
+    public void FieldBackendExampleTrainsAsTheModuleDoes() =>
+        Assert.True(ModelZoo.FieldBackendExample.Run(quick: true, TextWriter.Null) < 1e-4);
 
     [Fact]
     public void CnfExampleRaisesTheLogLikelihood() =>

@@ -36,23 +36,46 @@ public class NeuralOdeBlockTests
         using var field = Sequential(Linear(2, 32), Tanh(), Linear(32, 32), Tanh(), Linear(32, 2));
         field.to(torch.float64);
         using var block = new NeuralOdeBlock(field, solver: Solvers.Rk4(), stepSize: StepSize.Steps(20));
-        Assert.True(block.UseFusedKernels);
+        Assert.Equal(FieldBackend.Auto, block.Backend);
         using var x = torch.randn(new long[] { 64, 2 }, dtype: torch.float64);
 
         var fused = SolveAndDifferentiate(block, x, fused: true);
         var generic = SolveAndDifferentiate(block, x, fused: false);
         AssertAgree(fused, generic);
-        Assert.Equal(new SolveStatistics(80, 20, 0), block.LastStatistics);
+        Assert.Equal(new SolveStatistics(80, 20, 0), block.LastStatistics);   // the module's run (the last one)
+        Assert.Equal("module", block.LastStatistics.Backend);
     }
 
     [Fact]
-    public void AdaptiveStepsRunTheGenericSolver()
+    public void AdaptiveStepsWithAutogradRunTheModuleAndSayWhy()
     {
         using var field = Sequential(Linear(2, 8), Tanh(), Linear(8, 2));
         using var block = new NeuralOdeBlock(field, solver: Solvers.Dopri5(), stepSize: StepSize.Adaptive(1e-5, 1e-5));
         using var x = torch.randn(4, 2);
         using var y = block.forward(x);
-        Assert.False(block.LastSolveWasFused);
+        Assert.StartsWith("module: autograd through adaptive steps", block.LastStatistics.Backend);
+        using (torch.no_grad())
+        {
+            using var inference = block.forward(x);
+            Assert.Equal("compiled MLP", block.LastStatistics.Backend);   // no gradient: compiled
+        }
+    }
+
+    [Fact]
+    public void OdeSolveOnAModuleRunsCompiledLikeABlock()
+    {
+        torch.manual_seed(6);
+        using var field = Sequential(Linear(2, 16), Tanh(), Linear(16, 2));
+        field.to(torch.float64);
+        using var x = torch.randn(new long[] { 8, 2 }, dtype: torch.float64);
+        using var compiled = Ode.Solve(field, x, new[] { 0.0, 0.5, 1.0 }, Solvers.Rk4(), StepSize.Steps(10));
+        Assert.Equal("compiled MLP", compiled.Statistics.Backend);
+        using var module = Ode.Solve(field, x, new[] { 0.0, 0.5, 1.0 }, Solvers.Rk4(), StepSize.Steps(10), backend: FieldBackend.Module);
+        Assert.Equal("module", module.Statistics.Backend);
+        var a = compiled.States.data<double>().ToArray();
+        var b = module.States.data<double>().ToArray();
+        for (var i = 0; i < a.Length; i++) Assert.Equal(b[i], a[i], 1e-12);
+        Assert.Equal(module.Statistics, compiled.Statistics);   // the same steps and evaluations (equality: the counts)
     }
 
     [Fact]
@@ -90,10 +113,10 @@ public class NeuralOdeBlockTests
     /// <summary>The block's output at x and the gradients of Σ y² for every parameter, by the fused or the generic solver.</summary>
     static (double[] Output, double[][] Gradients) SolveAndDifferentiate(NeuralOdeBlock block, torch.Tensor x, bool fused)
     {
-        block.UseFusedKernels = fused;
+        block.Backend = fused ? FieldBackend.Auto : FieldBackend.Module;
         block.zero_grad();
         using var y = block.forward(x);
-        Assert.Equal(fused, block.LastSolveWasFused);
+        Assert.Equal(fused, block.LastStatistics.Backend.StartsWith("compiled"));
         using var loss = (y * y).sum();
         loss.backward();
         return (y.detach().data<double>().ToArray(),

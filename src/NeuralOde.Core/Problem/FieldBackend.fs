@@ -57,6 +57,11 @@ type internal ICompilingBackend =
     abstract CanTape: bool
     /// The buffer algebras its solves rent (kept between solves).
     abstract Algebras: NeuralOde.Core.State.BufferAlgebraPool
+    /// Keeps TorchSharp's wrappers of gradients a backward pass handed to libtorch (which holds its own references),
+    /// to free them at this thread's next solve: a training loop then leaves none alive, scope or not.
+    abstract Hand: tensors: seq<torch.Tensor> -> unit
+    /// Frees the wrappers this thread handed.
+    abstract FreeHanded: unit -> unit
 
 /// Which backend evaluates a model's field (torchdyn's and diffrax's users get this choice implicitly).
 type FieldBackendChoice =

@@ -85,6 +85,8 @@ type Run(cfg: Config) =
     interface IAdjointRun with
         member _.ForwardStatistics = forwardStatistics
         member _.Forward(x0) =
+            // The wrappers of this thread's last backward pass's gradients, which libtorch has taken by now.
+            cfg.Backend.FreeHanded()
             use _ = torch.no_grad()
             x0 |> withSystem (fun system state _ _ ->
                 let n = cfg.Length
@@ -149,6 +151,7 @@ type Run(cfg: Config) =
                                 match byParameter |> Array.tryFind (fun (q, _) -> obj.ReferenceEquals(p, q)) with
                                 | Some(_, g) -> g
                                 | None -> torch.zeros_like(p))
+                        cfg.Backend.Hand(Seq.append [ gx0 ] gParams)
                         gx0, gTimes, gParams
                     finally c.Release final
                 finally

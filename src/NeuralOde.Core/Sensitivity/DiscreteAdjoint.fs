@@ -246,6 +246,7 @@ type DiscreteAdjointFunction() =
                         // Given back to the backend; its tape stays readable until another solve rents it.
                         tape.GivenBack <- true
                         (tape.System :> IDisposable).Dispose()
+                cfg.Backend.Hand(Seq.append [ gx ] gParams)
                 List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
         with e ->
             BackwardFailure.record e
@@ -258,6 +259,7 @@ type DiscreteAdjointFunction() =
 /// Solves by the discrete adjoint: the states at the output times, differentiable. The tape (the compiled system's
 /// workspace) is given back to the backend by the backward pass.
 let solve (cfg: Config) : Tensor =
+    cfg.Backend.FreeHanded()
     let inputs: obj[] = Array.append [| box cfg; box cfg.Problem.X0 |] (cfg.Problem.Parameters |> Array.map box)
     try DiscreteAdjointFunction.apply(inputs)[0]
     finally

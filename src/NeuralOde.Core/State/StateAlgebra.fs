@@ -9,7 +9,7 @@ open System
 /// Operations on states 'S of one solve (all of one length). Every operation that returns a state returns a new one,
 /// owned by the caller, who hands it back with `Release` when done (the tensor instance disposes it, the buffer
 /// instance returns it to its pool); states handed in are never modified, except by `AddScaledInPlace`.
-type IStateAlgebra<'S when 'S: not struct> =
+type internal IStateAlgebra<'S when 'S: not struct> =
     /// y + h Σ_j w_j k_j over the j with w_j ≠ 0.
     abstract Combine: y: 'S * h: float * weights: float[] * ks: 'S[] -> 'S
     /// h Σ_j w_j k_j over the j with w_j ≠ 0 (zeros when every weight is 0).

@@ -179,8 +179,8 @@ let tests =
                 step ()
                 let left, () = leftAlive step
                 // The adjoint: TorchSharp's wrappers of the 4 parameter gradients and of x's, returned by its backward.
-                // The fused solver and the fused adjoint hand libtorch the same wrappers but free them at their next
-                // solve: this step freed the first step's.
+                // The compiled backend hands libtorch the same wrappers but frees them at this thread's next
+                // solve (the discrete adjoint and the compiled adjoint): this step freed the first step's.
                 let expected = if not (Sensitivities.isAutograd sensitivity) && not fused then 5L else 0L
                 Expect.equal left expected $"{sensitivity} (fused {fused}): live tensors left by a second training step"
                 let afterMore, () = leftAlive (fun () -> step (); step (); step ())

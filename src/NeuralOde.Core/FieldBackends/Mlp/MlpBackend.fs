@@ -44,6 +44,8 @@ module internal Eligibility =
 type internal MlpBackend(field: torch.nn.Module) =
     let pool = WorkspacePool(8)
     let algebras = BufferAlgebraPool()
+    // Per thread: another thread's next solve must not free wrappers this thread's backward pass is still handing over.
+    let handed = new Threading.ThreadLocal<Collections.Generic.List<torch.Tensor>>(fun () -> Collections.Generic.List<torch.Tensor>())
     /// Workspaces for the chunks of a solve from x0 with the field's layers, refreshed from the parameters, and how to
     /// give them back.
     member _.Rent(layers: AffineLayer[], x0: torch.Tensor, threads: int) =
@@ -57,6 +59,11 @@ type internal MlpBackend(field: torch.nn.Module) =
         let giveBack () = Array.iter2 (fun (_, r) ws -> pool.Return(key r, ws)) chunks workspaces
         chunks, workspaces, giveBack
     member _.Field = field
+    member _.Hand(tensors: seq<torch.Tensor>) = handed.Value.AddRange(tensors |> Seq.filter (isNull >> not))
+    member _.FreeHanded() =
+        let list = handed.Value
+        for t in list do t.Dispose()
+        list.Clear()
     /// The buffer algebras of its solves (and of its flows').
     member _.Algebras = algebras
     interface ICompilingBackend with
@@ -72,6 +79,8 @@ type internal MlpBackend(field: torch.nn.Module) =
             new MlpSystem.ChunkedSystem(rows, workspaces, layers, n, giveBack)
         member _.CanTape = true
         member _.Algebras = algebras
+        member b.Hand tensors = b.Hand tensors
+        member b.FreeHanded() = b.FreeHanded()
 
 /// The compiled backend of a continuous normalizing flow's augmented field: states [N, d + 1] (z and Δ per row),
 /// f on z and the trace of ∂f/∂z by the estimator's probes (drawn from `seed`).
@@ -92,3 +101,5 @@ type internal TraceBackend(mlp: MlpBackend, trace: TraceEstimator, seed: uint64)
             TraceSystem.system layers trace seed (int y0.shape[0]) y0.dtype workspaces chunks giveBack
         member _.CanTape = false
         member _.Algebras = mlp.Algebras
+        member _.Hand tensors = mlp.Hand tensors
+        member _.FreeHanded() = mlp.FreeHanded()

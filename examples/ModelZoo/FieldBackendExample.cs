@@ -5,15 +5,16 @@ using static TorchSharp.torch.nn;
 
 namespace ModelZoo;
 
-/// <summary>The fused kernels: a standard MLP field (Linear and tanh layers) solved with fixed RK4 steps and autograd
-/// runs as one custom autograd function on preallocated buffers, with the generic solver's steps, evaluations and
-/// gradients; solved with Dopri5 and the adjoint, its forward and backward solves run on flat buffers with the generic
-/// adjoint's steps. Nothing to opt into — <see cref="NeuralOdeBlock.UseFusedKernels"/> is on by default; this example
-/// trains the same annuli classifier both ways, for each, and compares the losses and the time per iteration.</summary>
-public static class FusedSolverExample
+/// <summary>The compiled field backend: a standard MLP field (Linear and tanh layers) solved with fixed RK4 steps and
+/// autograd runs the one integration loop on host buffers with the discrete adjoint of its steps — the module's steps,
+/// evaluations and gradients; solved with Dopri5 and the adjoint, its forward and backward solves run on host buffers
+/// with the module's adjoint steps. Nothing to opt into — <see cref="NeuralOdeBlock.Backend"/> is
+/// <see cref="FieldBackend.Auto"/> by default; this example trains the same annuli classifier both ways, for each, and
+/// compares the losses and the time per iteration.</summary>
+public static class FieldBackendExample
 {
-    /// <summary>Trains with the fused kernels and without, by autograd through RK4 and by the adjoint with Dopri5, from
-    /// the same weights; returns the largest difference between the loss curves (float32 rounding: ~1e-6).</summary>
+    /// <summary>Trains on the compiled backend and on the module, by autograd through RK4 and by the adjoint with
+    /// Dopri5, from the same weights; returns the largest difference between the loss curves (float32 rounding: ~1e-6).</summary>
     public static double Run(bool quick, TextWriter log)
     {
         var iterations = quick ? 20 : 200;
@@ -22,16 +23,16 @@ public static class FusedSolverExample
         return Math.Max(byAutograd, byAdjoint);
     }
 
-    /// <summary>Trains with the fused kernels and without from the same weights; returns the largest difference between
-    /// the loss curves.</summary>
+    /// <summary>Trains on the compiled backend and on the module from the same weights; returns the largest difference
+    /// between the loss curves.</summary>
     static double Compare(string what, Solver solver, StepSize stepSize, Sensitivity sensitivity, int iterations, TextWriter log)
     {
-        (double[] Losses, double MsPerIteration, bool Fused) Train(bool fused)
+        (double[] Losses, double MsPerIteration, string Backend) Train(FieldBackend backend)
         {
             torch.manual_seed(1);
             using var field = Sequential(Linear(2, 64), Tanh(), Linear(64, 64), Tanh(), Linear(64, 2));
             using var block = new NeuralOdeBlock(field, solver: solver, stepSize: stepSize, sensitivity: sensitivity);
-            block.UseFusedKernels = fused;
+            block.Backend = backend;
             using var readout = Linear(2, 2);
             var parameters = block.parameters().Concat(readout.parameters());
             using var optimizer = torch.optim.Adam(parameters, 1e-3);
@@ -49,13 +50,13 @@ public static class FusedSolverExample
                 optimizer.step();
                 losses[i] = loss.ToDouble();
             }
-            return (losses, clock.Elapsed.TotalMilliseconds / iterations, block.LastSolveWasFused);
+            return (losses, clock.Elapsed.TotalMilliseconds / iterations, block.LastStatistics.Backend);
         }
-        var fusedRun = Train(fused: true);
-        var genericRun = Train(fused: false);
-        var difference = fusedRun.Losses.Zip(genericRun.Losses, (a, b) => Math.Abs(a - b)).Max();
-        log.WriteLine($"{what}: fused kernels ran: {fusedRun.Fused}; loss {fusedRun.Losses[0]:F4} → {fusedRun.Losses[^1]:F4}");
-        log.WriteLine($"  per iteration: fused {fusedRun.MsPerIteration:F1} ms, generic {genericRun.MsPerIteration:F1} ms (this machine, this run)");
+        var compiled = Train(FieldBackend.Auto);
+        var module = Train(FieldBackend.Module);
+        var difference = compiled.Losses.Zip(module.Losses, (a, b) => Math.Abs(a - b)).Max();
+        log.WriteLine($"{what}: ran on {compiled.Backend}; loss {compiled.Losses[0]:F4} → {compiled.Losses[^1]:F4}");
+        log.WriteLine($"  per iteration: compiled {compiled.MsPerIteration:F1} ms, module {module.MsPerIteration:F1} ms (this machine, this run)");
         log.WriteLine($"  largest difference between the two loss curves: {difference:E2}");
         return difference;
     }
