@@ -55,6 +55,10 @@ type internal ICompilingBackend =
     abstract Compile: x0: torch.Tensor * threads: int * tape: bool -> ICompiledSystem
     /// Whether its systems keep a tape (ITapedSystem) for the discrete adjoint of fixed steps.
     abstract CanTape: bool
+    /// How a solve from x0 on `threads` threads splits the batch: the features per row and the chunks of rows (first
+    /// row, count) of x0 reshaped to rows × features. Fixed steps do not couple rows, so the discrete adjoint solves
+    /// each chunk on its own thread from start to end (one parallel region per pass, not one per evaluation).
+    abstract RowChunks: x0: torch.Tensor * threads: int -> int64 * (int * int)[]
     /// The buffer algebras its solves rent (kept between solves).
     abstract Algebras: NeuralOde.Core.State.BufferAlgebraPool
     /// Keeps TorchSharp's wrappers of gradients a backward pass handed to libtorch (which holds its own references),

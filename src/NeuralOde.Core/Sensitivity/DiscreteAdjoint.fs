@@ -46,10 +46,13 @@ type private Tape =
       /// solve has taken its buffers.
       mutable GivenBack: bool }
 
+/// One chunk's forward pass (the whole batch when it is one chunk): its states at the output times [T; x0.shape].
 let private forward (cfg: Config) (x0: Tensor) : Tensor * Tape =
+    // Grad mode is per thread: a chunk's worker thread has it on.
+    use _ = torch.no_grad()
     let times = cfg.Problem.Times
     let n = int (x0.numel())
-    let system = cfg.Backend.Compile(x0, cfg.Threads, true) :?> ITapedSystem
+    let system = cfg.Backend.Compile(x0, 1, true) :?> ITapedSystem
     let algebra = cfg.Backend.Algebras.Rent(x0.dtype, n)
     try
         try
@@ -96,7 +99,9 @@ let private forward (cfg: Config) (x0: Tensor) : Tensor * Tape =
         (system :> IDisposable).Dispose()
         reraise ()
 
+/// One chunk's backward pass from its outputs' cotangents [T; shape]: its x0's gradient and the parameters'.
 let private backward (cfg: Config) (tape: Tape) (gStates: Tensor) (shape: int64[]) : Tensor * Tensor[] =
+    use _ = torch.no_grad()
     let tableau = cfg.Tableau
     let s = tableau.Stages
     let pool = cfg.Backend.Algebras.Rent(gStates.dtype, int (gStates.numel() / gStates.shape[0]))
@@ -199,6 +204,56 @@ let private backward (cfg: Config) (tape: Tape) (gStates: Tensor) (shape: int64[
         for b in made do algebra.Release b
         cfg.Backend.Algebras.Return pool
 
+/// The batch's chunks (first row, count) of rows of `features`, solved side by side, one thread each.
+type private Split = { Features: int64; Chunks: (int * int)[]; Tapes: Tape[] }
+
+/// The rows of x ([T; …] when `leading`) as the chunks' parts, views of x reshaped to (T ×) rows × features.
+let private parts (split: Split) (x: Tensor) (leading: bool) =
+    use rows = if leading then x.reshape(x.shape[0], -1L, split.Features) else x.reshape(-1L, split.Features)
+    let axis = if leading then 1L else 0L
+    split.Chunks |> Array.map (fun (r0, r) -> rows.narrow(axis, int64 r0, int64 r))
+
+let private forwardSplit (cfg: Config) (x0: Tensor) : Tensor * Split =
+    let features, chunks = cfg.Backend.RowChunks(x0, cfg.Threads)
+    if chunks.Length = 1 then
+        let states, tape = forward cfg x0
+        states, { Features = features; Chunks = chunks; Tapes = [| tape |] }
+    else
+        let split = { Features = features; Chunks = chunks; Tapes = Array.zeroCreate chunks.Length }
+        let xs = parts split x0 false
+        let states = Array.zeroCreate<Tensor> chunks.Length
+        try
+            IntraOpThreads.inParallel chunks.Length (fun c ->
+                let s, tape = forward cfg xs[c]
+                states[c] <- s
+                split.Tapes[c] <- tape)
+            use joined = torch.cat(states, 1L)
+            joined.reshape(Array.append [| int64 cfg.Problem.Times.Length |] x0.shape), split
+        finally
+            for t in Array.append xs states do if not (isNull t) then t.Dispose()
+
+let private backwardSplit (cfg: Config) (split: Split) (gStates: Tensor) (shape: int64[]) : Tensor * Tensor[] =
+    if split.Tapes.Length = 1 then backward cfg split.Tapes[0] gStates shape
+    else
+        let gs = parts split gStates true
+        let results = Array.zeroCreate<Tensor * Tensor[]> gs.Length
+        try
+            IntraOpThreads.inParallel gs.Length (fun c ->
+                let _, r = split.Chunks[c]
+                results[c] <- backward cfg split.Tapes[c] gs[c] [| int64 r; split.Features |])
+            let gx = (use joined = torch.cat(results |> Array.map fst, 0L) in joined.reshape(shape))
+            let gParams = snd results[0]
+            for c in 1 .. results.Length - 1 do
+                Array.iter2 (fun (total: Tensor) (part: Tensor) -> Internal.TensorOps.addScaledInPlace total part 1.0 |> ignore) gParams (snd results[c])
+            gx, gParams
+        finally
+            for g in gs do g.Dispose()
+            for c in 0 .. results.Length - 1 do
+                if not (isNull (box results[c])) then
+                    let gx, gParams = results[c]
+                    gx.Dispose()
+                    if c > 0 then for g in gParams do g.Dispose()
+
 /// The custom autograd function: inputs [| Config; x0; parameters… |], output [| the states at the output times |].
 type DiscreteAdjointFunction() =
     inherit torch.autograd.MultiTensorFunction<DiscreteAdjointFunction>()
@@ -208,17 +263,17 @@ type DiscreteAdjointFunction() =
     override _.forward(ctx, vars) =
         let cfg = vars[0] :?> Config
         let x0 = vars[1] :?> Tensor
-        let states, tape = (use _ = torch.no_grad() in forward cfg x0)
+        let states, split = (use _ = torch.no_grad() in forwardSplit cfg x0)
         ctx.save_for_backward(List<Tensor>([ x0 ]))
         ctx.save_data("config", cfg)
-        ctx.save_data("tape", tape)
+        ctx.save_data("split", split)
         cfg.Handed.Add states
         List<Tensor>([ states ])
 
     override _.backward(ctx, grads) =
         // Runs as a callback from libtorch's engine, where a .NET exception cannot pass (see BackwardFailure).
         let cfg = ctx.get_data("config") :?> Config
-        let tape = ctx.get_data("tape") :?> Tape
+        let split = ctx.get_data("split") :?> Split
         let parameters = cfg.Problem.Parameters
         try
             use g = grads[0]
@@ -238,14 +293,15 @@ type DiscreteAdjointFunction() =
                 let gParams = parameters |> Array.map (fun p -> if p.requires_grad then next () else null)
                 List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
             else
-                if tape.GivenBack && not tape.System.Valid then
+                if split.Tapes |> Array.exists (fun tape -> tape.GivenBack && not tape.System.Valid) then
                     raise (InvalidOperationException("The discrete adjoint's tape was reused by a later solve of the same field, so this backward pass (of a graph kept with retain_graph) cannot run. Call backward before the next forward, or solve with FieldBackendChoice.Module."))
                 let gx, gParams =
-                    try (use _ = torch.no_grad() in backward cfg tape g x0.shape)
+                    try (use _ = torch.no_grad() in backwardSplit cfg split g x0.shape)
                     finally
                         // Given back to the backend; its tape stays readable until another solve rents it.
-                        tape.GivenBack <- true
-                        (tape.System :> IDisposable).Dispose()
+                        for tape in split.Tapes do
+                            tape.GivenBack <- true
+                            (tape.System :> IDisposable).Dispose()
                 cfg.Backend.Hand(Seq.append [ gx ] gParams)
                 List<Tensor>(Seq.concat [ [ null; gx ]; List.ofArray gParams ])
         with e ->

@@ -42,7 +42,8 @@ module internal Eligibility =
 
 /// The compiled MLP backend of one module (FieldBackends.forModule). Thread-safe: each solve rents its own workspaces.
 type internal MlpBackend(field: torch.nn.Module) =
-    let pool = WorkspacePool(8)
+    // Workspaces (their buffers owned by no dispose scope: State/Buffer.fs) kept across solves.
+    let pool = FieldBackends.KeyedPool<Workspace>(8, fun w -> w.Generation <- w.Generation + 1L)
     let algebras = BufferAlgebraPool()
     // Per thread: another thread's next solve must not free wrappers this thread's backward pass is still handing over.
     let handed = new Threading.ThreadLocal<Collections.Generic.List<torch.Tensor>>(fun () -> Collections.Generic.List<torch.Tensor>())
@@ -75,9 +76,13 @@ type internal MlpBackend(field: torch.nn.Module) =
             let kernels = kernelsFor x0.dtype
             let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
             let n = int (x0.numel())
-            let rows = Array.map2 (fun ws (start, count) -> MlpSystem.FieldRows(kernels, ws, layers, tracked, start, count, n) :> MlpSystem.IRows) workspaces chunks
-            new MlpSystem.ChunkedSystem(rows, workspaces, layers, n, giveBack)
+            let rows = Array.map2 (fun ws (start, count) -> MlpSystem.FieldRows(kernels, ws, layers, tracked, start, count, n) :> FieldBackends.ChunkedSystem.IRows) workspaces chunks
+            new FieldBackends.ChunkedSystem.System(rows, parameters layers, n, giveBack)
         member _.CanTape = true
+        member _.RowChunks(x0, threads) =
+            let layers = Eligibility.unwrap (Eligibility.layers field x0 0)
+            let features = layers[0].InFeatures
+            int64 features, MlpSystem.chunks layers (int (x0.numel() / int64 features)) threads
         member _.Algebras = algebras
         member b.Hand tensors = b.Hand tensors
         member b.FreeHanded() = b.FreeHanded()
@@ -100,6 +105,7 @@ type internal TraceBackend(mlp: MlpBackend, trace: TraceEstimator, seed: uint64)
             let chunks, workspaces, giveBack = mlp.Rent(layers, z, threads)
             TraceSystem.system layers trace seed (int y0.shape[0]) y0.dtype workspaces chunks giveBack
         member _.CanTape = false
+        member _.RowChunks(y0, _) = y0.shape[y0.shape.Length - 1], [| 0, int (y0.numel() / y0.shape[y0.shape.Length - 1]) |]
         member _.Algebras = mlp.Algebras
         member _.Hand tensors = mlp.Hand tensors
         member _.FreeHanded() = mlp.FreeHanded()

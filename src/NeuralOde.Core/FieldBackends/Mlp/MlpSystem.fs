@@ -1,8 +1,6 @@
-/// A compiled field on host buffers over chunks of rows (Problem/FieldBackend.fs's ICompiledSystem and ITapedSystem):
-/// the state is the batch reshaped to rows × features, each chunk of rows is evaluated on a workspace of its own,
-/// chunks side by side (FieldBackends/IntraOpThreads.fs), and the chunks' shares of the parameters' gradients are
-/// summed. The rows are independent in f and its products; only the integrator's error norm couples them, and it sees
-/// the whole state. The plain MLP's rows are here; the flow's augmented field (TraceSystem.fs) has rows of its own.
+/// The compiled MLP's rows of a state (FieldBackends/ChunkedSystem.fs): the batch reshaped to rows × features, each
+/// chunk of rows evaluated on a workspace of its own. The plain MLP's rows are here; the flow's augmented field
+/// (TraceSystem.fs) has rows of its own.
 module internal NeuralOde.Core.FieldBackends.Mlp.MlpSystem
 
 open System
@@ -10,6 +8,7 @@ open TorchSharp
 open NeuralOde.Core
 open NeuralOde.Core.State.Buffers
 open NeuralOde.Core.FieldBackends
+open NeuralOde.Core.FieldBackends.ChunkedSystem
 open NeuralOde.Core.FieldBackends.Mlp.MlpLayers
 open NeuralOde.Core.FieldBackends.Mlp.Kernels
 open NeuralOde.Core.FieldBackends.Mlp.Workspace
@@ -51,17 +50,6 @@ let negatedGradientsInto (ws: Workspace) (layers: AffineLayer[]) (tracked: bool[
             | Some gb -> next (fun at -> negatedInto gb.Data 0 dy.Data at outF)
             | None -> ()
 
-/// One chunk of a system's rows, evaluated on its workspace.
-type IRows =
-    /// f at the chunk's rows of y into the same rows of dy, keeping the evaluation under `slot`.
-    abstract Forward: slot: int * t: float * y: Buffer * dy: Buffer -> unit
-    /// The adjoint system's derivative at the chunk's rows of [x; a] (into the same rows of dy's x and a parts), and
-    /// −(the chunk's share of the parameters' gradients) into `gradients` from `offset`.
-    abstract Adjoint: t: float * y: Buffer * dy: Buffer * gradients: Buffer * offset: int -> unit
-    /// (∂f/∂y)ᵀ g at the slot's evaluation, for the chunk's rows of g into the same rows of gy (the parameters' share
-    /// accumulated when `accumulate`).
-    abstract Products: slot: int * t: float * g: Buffer * gy: Buffer * accumulate: bool -> unit
-
 /// The adjoint part of a chunk's evaluation, after its forward part at slot 0 (`entries` state entries from `at`):
 /// the rows of a (from n + at in y) as the output's cotangent, `products` through the evaluation (into UBar and, when
 /// parameters are tracked, their accumulators, cleared first), −UBar into the rows of a's derivative and −(the
@@ -76,8 +64,29 @@ let adjointRows (ws: Workspace) (layers: AffineLayer[]) (tracked: bool[]) (sizes
     negatedInto b.UBar.Data 0 dy.Data (n + at) entries
     negatedGradientsInto ws layers tracked sizes gradients offset
 
+/// A chunk's rows on its workspace: what every such chunk does with it (slots, gradient accumulators, its share of the
+/// parameters' gradients, whether it still holds it); the rows' evaluations are the subclass's.
+[<AbstractClass>]
+type WorkspaceRows(ws: Workspace, layers: AffineLayer[]) =
+    let generation = ws.Generation
+    let p = parameterSizes layers |> Array.sum
+    abstract Forward: slot: int * t: float * y: Buffer * dy: Buffer -> unit
+    abstract Adjoint: t: float * y: Buffer * dy: Buffer * gradients: Buffer * offset: int -> unit
+    abstract Products: slot: int * t: float * g: Buffer * gy: Buffer * accumulate: bool -> unit
+    default _.Products(_, _, _, _, _) = invalidOp "These rows keep no tape: they are differentiated by the adjoints."
+    interface IRows with
+        member r.Forward(slot, t, y, dy) = r.Forward(slot, t, y, dy)
+        member r.Adjoint(t, y, dy, gradients, offset) = r.Adjoint(t, y, dy, gradients, offset)
+        member r.Products(slot, t, g, gy, accumulate) = r.Products(slot, t, g, gy, accumulate)
+        member _.EnsureSlots count = if ws.Slots < count then ws.EnsureSlots count
+        member _.ClearGradients() = clearGradients ws
+        member _.ParameterGradients() = parameterGradients ws layers
+        member _.Share = ws.Scratch($"gradients/{p}", fun () -> new OwnedBuffer(ws.Input(0).Tensor.dtype, max 1 p)).Buffer
+        member _.Held = ws.Generation = generation
+
 /// An MLP's rows [start, start + count) of a state of n entries.
 type FieldRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tracked: bool[], start: int, count: int, n: int) =
+    inherit WorkspaceRows(ws, layers)
     let features = layers[0].InFeatures
     let at, entries = start * features, count * features
     let sizes = parameterSizes layers
@@ -87,71 +96,15 @@ type FieldRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tracked:
         evaluateSlot kernels ws layers slot
         copy (ws.K slot) 0 dy at entries
     let products slot t (g: Buffer) accumulate = (ws.AtDepth t; vectorJacobianProduct kernels ws layers slot t g accumulate)
-    interface IRows with
-        member _.Forward(slot, t, y, dy) = evaluate slot t y dy
-        member _.Adjoint(t, y, dy, gradients, offset) =
-            evaluate 0 t y dy
-            adjointRows ws layers tracked sizes n at entries (products 0 t) y dy gradients offset
-        member _.Products(slot, t, g, gy, accumulate) =
-            let b = ws.Backward
-            copy g at b.KBar[0] 0 entries
-            products slot t b.KBar[0] accumulate
-            copy b.UBar 0 gy at entries
-
-/// The system over its chunks' rows (n state entries), on workspaces rented for one solve and given back by Dispose.
-type ChunkedSystem(rows: IRows[], workspaces: Workspace[], layers: AffineLayer[], n: int, giveBack: unit -> unit) =
-    let ps = parameters layers
-    let tracked = ps |> Array.map (fun p -> p.requires_grad)
-    let p = parameterSizes layers |> Array.sum
-    let dtype = workspaces[0].Input(0).Tensor.dtype
-    let shares =
-        if rows.Length = 1 then [||]
-        else workspaces |> Array.map (fun ws -> ws.Scratch($"gradients/{p}", fun () -> new ShareBuffer(dtype, max 1 p)).Buffer)
-    // Grad mode is per thread: a chunk's worker thread has it on, and the buffers' in-place updates are not to be recorded.
-    let inParallel (work: int -> unit) = IntraOpThreads.inParallel rows.Length (fun c -> (use _ = torch.no_grad() in work c))
-    let mutable disposed = false
-    let generations = workspaces |> Array.map (fun ws -> ws.Generation)
-    interface ITapedSystem with
-        member _.Length = n
-        member _.Parameters = ps
-        member _.ParameterLength = p
-        member _.Evaluate(t, y, dy) = inParallel (fun c -> rows[c].Forward(0, t, y, dy))
-        member _.EvaluateAdjoint(t, y, dy) =
-            if rows.Length = 1 then rows[0].Adjoint(t, y, dy, dy, 2 * n)
-            else
-                inParallel (fun c -> rows[c].Adjoint(t, y, dy, shares[c], 0))
-                copy shares[0] 0 dy (2 * n) p
-                for c in 1 .. shares.Length - 1 do
-                    match dy.Data, shares[c].Data with
-                    | (:? (float32[]) as d), (:? (float32[]) as s) -> for i in 0 .. p - 1 do d[2 * n + i] <- d[2 * n + i] + s[i]
-                    | d, s ->
-                        let d, s = d :?> float[], s :?> float[]
-                        for i in 0 .. p - 1 do d[2 * n + i] <- d[2 * n + i] + s[i]
-        member _.EvaluateTaped(slot, t, y, dy) =
-            for ws in workspaces do (if ws.Slots <= slot then ws.EnsureSlots(slot + 1))
-            inParallel (fun c -> rows[c].Forward(slot, t, y, dy))
-        member _.ProductsAt(slot, t, g, gy) =
-            let accumulate = Array.exists id tracked
-            inParallel (fun c -> rows[c].Products(slot, t, g, gy, accumulate))
-        member _.ClearGradients() = for ws in workspaces do clearGradients ws
-        member _.Valid = Array.forall2 (fun (ws: Workspace) g -> ws.Generation = g) workspaces generations
-        member _.ParameterGradients() =
-            let all = workspaces |> Array.map (fun ws -> parameterGradients ws layers)
-            for c in 1 .. all.Length - 1 do
-                Array.iteri2 (fun i (total: Tensor) (part: Tensor) -> (Internal.TensorOps.addScaledInPlace total part 1.0 |> ignore; part.Dispose())) all[0] all[c]
-            Array.map2 (fun (g: Tensor) tracked -> if tracked then g else (g.Dispose(); null)) all[0] tracked
-    interface IDisposable with
-        member _.Dispose() =
-            if not disposed then
-                disposed <- true
-                giveBack ()
-
-/// A chunk's share of the parameters' gradients, kept with its workspace.
-and ShareBuffer(dtype: torch.ScalarType, p: int) =
-    let b = buffer dtype 1 p
-    member _.Buffer = b
-    interface IDisposable with
-        member _.Dispose() = b.Tensor.Dispose()
+    override _.Forward(slot, t, y, dy) = evaluate slot t y dy
+    override _.Adjoint(t, y, dy, gradients, offset) =
+        evaluate 0 t y dy
+        adjointRows ws layers tracked sizes n at entries (products 0 t) y dy gradients offset
+    override _.Products(slot, t, g, gy, accumulate) =
+        let b = ws.Backward
+        copy g at b.KBar[0] 0 entries
+        products slot t b.KBar[0] accumulate
+        copy b.UBar 0 gy at entries
 
 /// The fewest rows a chunk gets: below this a second thread costs more than it saves (128 was slower at batch 256:
 /// 13–21 ms per W1 iteration against 9.5–11).

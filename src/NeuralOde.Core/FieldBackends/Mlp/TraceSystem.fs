@@ -17,6 +17,7 @@ open NeuralOde.Core.State.Buffers
 open NeuralOde.Core.FieldBackends.Mlp.MlpLayers
 open NeuralOde.Core.FieldBackends.Mlp.Kernels
 open NeuralOde.Core.FieldBackends.Mlp.Workspace
+open NeuralOde.Core.FieldBackends
 open NeuralOde.Core.FieldBackends.Mlp.MlpSystem
 
 /// The buffers of the trace for `probes` probes: the probes, each layer's act′ and act″, each probe's tangents before
@@ -123,6 +124,7 @@ let private fillProbes (tb: TraceBuffers) (trace: TraceEstimator) (all: Tensor) 
 /// A chunk of the flow's rows [start, start + count) of the [N, d + 1] state (n = N·(d + 1) entries): the forward
 /// system (z_r, Δ_r) ↦ (f(z_r), tr_r) and the adjoint system's rows of [x; a; μ] ↦ [f; tr; −(∂/∂z)ᵀ; 0; −(∂/∂θ)ᵀ].
 type private TraceRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], tb: TraceBuffers, tracked: bool[], start: int, count: int, n: int) =
+    inherit WorkspaceRows(ws, layers)
     let d = layers[0].InFeatures
     let stride = d + 1
     let evaluator = Trace(kernels, ws, layers, tb)
@@ -141,32 +143,30 @@ type private TraceRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], 
             let at = (start + r) * stride
             copy k (r * d) dy at d
             dy[at + d] <- traces[r]
-    interface IRows with
-        member _.Forward(_, t, y, dy) = evaluate t y dy
-        member _.Adjoint(t, y, dy, gradients, offset) =
-            evaluate t y dy
-            let b = ws.Backward
-            let accumulate = Array.exists id tracked
-            gather y n b.KBar[0]
-            for r in 0 .. count - 1 do traceCotangents[r] <- y[n + (start + r) * stride + d]
-            if accumulate then clearGradients ws
-            evaluator.Products(t, b.KBar[0], traceCotangents.Data, 0, accumulate)
-            // −ū into a_z's rows; a_Δ is constant (f does not read Δ).
-            for r in 0 .. count - 1 do
-                let at = n + (start + r) * stride
-                negatedInto b.UBar.Data (r * d) dy.Data at d
-                dy[at + d] <- 0.0
-            negatedGradientsInto ws layers tracked sizes gradients offset
-        member _.Products(_, _, _, _, _) = invalidOp "The compiled flow keeps no tape: it is differentiated by the adjoints."
+    override _.Forward(_, t, y, dy) = evaluate t y dy
+    override _.Adjoint(t, y, dy, gradients, offset) =
+        evaluate t y dy
+        let b = ws.Backward
+        let accumulate = Array.exists id tracked
+        gather y n b.KBar[0]
+        for r in 0 .. count - 1 do traceCotangents[r] <- y[n + (start + r) * stride + d]
+        if accumulate then clearGradients ws
+        evaluator.Products(t, b.KBar[0], traceCotangents.Data, 0, accumulate)
+        // −ū into a_z's rows; a_Δ is constant (f does not read Δ).
+        for r in 0 .. count - 1 do
+            let at = n + (start + r) * stride
+            negatedInto b.UBar.Data (r * d) dy.Data at d
+            dy[at + d] <- 0.0
+        negatedGradientsInto ws layers tracked sizes gradients offset
     interface IDisposable with
         member _.Dispose() =
             traces.Tensor.Dispose()
             traceCotangents.Tensor.Dispose()
 
-/// The flow's rows over chunks (MlpSystem.ChunkedSystem) on rented workspaces (given back by `giveBack`), the probes
+/// The flow's rows over chunks (ChunkedSystem.System) on rented workspaces (given back by `giveBack`), the probes
 /// for `rows` rows drawn once from `seed` (Hutchinson) or the unit vectors (exact).
 let system (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows: int) (dtype: torch.ScalarType)
-           (workspaces: Workspace[]) (chunks: (int * int)[]) (giveBack: unit -> unit) : ChunkedSystem =
+           (workspaces: Workspace[]) (chunks: (int * int)[]) (giveBack: unit -> unit) : ChunkedSystem.System =
     let d = layers[0].InFeatures
     let kernels = kernelsFor dtype
     let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
@@ -181,4 +181,4 @@ let system (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows:
     let release () =
         for e in evaluators do (e :> IDisposable).Dispose()
         giveBack ()
-    new ChunkedSystem(evaluators |> Array.map (fun e -> e :> IRows), workspaces, layers, n, release)
+    new ChunkedSystem.System(evaluators |> Array.map (fun e -> e :> ChunkedSystem.IRows), parameters layers, n, release)

@@ -178,42 +178,6 @@ type Workspace(dtype: torch.ScalarType, rows: int, made: AffineLayer[], withBack
             for v in scratch.Values do v.Dispose()
             scratch.Clear()
 
-/// Workspaces kept between solves, by layout: at most `capacity`, the oldest dropped. Thread-safe: a rented workspace
-/// belongs to one solve until it is returned.
-type WorkspacePool(capacity: int) =
-    let free = List<string * Workspace>()
-    let gate = obj ()
-    member _.Rent(key: string, make: unit -> Workspace) =
-        let found =
-            lock gate (fun () ->
-                match Seq.tryFindIndex (fun (k, _) -> k = key) free with
-                | Some i ->
-                    let _, w = free[i]
-                    free.RemoveAt i
-                    Some w
-                | None -> None)
-        let w =
-            match found with
-            | Some w -> w
-            | None ->
-                // Not the caller's dispose scope's: the pool keeps these tensors across solves. Made without grad mode,
-                // as every update of them is.
-                let w = (use _ = torch.no_grad() in make ())
-                for b in w.AllBuffers do b.Tensor.DetachFromDisposeScope() |> ignore
-                w
-        w.Generation <- w.Generation + 1L
-        w
-    member _.Return(key: string, w: Workspace) =
-        let dropped =
-            lock gate (fun () ->
-                free.Add((key, w))
-                if free.Count > capacity then
-                    let _, old = free[0]
-                    free.RemoveAt 0
-                    Some old
-                else None)
-        dropped |> Option.iter (fun w -> (w :> IDisposable).Dispose())
-
 /// Evaluates the field at the slot's input into its output (the weights set for the stage's depth beforehand).
 let evaluateSlot (kernels: IKernels) (ws: Workspace) (layers: AffineLayer[]) (slot: int) =
     for l in 0 .. layers.Length - 1 do

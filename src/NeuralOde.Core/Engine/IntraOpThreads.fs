@@ -1,11 +1,11 @@
 /// Parallel regions whose workers run libtorch single-threaded: a compiled backend splits a batch's rows into chunks,
-/// one thread each, and each chunk's libtorch ops (its matrix products) must not start OpenMP teams of their own (a
+/// one thread each (and the discrete adjoint solves each chunk on its own thread), and each chunk's libtorch ops (its matrix products) must not start OpenMP teams of their own (a
 /// team's threads spin after each region and slowed every later libtorch op: W1's floor took 200 ms instead of 40).
 /// libtorch keeps its thread count as one number for the process (at::set_num_threads), so a worker that sets it to one
 /// changes it for everyone: the count the outermost of any concurrent regions began with is put back when the last one
 /// ends. That is the only state here, and it exists because libtorch's setting is global; how many threads a solve
 /// uses is the solve's own setting (Ode.SolveOptions.Threads).
-module internal NeuralOde.Core.FieldBackends.IntraOpThreads
+module internal NeuralOde.Core.IntraOpThreads
 
 open System
 open TorchSharp
