@@ -78,20 +78,20 @@ let inline dot (a: ReadOnlySpan<float32>) (b: ReadOnlySpan<float32>) =
     for i in av.Length * width .. a.Length - 1 do s <- s + a[i] * b[i]
     s
 
-/// target = y + Σ_j c_j ks_j over the j with c_j ≠ 0 (y may be null: zeros), over the first `n` entries.
-let combineInto (y: Buffer) (coefficients: float[]) (ks: Buffer[]) (target: Buffer) =
+/// target = y + h Σ_j c_j ks_j over the j with c_j ≠ 0 (y may be null: zeros).
+let combineInto (y: Buffer) (h: float) (coefficients: float[]) (ks: Buffer[]) (target: Buffer) =
     let n = target.Length
     match target.Data with
     | :? (float32[]) as t ->
         let os = Span<float32>(t, 0, n)
         if obj.ReferenceEquals(y, null) then os.Clear() else Span<float32>(y.Single, 0, n).CopyTo os
         for j in 0 .. coefficients.Length - 1 do
-            if coefficients[j] <> 0.0 then axpy os (float32 coefficients[j]) (ReadOnlySpan<float32>(ks[j].Single, 0, n))
+            if coefficients[j] <> 0.0 then axpy os (float32 (h * coefficients[j])) (ReadOnlySpan<float32>(ks[j].Single, 0, n))
     | t ->
         let os = Span<float>(t :?> float[], 0, n)
         if obj.ReferenceEquals(y, null) then os.Clear() else Span<float>(y.Double, 0, n).CopyTo os
         for j in 0 .. coefficients.Length - 1 do
-            if coefficients[j] <> 0.0 then axpy64 os coefficients[j] (ReadOnlySpan<float>(ks[j].Double, 0, n))
+            if coefficients[j] <> 0.0 then axpy64 os (h * coefficients[j]) (ReadOnlySpan<float>(ks[j].Double, 0, n))
 
 /// target[0 .. count) += c·x[0 .. count).
 let addScaledPrefix (target: Buffer) (c: float) (x: Buffer) (count: int) =

@@ -43,15 +43,15 @@ type internal BufferAlgebra(dtype: torch.ScalarType, length: int) =
     interface IStateAlgebra<Buffer> with
         member _.Combine(y, h, weights, ks) =
             let b = rent ()
-            combineInto y (weights |> Array.map (fun w -> h * w)) ks b
+            combineInto y h weights ks b
             b
         member _.WeightedSum(h, weights, ks) =
             let b = rent ()
-            combineInto Unchecked.defaultof<Buffer> (weights |> Array.map (fun w -> h * w)) ks b
+            combineInto Unchecked.defaultof<Buffer> h weights ks b
             b
         member _.Linear(coefficients, states) =
             let b = rent ()
-            combineInto Unchecked.defaultof<Buffer> coefficients states b
+            combineInto Unchecked.defaultof<Buffer> 1.0 coefficients states b
             b
         member _.AddScaledInPlace(target, c, x) = addScaled target c x
         member _.Copy x =
