@@ -59,9 +59,11 @@ type Settings =
       Record: bool
       /// Raise an OdeSolveException when the loop fails (true), or return the outputs reached with the failure in
       /// the solution's Status (false: Ode.trySolve).
-      Throw: bool }
+      Throw: bool
+      /// A step of another kind in place of the tableau's (Loop.Settings.Step).
+      Step: ((float -> Tensor -> Tensor) -> float -> Tensor -> float -> Tensor -> RungeKuttaStep.StepResult<Tensor>) option }
 
-let defaultSettings = { NormChannels = -1; Record = false; Throw = true }
+let defaultSettings = { NormChannels = -1; Record = false; Throw = true; Step = None }
 
 /// The checks every solve makes before its first step (StepRules.validateSolve).
 let validate (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) = StepRules.validate problem tableau control
@@ -96,7 +98,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                         match e.Failure with
                         | OdeFailure.NonFiniteValue | OdeFailure.StepSizeUnderflow | OdeFailure.MaxStepsExceeded | OdeFailure.InvalidStepSize ->
                             RowDiagnosis.rows tableau problem.VectorField control t y fy h
-                        | _ -> [||]) }
+                        | _ -> [||])
+          Step = settings.Step }
     try
         let outcome =
             Loop.run algebra f x0 times tableau control loopSettings (fun k y -> outputs[k] <- y.alias().MoveToOuterDisposeScope())

@@ -24,10 +24,14 @@ type Settings<'S> =
       KeepSteps: bool
       /// Called on a failure part-way with (the failure, t, y, f(t, y) or null, the last trial step), before the loop's
       /// states are released; the run then returns the failure instead of raising it. None: the failure is raised.
-      OnFailure: (OdeSolveException -> float -> 'S -> 'S -> float -> unit) option }
+      OnFailure: (OdeSolveException -> float -> 'S -> 'S -> float -> unit) option
+      /// A step of another kind in place of the tableau's explicit Runge–Kutta step (a hypersolver's corrected step):
+      /// (f, t, y, h, f(t, y)) ↦ Y1 and the stages (Ks[0] = f(t, y)), fixed steps only. The loop then takes it as not
+      /// FSAL and reads outputs inside a step by cubic Hermite interpolation.
+      Step: ((float -> 'S -> 'S) -> float -> 'S -> float -> 'S -> RungeKuttaStep.StepResult<'S>) option }
 
 /// Settings that raise failures, keep no steps and take the full error norm.
-let plain<'S> : Settings<'S> = { NormChannels = -1; Observer = None; KeepSteps = false; OnFailure = None }
+let plain<'S> : Settings<'S> = { NormChannels = -1; Observer = None; KeepSteps = false; OnFailure = None; Step = None }
 
 /// How a run ended.
 type Outcome =
@@ -44,7 +48,9 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
         (control: StepControl) (settings: Settings<'S>) (output: int -> 'S -> unit) : Outcome =
     let direction = if times[times.Length - 1] > times[0] then 1.0 else -1.0
     let t0, tEnd = times[0], times[times.Length - 1]
-    let s = tableau.Stages
+    // A step of another kind: not FSAL, Hermite dense output.
+    let fsal = tableau.Fsal && settings.Step.IsNone
+    let dense = if settings.Step.IsSome then DenseOutput.Hermite else tableau.Dense
     let mutable nfe = 0
     let f t y =
         nfe <- nfe + 1
@@ -53,7 +59,7 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
     let release (x: 'S) = if not (isNullS x) then algebra.Release x
     let keepSteps = settings.KeepSteps && settings.Observer.IsSome
     let adaptive = match control with StepControl.Adaptive _ -> true | _ -> false
-    let needsEnd = DenseOutputEval.needsEndDerivative tableau
+    let needsEnd = settings.Step.IsSome || DenseOutputEval.needsEndDerivative tableau
     // Kept steps belong to the observer, so the loop leaves their states alone.
     let owned (x: 'S) = not keepSteps && not (isNullS x) && not (obj.ReferenceEquals(x, y0))
     let mutable y = y0
@@ -84,7 +90,11 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
               let hStep, tNew, landsOnEnd = stepTo t h tEnd
               attempted <- hStep
               use _ = algebra.Scope()
-              let r = RungeKuttaStep.step algebra tableau adaptive f t y hStep fy
+              let r =
+                  match settings.Step with
+                  | Some step -> step f t y hStep fy
+                  | None -> RungeKuttaStep.step algebra tableau adaptive f t y hStep fy
+              let s = r.Ks.Length
               let accept, error =
                   match control with
                   | StepControl.Adaptive o ->
@@ -100,13 +110,13 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
                       | ValueNone -> true, 0.0
               if accept then
                   // f at the new state: a FSAL tableau's last stage; otherwise evaluated when dense output needs it.
-                  let mutable f1 = if tableau.Fsal then r.Ks[s - 1] else Unchecked.defaultof<'S>
+                  let mutable f1 = if fsal then r.Ks[s - 1] else Unchecked.defaultof<'S>
                   if keepSteps && isNullS f1 && needsEnd then f1 <- f tNew r.Y1
                   while outputDueBy tNew do
                       if times[next] = tNew || next = times.Length - 1 && landsOnEnd then output next r.Y1
                       else
                           if isNullS f1 && needsEnd then f1 <- f tNew r.Y1
-                          let d = DenseOutputEval.evaluate algebra tableau.Dense y r.Y1 hStep r.Ks f1 ((times[next] - t) / hStep)
+                          let d = DenseOutputEval.evaluate algebra dense y r.Y1 hStep r.Ks f1 ((times[next] - t) / hStep)
                           output next d
                           algebra.Release d
                       next <- next + 1

@@ -58,19 +58,21 @@ type Hypersolver(baseSolver: ButcherTableau, correction: Module<torch.Tensor, to
         let g = m.CorrectionAt(z, k1)
         (Internal.TensorOps.addScaled next g (h ** (order + 1.0))).MoveToOuterDisposeScope()
 
-    /// The states at the `steps` + 1 equally spaced times of [t0, t1] [steps + 1, N, d]. Differentiable by autograd.
+    /// The states at the `steps` + 1 equally spaced times of [t0, t1] [steps + 1, N, d], by the integration loop
+    /// (Engine/Loop.fs) with this step in place of the base method's. Differentiable by autograd.
     member m.Solve(f: VectorField, z0: torch.Tensor, t0: float, t1: float, steps: int) : torch.Tensor =
         checkState z0
         Internal.Guard.span t0 t1
         Internal.Guard.stepCount "steps" 10_000_000 steps
-        let h = (t1 - t0) / float steps
-        let states = Collections.Generic.List<torch.Tensor>([ z0.alias() ])
-        try
-            for n in 0 .. steps - 1 do
-                states.Add(m.Step(f, t0 + float n * h, h, states[n]))
-            torch.stack(states, 0L)
-        finally
-            for s in states do s.Dispose()
+        let times = Array.init (steps + 1) (fun n -> if n = steps then t1 else t0 + (t1 - t0) * float n / float steps)
+        let corrected (field: float -> torch.Tensor -> torch.Tensor) (t: float) (z: torch.Tensor) (h: float) (k1: torch.Tensor) =
+            let r = RungeKuttaStep.step (State.TensorAlgebra.Shared :> State.IStateAlgebra<torch.Tensor>) baseSolver false field t z h k1
+            use next = r.Y1
+            let g = m.CorrectionAt(z, k1)
+            { r with Y1 = Internal.TensorOps.addScaled next g (h ** (order + 1.0)) }
+        let settings = { Integrate.defaultSettings with Step = Some corrected }
+        let solution, _ = Integrate.solveWith settings (OdeProblem.create f z0 times) baseSolver (StepControl.Steps(steps, steps))
+        solution.States
 
     /// The residual targets r_n = (z(t_{n+1}) − z_n − h ψ(t_n, z_n)) / h^{p+1} of a reference trajectory
     /// [steps + 1, N, d] on the equally spaced grid of [t0, t1], with the correction's inputs: (inputs [steps·N, 2d],
