@@ -32,3 +32,8 @@ module FieldBackend =
             OdeProblem.create (ModuleField.create field null) x0 times
             |> OdeProblem.withParameters (field.parameters() |> Seq.map (fun p -> p :> torch.Tensor))
         if backend = FieldBackendChoice.Module then problem else OdeProblem.withFieldBackend (forModule field) problem
+
+    /// Ode.odeint for a module: solves dz/ds = field(s, z) from x0 at times[0] with outputs at `times`, by autograd,
+    /// on the compiled backend where it can run (as a NeuralOdeModel does).
+    let odeint (field: torch.nn.Module<torch.Tensor, torch.Tensor>) (x0: torch.Tensor) (times: float[]) (solver: ButcherTableau) (control: StepControl) =
+        Ode.solve (problemOf field x0 times FieldBackendChoice.Auto) solver control

@@ -31,6 +31,10 @@ let tests =
             Expect.equal s.Backend "compiled MLP" "compiled"
             Expect.equal sm.Backend "module" "the module"
             agree 1e-12 "Ode.solve" (ys, gs, s) (ym, gm, sm)
+            use byOdeint = FieldBackend.odeint field x [| 0.0; 0.5; 1.0 |] Solvers.rk4 (StepControl.steps 8)
+            Expect.equal byOdeint.Statistics.Backend "compiled MLP" "FieldBackend.odeint: compiled"
+            use onTensors = Ode.odeint (ModuleField.create field null) x [| 0.0; 0.5; 1.0 |] Solvers.rk4 (StepControl.steps 8)
+            Expect.isLessThan (Tensors.relativeError (Tensors.toArray byOdeint.States) (Tensors.toArray onTensors.States)) 1e-12 "Ode.odeint on the module's function: the same states"
         }
         test "the discrete adjoint differentiates every output: at step ends and by dense output inside steps (Hermite and continuous)" {
             use field = mlp torch.float64 2 12 "softplus" 52
