@@ -65,13 +65,10 @@ type Settings =
 
 let defaultSettings = { NormChannels = -1; Record = false; Throw = true; Step = None }
 
-/// The checks every solve makes before its first step (StepRules.validateSolve).
-let validate (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) = StepRules.validate problem tableau control
-
 /// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
 /// when recording, the trajectory of accepted steps (else None).
 let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTableau) (control: StepControl) : OdeSolution * DenseTrajectory option =
-    validate problem tableau control
+    StepRules.validate problem tableau control
     let times = problem.Times
     let x0 = problem.X0
     use algebra = new TensorAlgebra()

@@ -151,6 +151,9 @@ type Run(cfg: Config) =
                                 match byParameter |> Array.tryFind (fun (q, _) -> obj.ReferenceEquals(p, q)) with
                                 | Some(_, g) -> g
                                 | None -> torch.zeros_like(p))
+                        // The system's parameters the problem does not list get no gradient: theirs are freed here.
+                        for q, g in byParameter do
+                            if not (cfg.Parameters |> Array.exists (fun p -> obj.ReferenceEquals(p, q))) then g.Dispose()
                         cfg.Backend.Hand(Seq.append [ gx0 ] gParams)
                         gx0, gTimes, gParams
                     finally c.Release final

@@ -199,6 +199,9 @@ let private backward (cfg: Config) (tape: Tape) (gStates: Tensor) (shape: int64[
                 match byParameter |> Array.tryFind (fun (q, _) -> obj.ReferenceEquals(p, q)) with
                 | Some(_, g) when not (isNull g) -> g
                 | _ -> torch.zeros_like(p))
+        // The system's parameters the problem does not list get no gradient: theirs are freed here.
+        for q, g in byParameter do
+            if not (isNull g) && not (cfg.Problem.Parameters |> Array.exists (fun p -> obj.ReferenceEquals(p, q))) then g.Dispose()
         gx, gParams
     finally
         for b in made do algebra.Release b

@@ -58,7 +58,7 @@ let private adjoint (options: SolveOptions) (compiled: ICompilingBackend option)
     let run: AdjointSweep.IAdjointRun =
         match compiled with
         | Some backend ->
-            Integrate.validate problem solver control
+            // The grid holds the output times: its checks are the problem's.
             StepRules.validateSolve plan.Grid problem.X0 solver control
             CompiledAdjoint.Run(
                 { Backend = backend; Threads = threadsOf options; Shape = problem.X0.shape; Length = int (problem.X0.numel())
@@ -90,7 +90,7 @@ let private adjoint (options: SolveOptions) (compiled: ICompilingBackend option)
 
 /// A solve on a compiled backend with no gradient: the loop on its buffers, outputs at the problem's times.
 let private compiledValue (options: SolveOptions) (backend: ICompilingBackend) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
-    Integrate.validate problem solver control
+    StepRules.validate problem solver control
     let plan = plan false Sensitivity.defaultOptions problem solver control
     let run =
         CompiledAdjoint.Run(
@@ -103,7 +103,7 @@ let private compiledValue (options: SolveOptions) (backend: ICompilingBackend) (
 
 /// Autograd on a compiled backend with fixed steps: the discrete adjoint of the steps.
 let private discrete (options: SolveOptions) (backend: ICompilingBackend) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =
-    Integrate.validate problem solver control
+    StepRules.validate problem solver control
     let config: DiscreteAdjoint.Config =
         { Backend = backend; Threads = threadsOf options; Problem = problem; Tableau = solver; Control = control
           Handed = Collections.Generic.List<torch.Tensor>(); Statistics = SolveStatistics.Zero }
