@@ -2,9 +2,13 @@
 //   build   restore and build the solution (Release)
 //   test    every F# (Expecto) and C# (xunit) test (those that train also under oneDNN limited to AVX2 and on one
 //           thread), the paper's experiments in quick mode (under oneDNN's default ISA and AVX2, at 1 and 2 threads),
-//           the README's code
-//           blocks (tests/Readme/), the derivation scripts (paper-appendix/derivations/) and the consumer apps and script
-//           (tests/Consumers/), then one line `N passed, N failed`; non-zero exit on any failure
+//           the code blocks of the README and of docs/ (tests/Readme/), the derivation scripts
+//           (paper-appendix/derivations/), the tutorials in quick mode (docs/tutorials/), the docs site built and its
+//           links checked (tests/Docs/), and the consumer apps and script (tests/Consumers/), then one line
+//           `N passed, N failed`; non-zero exit on any failure
+//   docs    the documentation site (fsdocs: docs/ and the API reference of both assemblies) to out/docs/, its links
+//           checked; the tutorials' figures from out/tutorials/ (run in quick mode first when absent; `docs full`
+//           runs them at full size); `--root /PREFIX/` for a site served under a prefix (default /)
 //   demo    the main job: the paper's reflection experiments (Fig. 3, Fig. 5, g_1d), figures to out/demo/
 //   bench   the benchmark project (not part of test); tables to out/bench/
 //   pack    NuGet packages to out/packages/, then the consumers of `test` (tests/Consumers/) against a fresh pack
@@ -20,6 +24,7 @@ open System.Xml.Linq
 #load "tests/Scripts/Exec.fsx"
 #load "tests/Consumers/Consumers.fsx"
 #load "tests/Readme/ReadmeSnippets.fsx"
+#load "tests/Docs/DocsSite.fsx"
 #load "tests/NeuralOde.Benchmarks/SideBySide.fsx"
 
 type Target =
@@ -29,6 +34,7 @@ type Target =
     | Bench
     | Pack
     | Appendix
+    | Docs
     | Clean
 
 let root = __SOURCE_DIRECTORY__
@@ -155,7 +161,20 @@ let test (extra: string list) =
             code = 0)
     let derivationsPassed = derivations |> Array.filter id |> Array.length
     let derivationsFailed = derivations.Length - derivationsPassed
-    printfn "== README code blocks (each C# block a program, each F# block a script) =="
+    printfn "== Tutorials (docs/tutorials, quick mode; each checks its claim) =="
+    let figures = Path.Combine(outDir, "tutorials")
+    let tutorials = DocsSite.runTutorials root figures true
+    printfn "== Docs site (fsdocs: docs/ and the API reference, every link resolved) =="
+    let site =
+        try DocsSite.build root (Path.Combine(outDir, "docs")) figures "/"
+        with e -> [ { DocsSite.Name = "docs site"; DocsSite.Passed = false; DocsSite.Output = e.Message } ]
+    for o in site do
+        printfn "%s: %s" o.Name (if o.Passed then "passed" else "FAILED")
+        if not o.Passed then printfn "%s" o.Output
+    let docsOutcomes = tutorials @ site
+    let docsPassed = docsOutcomes |> List.filter (fun o -> o.Passed) |> List.length
+    let docsFailed = docsOutcomes.Length - docsPassed
+    printfn "== Code blocks of the README and docs/ (each C# block a program, each F# block a script) =="
     let snippets =
         try ReadmeSnippets.run root (Path.Combine(outDir, "readme"))
         with e ->
@@ -179,11 +198,12 @@ let test (extra: string list) =
     let snippetsPassed = snippets |> List.filter (fun o -> o.Passed) |> List.length
     let snippetsFailed = snippets.Length - snippetsPassed
     for o in snippets |> List.filter (fun o -> not o.Passed) do printfn "FAILED: %s" o.Name
-    printfn "README blocks: %d passed, %d failed" snippetsPassed snippetsFailed
+    printfn "README and docs blocks: %d passed, %d failed" snippetsPassed snippetsFailed
+    printfn "Tutorials and docs site: %d passed, %d failed" docsPassed docsFailed
     for label, p, f in experimentRuns do printfn "Experiments (quick, %s): %d passed, %d failed" label p f
     printfn "Derivation scripts: %d passed, %d failed" derivationsPassed derivationsFailed
-    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed + derivationsPassed
-    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed + derivationsFailed
+    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed + derivationsPassed + docsPassed
+    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed + derivationsFailed + docsFailed
     printfn "%d passed, %d failed" passed failed
     if failed > 0 then exit 1
 
@@ -237,6 +257,24 @@ let appendix (extra: string list) =
             printfn "== %s ==" (Path.GetRelativePath(root, script))
             run root "dotnet" [ "fsi"; script ] |> require script
 
+/// The documentation site to out/docs/ (see the header); exits 1 when it does not build or a link is broken.
+let docs (extra: string list) =
+    build ()
+    let figures = Path.Combine(outDir, "tutorials")
+    let full = List.contains "full" extra
+    let missing = not (Directory.Exists figures) || Directory.GetFiles(figures, "*.png").Length < (DocsSite.tutorials root).Length
+    if full || missing then
+        let outcomes = DocsSite.runTutorials root figures (not full)
+        if outcomes |> List.exists (fun o -> not o.Passed) then exit 1
+    let prefix = match extra |> List.skipWhile ((<>) "--root") with _ :: p :: _ -> p | _ -> "/"
+    let site = Path.Combine(outDir, "docs")
+    let outcomes = DocsSite.build root site figures prefix
+    for o in outcomes do
+        printfn "%s: %s" o.Name (if o.Passed then "passed" else "FAILED")
+        if not o.Passed then printfn "%s" o.Output
+    if outcomes |> List.exists (fun o -> not o.Passed) then exit 1
+    printfn "site in %s (serve it, e.g. `python3 -m http.server -d %s`, and open http://localhost:8000%s)" site site prefix
+
 let clean () =
     if Directory.Exists outDir then Directory.Delete(outDir, true)
     for dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories) |> Array.ofSeq do
@@ -245,7 +283,7 @@ let clean () =
 
 let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
 let targets =
-    [ "build", Build; "test", Test; "demo", Demo; "bench", Bench; "pack", Pack; "appendix", Appendix; "clean", Clean ]
+    [ "build", Build; "test", Test; "demo", Demo; "bench", Bench; "pack", Pack; "appendix", Appendix; "docs", Docs; "clean", Clean ]
 match args with
 | name :: extra ->
     match targets |> List.tryFind (fun (n, _) -> n = name) with
@@ -255,6 +293,7 @@ match args with
     | Some(_, Bench) -> bench extra
     | Some(_, Pack) -> pack ()
     | Some(_, Appendix) -> appendix extra
+    | Some(_, Docs) -> docs extra
     | Some(_, Clean) -> clean ()
     | None ->
         eprintfn "Unknown target '%s'. Targets: %s" name (targets |> List.map fst |> String.concat ", ")

@@ -1,4 +1,5 @@
-// The README's C# and F# code blocks, compiled and run as written (loaded by build.fsx, target test).
+// The C# and F# code blocks of the README, the packages' readmes and docs/*.md, compiled and run as written (loaded by
+// build.fsx, target test).
 //
 // Every C# block is a complete program for a new console app (`dotnet new console`: implicit usings on); every F#
 // block a complete script. To run them all in one build, each C# block becomes a class in its own namespace — its
@@ -165,13 +166,18 @@ let runFsharp (root: string) (work: string) (snippets: (int * Snippet) list) =
     let code, output = exec dir "dotnet" [ "fsi"; "--quiet"; "Snippets.fsx" ]
     verdicts "F#" snippets code output
 
-/// The markdown files whose blocks are run: the repository's README and the two packages' readmes.
-let documents = [ "README.md"; "src/NeuralOde/PackageReadme.md"; "src/NeuralOde.Core/PackageReadme.md" ]
+/// The markdown files whose blocks are run: the repository's README, the two packages' readmes and every page of
+/// docs/ (the tutorials are scripts, run by tests/Docs/).
+let documents (root: string) =
+    [ "README.md"; "src/NeuralOde/PackageReadme.md"; "src/NeuralOde.Core/PackageReadme.md"
+      yield! Directory.GetFiles(Path.Combine(root, "docs"), "*.md")
+             |> Array.sort
+             |> Array.map (fun f -> Path.GetRelativePath(root, f).Replace('\\', '/')) ]
 
 /// Every block of those files, by language; prints failures with the output that explains them.
 let run (root: string) (work: string) =
     let snippets =
-        documents
+        documents root
         |> List.collect (fun file -> let path = Path.Combine(root, file) in extract file path (File.ReadAllLines path))
         |> List.indexed
     let of' language = snippets |> List.filter (fun (_, s) -> s.Language = language)

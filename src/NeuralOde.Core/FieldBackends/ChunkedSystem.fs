@@ -40,7 +40,7 @@ type IRows =
 
 /// The system over its chunks' rows (n state entries, the parameters' entries in order), on buffers rented for one
 /// solve and given back by Dispose.
-type System(rows: IRows[], parameters: Tensor[], n: int, giveBack: unit -> unit) =
+type RowChunkSystem(rows: IRows[], parameters: Tensor[], n: int, giveBack: unit -> unit) =
     let tracked = parameters |> Array.map (fun p -> p.requires_grad)
     let p = parameters |> Array.sumBy (fun p -> int (p.numel()))
     let shares = if rows.Length = 1 then [||] else rows |> Array.map (fun r -> r.Share)

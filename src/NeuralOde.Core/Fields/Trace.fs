@@ -31,16 +31,14 @@ type IExactTrace =
 /// Trace estimators of the Jacobian ∂f/∂z of a batched field output f [N, d] with respect to z [N, d], one per
 /// sample (each row of f depends on the same row of z only).
 module Trace =
-    type private Tensor = torch.Tensor
-
-    let private checkBatched (name: string) (z: Tensor) =
+    let private checkBatched (name: string) (z: torch.Tensor) =
         if z.dim() <> 2L then
             raise (System.ArgumentException($"{name} must be a batch of vectors [N, d]; got shape {Internal.TensorOps.shapeText z}. Flatten the features (x.flatten(1)) before the flow.", name))
 
     /// tr(∂f/∂z) per sample [N], by d vector–Jacobian products eᵢᵀ ∂f/∂z (torch.autograd.grad with one-hot seeds).
     /// `fz` must have been computed from `z` with grad enabled; `createGraph` keeps the result differentiable (with
     /// respect to z and whatever f depends on), as training needs.
-    let exact (fz: Tensor) (z: Tensor) (createGraph: bool) : Tensor =
+    let exact (fz: torch.Tensor) (z: torch.Tensor) (createGraph: bool) : torch.Tensor =
         checkBatched "z" z
         use scope = torch.NewDisposeScope()
         let d = z.shape[1]
@@ -57,7 +55,7 @@ module Trace =
 
     /// Hutchinson's estimate εᵀ (∂f/∂z) ε per sample [N] (Grathwohl et al. 2019, eq. 7): one vector–Jacobian product
     /// εᵀ ∂f/∂z, then its product with ε summed over the features. Unbiased when E[ε εᵀ] = I.
-    let hutchinson (fz: Tensor) (z: Tensor) (epsilon: Tensor) (createGraph: bool) : Tensor =
+    let hutchinson (fz: torch.Tensor) (z: torch.Tensor) (epsilon: torch.Tensor) (createGraph: bool) : torch.Tensor =
         checkBatched "z" z
         use scope = torch.NewDisposeScope()
         let estimate =
@@ -76,7 +74,7 @@ module Trace =
         uint64 (seed.ToInt64())
 
     /// Probe vectors ε of `shape`, `dtype` and `device`, drawn on the host from a generator seeded with `seed`.
-    let noise (kind: Noise) (seed: uint64) (shape: int64[]) (dtype: torch.ScalarType) (device: torch.Device) : Tensor =
+    let noise (kind: Noise) (seed: uint64) (shape: int64[]) (dtype: torch.ScalarType) (device: torch.Device) : torch.Tensor =
         use scope = torch.NewDisposeScope()
         use g = new torch.Generator(seed)
         let draw =
@@ -95,7 +93,7 @@ module Trace =
     /// differentiated through). The results are
     /// differentiable when grad was enabled at the call (training, an adjoint's vector–Jacobian products), and
     /// detached otherwise.
-    let evaluate (estimator: TraceEstimator) (seed: uint64) (f: VectorField) (t: float) (z: Tensor) : Tensor * Tensor =
+    let evaluate (estimator: TraceEstimator) (seed: uint64) (f: VectorField) (t: float) (z: torch.Tensor) : torch.Tensor * torch.Tensor =
         checkBatched "z" z
         let createGraph = torch.is_grad_enabled()
         use scope = torch.NewDisposeScope()

@@ -77,7 +77,7 @@ type internal MlpBackend(field: torch.nn.Module) =
             let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
             let n = int (x0.numel())
             let rows = Array.map2 (fun ws (start, count) -> MlpSystem.FieldRows(kernels, ws, layers, tracked, start, count, n) :> FieldBackends.ChunkedSystem.IRows) workspaces chunks
-            new FieldBackends.ChunkedSystem.System(rows, parameters layers, n, giveBack)
+            new FieldBackends.ChunkedSystem.RowChunkSystem(rows, parameters layers, n, giveBack)
         member _.CanTape = true
         member _.RowChunks(x0, threads) =
             let layers = Eligibility.unwrap (Eligibility.layers field x0 0)

@@ -163,10 +163,10 @@ type private TraceRows(kernels: IKernels, ws: Workspace, layers: AffineLayer[], 
             traces.Tensor.Dispose()
             traceCotangents.Tensor.Dispose()
 
-/// The flow's rows over chunks (ChunkedSystem.System) on rented workspaces (given back by `giveBack`), the probes
+/// The flow's rows over chunks (ChunkedSystem.RowChunkSystem) on rented workspaces (given back by `giveBack`), the probes
 /// for `rows` rows drawn once from `seed` (Hutchinson) or the unit vectors (exact).
 let system (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows: int) (dtype: torch.ScalarType)
-           (workspaces: Workspace[]) (chunks: (int * int)[]) (giveBack: unit -> unit) : ChunkedSystem.System =
+           (workspaces: Workspace[]) (chunks: (int * int)[]) (giveBack: unit -> unit) : ChunkedSystem.RowChunkSystem =
     let d = layers[0].InFeatures
     let kernels = kernelsFor dtype
     let tracked = parameters layers |> Array.map (fun p -> p.requires_grad)
@@ -181,4 +181,4 @@ let system (layers: AffineLayer[]) (trace: TraceEstimator) (seed: uint64) (rows:
     let release () =
         for e in evaluators do (e :> IDisposable).Dispose()
         giveBack ()
-    new ChunkedSystem.System(evaluators |> Array.map (fun e -> e :> ChunkedSystem.IRows), parameters layers, n, release)
+    new ChunkedSystem.RowChunkSystem(evaluators |> Array.map (fun e -> e :> ChunkedSystem.IRows), parameters layers, n, release)
