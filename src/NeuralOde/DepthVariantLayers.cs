@@ -31,8 +31,12 @@ public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>, Core.IM
     {
         ArgumentNullException.ThrowIfNull(basis);
         _layer = new Core.GalLinear(inFeatures, outFeatures, basis.Value, dtype, trainDilation, trainShift);
+        Basis = basis;
         register_module("layer", _layer);
     }
+
+    /// <summary>The basis ψ.</summary>
+    public Basis Basis { get; }
 
     /// <summary>The trainable dilation d, shape [1], or null when the layer was built without it.</summary>
     public TorchSharp.Modules.Parameter? Dilation => _layer.Dilation?.Value;
@@ -68,8 +72,12 @@ public sealed class GalerkinConv2d : Module<torch.Tensor, torch.Tensor>
         ArgumentNullException.ThrowIfNull(basis);
         _layer = new Core.GalConv2d(inChannels, outChannels, kernelSize, basis.Value, stride, padding ?? kernelSize / 2, dtype,
                                     trainDilation, trainShift);
+        Basis = basis;
         register_module("layer", _layer);
     }
+
+    /// <summary>The basis ψ.</summary>
+    public Basis Basis { get; }
 
     /// <summary>The trainable dilation d, shape [1], or null when the layer was built without it.</summary>
     public TorchSharp.Modules.Parameter? Dilation => _layer.Dilation?.Value;
