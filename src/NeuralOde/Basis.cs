@@ -69,7 +69,7 @@ public sealed class Basis
 
     /// <summary>∫_0^s ψ_j.</summary>
     /// <exception cref="System.ArgumentOutOfRangeException"><paramref name="s"/> lies outside [0, <see cref="Domain"/>].</exception>
-    public double[] Integrals(double s) { Core.BasisModule.derivativesAt(Value, s); return Value.Integrals.Invoke(s); }
+    public double[] Integrals(double s) { Core.BasisModule.valuesAt(Value, s); return Value.Integrals.Invoke(s); }
 
     /// <inheritdoc />
     public override string ToString() => Value.ToString();

@@ -7,8 +7,8 @@ open type TorchSharp.torch.nn
 /// Galerkin Neural ODEs): the flat weights θ(s) = [vec(K(s)); b(s)] ∈ R^{out·in·k² + out}, each entry
 /// θ_p(s) = Σ_j α_{p,j} ψ_j(s); y = conv2d(x, K(s), b(s)). Coefficients zero-initialised. Opt-in, as torchdyn's:
 /// a trainable dilation d (starts at 1) and shift h (starts at 0) of the depth, θ(s) = α ψ(d·s + h) (see
-/// GalerkinDepth and Basis.transformedAt). The depth is passed explicitly, `forward(x, s)`, or told by the block
-/// that evaluates it (IDepthAware), `forward(x)`.
+/// GalerkinDepth and Basis.transformedAt; exact to first order in d and h). The depth is passed explicitly,
+/// `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`.
 type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: Basis, stride: int64, padding: int64,
                dtype: torch.ScalarType, dilation: bool, shift: bool) as this =
     inherit Module<torch.Tensor, torch.Tensor>("gal_conv2d")

@@ -8,7 +8,8 @@ open type TorchSharp.torch.nn
 /// θ_p(s) = Σ_j α_{p,j} ψ_j(s), and y = x W(s)ᵀ + b(s). The coefficients α, of shape [(in+1)·out, m], start at zero
 /// (the layer outputs 0), as torchdyn's. Opt-in, as torchdyn's `dilation` and `shift`: a trainable dilation d
 /// (starts at 1) and shift h (starts at 0) of the depth, θ(s) = α ψ(d·s + h) (GalerkinDepth says how ψ is
-/// differentiated in them, and Basis.transformedAt where the transformed depth may go). The depth is passed
+/// differentiated in them: exactly to first order, so every gradient is exact but a second derivative in d or h
+/// is not; and Basis.transformedAt where the transformed depth may go). The depth is passed
 /// explicitly, `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`: so it composes
 /// with ordinary layers inside a `Sequential` that a NeuralOdeModel evaluates.
 type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch.ScalarType, dilation: bool, shift: bool) as this =
