@@ -42,6 +42,26 @@ public static class DepthGradients
             tableau, control);
     }
 
+    /// <summary>The gradients of a Galerkin layer's trainable dilation d and shift h (θ(s) = α ψ(d·s + h)) from the
+    /// Theorem 1 gradient by the chain rule: dℓ/dd = ∫ ⟨δℓ/δθ(s), α ψ'(d·s + h)⟩ s ds, dℓ/dh = ∫ ⟨δℓ/δθ(s), α ψ'(d·s + h)⟩ ds
+    /// over the basis' domain, by Gauss–Legendre quadrature doubled until two results agree to
+    /// <paramref name="tolerance"/>; shape [2]: dℓ/dd, dℓ/dh.</summary>
+    /// <param name="coefficients">The layer's α, [n_θ, m] (e.g. <see cref="GalerkinLinear.Coefficients"/>).</param>
+    public static torch.Tensor DilationShift(Basis basis, torch.Tensor coefficients, double dilation, double shift,
+                                             Func<double, torch.Tensor, torch.Tensor> field, Func<torch.Tensor> weights,
+                                             torch.Tensor x0, torch.Tensor terminalGradient, double tolerance = 1e-8,
+                                             Solver? solver = null, StepSize? stepSize = null,
+                                             Func<double, torch.Tensor, torch.Tensor>? integralLoss = null)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        ArgumentNullException.ThrowIfNull(field);
+        ArgumentNullException.ThrowIfNull(weights);
+        var (tableau, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
+        return Core.InfiniteDimensionalGradient.dilationShiftConverged(basis.Value, coefficients, dilation, shift, tolerance,
+            FuncConvert.FromFunc(field), FuncConvert.FromFunc(weights), x0, terminalGradient, Loss(integralLoss),
+            tableau, control);
+    }
+
     /// <summary>
     /// Corollary 2: for piecewise-constant parameters θ_i on [s_i, s_{i+1}] (a <see cref="StackedLinear"/>),
     /// dℓ/dθ_i = ∫ over the interval of δℓ/δθ(s), each by Gauss–Legendre quadrature doubled until two results agree to

@@ -18,13 +18,31 @@ public sealed class GalerkinLinear : Module<torch.Tensor, torch.Tensor>, Core.IM
     Module Core.IModuleWrapper.Wrapped => _layer;
 
     /// <summary>Creates the layer.</summary>
-    public GalerkinLinear(long inFeatures, long outFeatures, Basis basis, torch.ScalarType dtype = torch.ScalarType.Float32)
+    /// <param name="inFeatures">Width of the input.</param>
+    /// <param name="outFeatures">Width of the output.</param>
+    /// <param name="basis">The basis ψ.</param>
+    /// <param name="dtype">The parameters' dtype.</param>
+    /// <param name="trainDilation">torchdyn's <c>dilation</c>: a trainable d (starts at 1) with θ(s) = α ψ(d·s + h).</param>
+    /// <param name="trainShift">torchdyn's <c>shift</c>: a trainable h (starts at 0). With either, the transformed depth
+    /// may leave [0, S] as they train; the built-in bases extrapolate, a custom one only if built to.</param>
+    public GalerkinLinear(long inFeatures, long outFeatures, Basis basis, torch.ScalarType dtype = torch.ScalarType.Float32,
+                          bool trainDilation = false, bool trainShift = false)
         : base("galerkin_linear")
     {
         ArgumentNullException.ThrowIfNull(basis);
-        _layer = new Core.GalLinear(inFeatures, outFeatures, basis.Value, dtype);
+        _layer = new Core.GalLinear(inFeatures, outFeatures, basis.Value, dtype, trainDilation, trainShift);
+        Basis = basis;
         register_module("layer", _layer);
     }
+
+    /// <summary>The basis ψ.</summary>
+    public Basis Basis { get; }
+
+    /// <summary>The trainable dilation d, shape [1], or null when the layer was built without it.</summary>
+    public TorchSharp.Modules.Parameter? Dilation => _layer.Dilation?.Value;
+
+    /// <summary>The trainable shift h, shape [1], or null when the layer was built without it.</summary>
+    public TorchSharp.Modules.Parameter? Shift => _layer.Shift?.Value;
 
     /// <summary>The coefficients α, shape [(in+1)·out, m].</summary>
     public TorchSharp.Modules.Parameter Coefficients => _layer.Coefficients;
@@ -45,14 +63,27 @@ public sealed class GalerkinConv2d : Module<torch.Tensor, torch.Tensor>
 {
     readonly Core.GalConv2d _layer;
 
-    /// <summary>Creates the layer (padding defaults to "same" for odd kernels).</summary>
+    /// <summary>Creates the layer (padding defaults to "same" for odd kernels); <paramref name="trainDilation"/> and
+    /// <paramref name="trainShift"/> as <see cref="GalerkinLinear"/>'s.</summary>
     public GalerkinConv2d(long inChannels, long outChannels, long kernelSize, Basis basis, long stride = 1, long? padding = null,
-                          torch.ScalarType dtype = torch.ScalarType.Float32) : base("galerkin_conv2d")
+                          torch.ScalarType dtype = torch.ScalarType.Float32, bool trainDilation = false, bool trainShift = false)
+        : base("galerkin_conv2d")
     {
         ArgumentNullException.ThrowIfNull(basis);
-        _layer = new Core.GalConv2d(inChannels, outChannels, kernelSize, basis.Value, stride, padding ?? kernelSize / 2, dtype);
+        _layer = new Core.GalConv2d(inChannels, outChannels, kernelSize, basis.Value, stride, padding ?? kernelSize / 2, dtype,
+                                    trainDilation, trainShift);
+        Basis = basis;
         register_module("layer", _layer);
     }
+
+    /// <summary>The basis ψ.</summary>
+    public Basis Basis { get; }
+
+    /// <summary>The trainable dilation d, shape [1], or null when the layer was built without it.</summary>
+    public TorchSharp.Modules.Parameter? Dilation => _layer.Dilation?.Value;
+
+    /// <summary>The trainable shift h, shape [1], or null when the layer was built without it.</summary>
+    public TorchSharp.Modules.Parameter? Shift => _layer.Shift?.Value;
 
     /// <summary>The coefficients α, shape [out·in·k² + out, m].</summary>
     public TorchSharp.Modules.Parameter Coefficients => _layer.Coefficients;

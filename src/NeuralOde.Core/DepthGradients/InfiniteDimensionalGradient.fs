@@ -139,6 +139,40 @@ let spectralConverged (basis: Basis) (tolerance: float) (field: VectorField) (we
                       (terminalGradient: Tensor) (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
     converged tolerance "the spectral gradient" (fun nodes -> spectral basis nodes field weights x0 terminalGradient loss solver control)
 
+/// The gradients of a Galerkin layer's trainable dilation d and shift h (θ(s) = α ψ(s'), s' = d·s + h: GalLinear and
+/// GalConv2d built with them) from the Theorem 1 gradient by the chain rule, ∂θ(s)/∂d = α ψ'(s') s and
+/// ∂θ(s)/∂h = α ψ'(s'): dℓ/dd = ∫_0^S ⟨δℓ/δθ(s), α ψ'(s')⟩ s ds and dℓ/dh = ∫_0^S ⟨δℓ/δθ(s), α ψ'(s')⟩ ds over
+/// the basis' domain [0, S], by Gauss–Legendre quadrature with nodes doubled until converged to `tolerance` (as
+/// spectralConverged). `coefficients` is α, [n_θ, m]; `dilation` and `shift` their current values. Returns [2]:
+/// dℓ/dd, dℓ/dh (for a layer that trains only one of them, read that entry).
+let dilationShiftConverged (basis: Basis) (coefficients: Tensor) (dilation: float) (shift: float) (tolerance: float)
+                           (field: VectorField) (weights: unit -> Tensor) (x0: Tensor) (terminalGradient: Tensor)
+                           (loss: IntegralLoss option) (solver: ButcherTableau) (control: StepControl) : Tensor =
+    if obj.ReferenceEquals(basis, null) then raise (System.ArgumentNullException("basis"))
+    if isNull coefficients then raise (System.ArgumentNullException("coefficients"))
+    if coefficients.dim() <> 2L || coefficients.shape[1] <> int64 basis.Terms then
+        raise (System.ArgumentException($"coefficients (α) must be [n_θ, {basis.Terms}] for the {basis} basis; got {TensorOps.shapeText coefficients}.", "coefficients"))
+    Guard.finite "dilation" dilation
+    Guard.finite "shift" shift
+    use alpha = coefficients.detach()
+    let integrate (nodes: int) =
+        let rule = GaussLegendreRule(0.0, basis.Domain, nodes)
+        use g = along field weights x0 (0.0, basis.Domain) terminalGradient loss rule.Abscissas solver control
+        let slopes = Array.concat [| for s in rule.Abscissas -> snd (Basis.transformedAt basis dilation shift s) |]
+        use psiSlopes = onDeviceOf g slopes [| int64 nodes; int64 basis.Terms |]
+        use alphaT = alpha.t().``to``(g.dtype, g.device)
+        use thetaSlopes = psiSlopes.mm(alphaT)              // α ψ'(s'_i), [nodes, n_θ]
+        use products = g * thetaSlopes
+        use inner = products.sum(1L)                        // ⟨δℓ/δθ(s_i), α ψ'(s'_i)⟩
+        use w = onDeviceOf g rule.Weights [| int64 nodes |]
+        use depths = onDeviceOf g rule.Abscissas [| int64 nodes |]
+        use weighted = inner * w
+        use byDilation = weighted * depths
+        use dd = byDilation.sum()
+        use dh = weighted.sum()
+        torch.stack([| dd; dh |], 0L)
+    converged tolerance "the dilation and shift gradient" integrate
+
 /// Corollary 2: for piecewise-constant θ (θ_i on [s_i, s_{i+1}]), dℓ/dθ_i = ∫_{s_i}^{s_{i+1}} δℓ/δθ(s) ds, each by
 /// converged Gauss–Legendre quadrature of the Theorem 1 gradient, the adjoint carried backward across the
 /// partition points. `fieldFor i` is the field of interval i; `weights ()` returns the θ_i its last evaluation used.

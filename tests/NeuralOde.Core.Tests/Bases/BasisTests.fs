@@ -10,7 +10,11 @@ open NeuralOde.Core
 
 let private bases =
     [ Basis.fourier 3 1.0; Basis.fourier 2 2.5; Basis.polynomial 5 1.0; Basis.polynomial 4 3.0
-      Basis.chebyshev 6 1.0; Basis.chebyshev 4 2.0; Basis.legendre 6 1.0; Basis.legendre 5 0.7 ]
+      Basis.chebyshev 6 1.0; Basis.chebyshev 4 2.0; Basis.legendre 6 1.0; Basis.legendre 5 0.7
+      // torchdyn's radial bases (smooth on the domain: the vanilla one's kink |s − c| at its default centre 0 is the
+      // domain's end; RadialBasisTests integrates it across an inner centre).
+      Basis.gaussianRbf 5 1.0; Basis.gaussianRbfWith 0.4 1.5 4 2.0; Basis.vanillaRbf 4 1.0
+      Basis.multiquadricRbf 5 1.0; Basis.multiquadricRbfWith 0.7 3.0 4 2.0 ]
 
 /// ∫_0^S g(s) w(s) ds, exact for the smooth integrands here (Gauss–Chebyshev for the Chebyshev weight).
 let private integrate (b: Basis) (g: float -> float) =

@@ -94,6 +94,8 @@ let recognise (field: torch.nn.Module) : Result<AffineLayer[], string> =
                     withActivation (fun act ->
                         { Weight = l.weight; Bias = (match l.bias with null -> null | b -> b :> Tensor); Galerkin = None
                           InFeatures = int l.weight.shape[1]; OutFeatures = int l.weight.shape[0]; Activation = act }) tail
+                | :? GalLinear as g when g.TransformsDepth ->
+                    Error "its GalLinear has a trainable dilation or shift of the depth, which the compiled backend does not evaluate"
                 | :? GalLinear as g when g.GetType() = typeof<GalLinear> && hookFree g ->
                     withActivation (fun act ->
                         { Weight = null; Bias = null; Galerkin = Some g; InFeatures = int g.InFeatures; OutFeatures = int g.OutFeatures

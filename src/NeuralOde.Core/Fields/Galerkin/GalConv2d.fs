@@ -5,10 +5,12 @@ open type TorchSharp.torch.nn
 
 /// A 2-D convolution whose kernel and bias depend on depth through a basis (torchdyn's GalConv2d, for image
 /// Galerkin Neural ODEs): the flat weights θ(s) = [vec(K(s)); b(s)] ∈ R^{out·in·k² + out}, each entry
-/// θ_p(s) = Σ_j α_{p,j} ψ_j(s); y = conv2d(x, K(s), b(s)). Coefficients zero-initialised; the depth is passed
-/// explicitly, `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`.
+/// θ_p(s) = Σ_j α_{p,j} ψ_j(s); y = conv2d(x, K(s), b(s)). Coefficients zero-initialised. Opt-in, as torchdyn's:
+/// a trainable dilation d (starts at 1) and shift h (starts at 0) of the depth, θ(s) = α ψ(d·s + h) (see
+/// GalerkinDepth and Basis.transformedAt; exact to first order in d and h). The depth is passed explicitly,
+/// `forward(x, s)`, or told by the block that evaluates it (IDepthAware), `forward(x)`.
 type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: Basis, stride: int64, padding: int64,
-               dtype: torch.ScalarType) as this =
+               dtype: torch.ScalarType, dilation: bool, shift: bool) as this =
     inherit Module<torch.Tensor, torch.Tensor>("gal_conv2d")
     do
         Internal.Guard.layerSize "inChannels" inChannels
@@ -20,13 +22,21 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
     let kernelCount = outChannels * inChannels * kernelSize * kernelSize
     let coefficients =
         new Modules.Parameter(torch.zeros([| kernelCount + outChannels; int64 basis.Terms |], dtype = dtype))
+    let dilationParameter, shiftParameter = GalerkinDepth.parameters dilation shift dtype
     let mutable lastWeights: torch.Tensor = null
     let mutable depth = 0.0
-    do this.register_parameter("coefficients", coefficients)
+    do
+        this.register_parameter("coefficients", coefficients)
+        dilationParameter |> Option.iter (fun p -> this.register_parameter("dilation", p))
+        shiftParameter |> Option.iter (fun p -> this.register_parameter("shift", p))
 
-    /// A float32 layer with stride 1 and "same" padding for odd kernels.
+    /// A layer without trainable dilation and shift: θ(s) = α ψ(s).
+    new(inChannels, outChannels, kernelSize, basis, stride, padding, dtype) =
+        new GalConv2d(inChannels, outChannels, kernelSize, basis, stride, padding, dtype, false, false)
+
+    /// A float32 layer with stride 1 and "same" padding for odd kernels, without trainable dilation and shift.
     new(inChannels, outChannels, kernelSize, basis) =
-        new GalConv2d(inChannels, outChannels, kernelSize, basis, 1L, kernelSize / 2L, torch.float32)
+        new GalConv2d(inChannels, outChannels, kernelSize, basis, 1L, kernelSize / 2L, torch.float32, false, false)
 
     /// The coefficients α, shape [out·in·k² + out, m].
     member _.Coefficients = coefficients
@@ -35,9 +45,16 @@ type GalConv2d(inChannels: int64, outChannels: int64, kernelSize: int64, basis: 
     /// θ(s) as computed by the most recent forward (for Theorem 1).
     member _.LastWeights = lastWeights
 
-    /// θ(s) = α ψ(s), the flat kernel and bias at depth s.
+    /// The trainable dilation d, shape [1] (starts at 1), when the layer was built with it.
+    member _.Dilation: Modules.Parameter option = dilationParameter
+    /// The trainable shift h, shape [1] (starts at 0), when the layer was built with it.
+    member _.Shift: Modules.Parameter option = shiftParameter
+    /// Whether the depth is transformed, s' = d·s + h, by a trainable dilation or shift.
+    member _.TransformsDepth = dilationParameter.IsSome || shiftParameter.IsSome
+
+    /// θ(s) = α ψ(s) (or α ψ(d·s + h) with trainable dilation and shift), the flat kernel and bias at depth s.
     member _.WeightsAt(s: float) : torch.Tensor =
-        use psi = torch.tensor(Basis.valuesAt basis s, dtype = coefficients.dtype, device = coefficients.device)
+        use psi = GalerkinDepth.psi basis dilationParameter shiftParameter s coefficients
         coefficients.mv(psi)
 
     /// Components are registered by name in the constructor only (why: Models/Fields/ModuleField.fs).
