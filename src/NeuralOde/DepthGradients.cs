@@ -46,7 +46,18 @@ public static class DepthGradients
     /// Theorem 1 gradient by the chain rule: dℓ/dd = ∫ ⟨δℓ/δθ(s), α ψ'(d·s + h)⟩ s ds, dℓ/dh = ∫ ⟨δℓ/δθ(s), α ψ'(d·s + h)⟩ ds
     /// over the basis' domain, by Gauss–Legendre quadrature doubled until two results agree to
     /// <paramref name="tolerance"/>; shape [2]: dℓ/dd, dℓ/dh.</summary>
+    /// <param name="basis">The layer's basis ψ.</param>
     /// <param name="coefficients">The layer's α, [n_θ, m] (e.g. <see cref="GalerkinLinear.Coefficients"/>).</param>
+    /// <param name="dilation">The layer's dilation d.</param>
+    /// <param name="shift">The layer's shift h.</param>
+    /// <param name="field">The field f(s, x) that reads the layer's weights.</param>
+    /// <param name="weights">The θ(s) the last evaluation used (e.g. <see cref="GalerkinLinear.LastWeights"/>).</param>
+    /// <param name="x0">The initial state.</param>
+    /// <param name="terminalGradient">∂L/∂x(S).</param>
+    /// <param name="tolerance">Agreement of successive quadratures.</param>
+    /// <param name="solver">The method; <see cref="Solvers.Dopri5"/> by default.</param>
+    /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> by default.</param>
+    /// <param name="integralLoss">A running loss l(s, x) added to L, when there is one.</param>
     public static torch.Tensor DilationShift(Basis basis, torch.Tensor coefficients, double dilation, double shift,
                                              Func<double, torch.Tensor, torch.Tensor> field, Func<torch.Tensor> weights,
                                              torch.Tensor x0, torch.Tensor terminalGradient, double tolerance = 1e-8,

@@ -1,6 +1,7 @@
 // The documentation site and the tutorials (loaded by build.fsx: targets docs and test).
 //
-// Tutorials: each docs/tutorials/NN-*.fsx runs as `dotnet fsi <script> --quick` against the build's DLLs; a script
+// Tutorials: each docs/tutorials/NN-*.fsx runs as `dotnet fsi <script> --quick` against the build's DLLs, and each C#
+// file-based app docs/tutorials/csharp/*.cs as `dotnet run <file> -- --quick` against the library's project; each
 // checks its own claim and exits 1 when it does not hold; figures go to out/tutorials/.
 // Site: fsdocs (the local tool in .config/dotnet-tools.json) turns docs/ (markdown pages and the literate tutorial
 // scripts) and the XML docs of both assemblies into out/docs/; then every link and image of every page is resolved:
@@ -16,19 +17,23 @@ open System.Text.RegularExpressions
 /// One check's result.
 type Outcome = { Name: string; Passed: bool; Output: string }
 
-/// The tutorial scripts, in order.
+/// The tutorial scripts, in order, then the C# file-based apps (docs/tutorials/csharp/*.cs).
 let tutorials (root: string) =
-    Directory.GetFiles(Path.Combine(root, "docs", "tutorials"), "*.fsx")
-    |> Array.filter (fun f -> Char.IsDigit (Path.GetFileName f).[0])
-    |> Array.sort
+    let dir = Path.Combine(root, "docs", "tutorials")
+    Array.append
+        (Directory.GetFiles(dir, "*.fsx") |> Array.filter (fun f -> Char.IsDigit (Path.GetFileName f).[0]) |> Array.sort)
+        (Directory.GetFiles(Path.Combine(dir, "csharp"), "*.cs") |> Array.sort)
 
 /// Runs every tutorial (in quick mode when asked); figures to `figures`.
 let runTutorials (root: string) (figures: string) (quick: bool) =
     Directory.CreateDirectory figures |> ignore
     [ for script in tutorials root do
-        let name = Path.GetFileNameWithoutExtension script
+        let csharp = script.EndsWith ".cs"
+        let name = (if csharp then "csharp/" else "") + Path.GetFileNameWithoutExtension script
         let started = DateTime.UtcNow
-        let args = [ "fsi"; script ] @ (if quick then [ "--quick" ] else [])
+        let args =
+            if csharp then [ "run"; script; "--" ] @ (if quick then [ "--quick" ] else [])
+            else [ "fsi"; script ] @ (if quick then [ "--quick" ] else [])
         let code, output = Exec.run false (TimeSpan.FromMinutes 10.0) root [ ("NEURALODE_TUTORIAL_OUT", figures) ] "dotnet" args
         let seconds = (DateTime.UtcNow - started).TotalSeconds
         printfn "tutorial %s: %s (%.0f s)" name (if code = 0 then "passed" else "FAILED") seconds
