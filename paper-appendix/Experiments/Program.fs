@@ -1,5 +1,6 @@
 /// The paper's experiments, one command each:
 ///   NeuralOde.Appendix list | all | NAME... [quick] [--seed N] [--out DIR] [--threads N]
+///                      [--size paper] [--epochs N] [--train-limit N] [--test-limit N]   (images only)
 /// Each writes its figures and results.md (ours beside the paper's numbers) to DIR/NAME (default
 /// paper-appendix/output), prints its wall time, and exits non-zero when an experiment's check does not hold.
 module Appendix.Program
@@ -35,7 +36,19 @@ let main argv =
     let quick = List.contains "quick" args || List.contains "--quick" args
     let seed = option "--seed" args |> Option.map uint64 |> Option.defaultValue 7UL
     let out = option "--out" args |> Option.defaultValue (Path.Combine("paper-appendix", "output"))
-    let names = args |> List.filter (fun a -> not (a.StartsWith "-") && a <> "quick" && Some a <> option "--seed" args && Some a <> option "--out" args && Some a <> option "--threads" args)
+    let size = option "--size" args
+    let positive name =
+        option name args |> Option.map (fun v ->
+            match Int32.TryParse v with
+            | true, n when n > 0 -> n
+            | _ -> failwithf "%s must be a positive whole number; got '%s'" name v)
+    let epochs, trainLimit, testLimit = positive "--epochs", positive "--train-limit", positive "--test-limit"
+    match size with
+    | Some s when s <> "paper" -> failwithf "--size: the only larger size is 'paper' (images); got '%s'" s
+    | _ -> ()
+    // Every option's value, so that none is taken for an experiment's name.
+    let values = [ "--seed"; "--out"; "--threads"; "--size"; "--epochs"; "--train-limit"; "--test-limit" ] |> List.choose (fun o -> option o args)
+    let names = args |> List.filter (fun a -> not (a.StartsWith "-") && a <> "quick" && not (List.contains a values))
     match names with
     | [] | [ "list" ] ->
         printfn "Experiments (dotnet fsi build.fsx appendix NAME [quick]; all runs every one):"
@@ -56,7 +69,7 @@ let main argv =
                 let dir = Path.Combine(out, e.Name)
                 Directory.CreateDirectory dir |> ignore
                 printfn "== %s%s: %s" e.Name (if quick then " (quick)" else "") e.Title
-                let settings = { Quick = quick; Seed = seed; Out = dir }
+                let settings = { Quick = quick; Seed = seed; Out = dir; Size = size; Epochs = epochs; TrainLimit = trainLimit; TestLimit = testLimit }
                 let clock = Stopwatch.StartNew()
                 let outcome =
                     try e.Run settings

@@ -21,9 +21,24 @@ namespace NeuralOde;
 public sealed record TrainingProgress(int Epoch, int Iteration, double Loss, int ForwardEvaluations, int BackwardEvaluations,
                                       TimeSpan Elapsed, double? ValidationLoss, bool EndOfEpoch)
 {
+    /// <summary>Steps accepted by the iteration's forward solves (every solving module); 0 in an end-of-epoch report.</summary>
+    public int AcceptedSteps { get; init; }
+
+    /// <summary>Steps rejected by the error control of the iteration's forward solves; 0 in an end-of-epoch report.</summary>
+    public int RejectedSteps { get; init; }
+
+    /// <summary>Wall time of the iteration (loss, gradients, optimizer step), or of the whole epoch (its iterations,
+    /// the scheduler and the validation) in an end-of-epoch report.</summary>
+    public TimeSpan Duration { get; init; }
+
     internal static TrainingProgress From(Core.TrainingProgress p) =>
         new(p.Epoch, p.Iteration, p.Loss, p.ForwardEvaluations, p.BackwardEvaluations, p.Elapsed,
-            p.ValidationLoss is null ? null : p.ValidationLoss.Value, p.EndOfEpoch);
+            p.ValidationLoss is null ? null : p.ValidationLoss.Value, p.EndOfEpoch)
+        {
+            AcceptedSteps = p.AcceptedSteps,
+            RejectedSteps = p.RejectedSteps,
+            Duration = p.Duration,
+        };
 }
 
 /// <summary>The result of <see cref="Trainer{TBatch}.Fit"/>: the end-of-epoch reports and why training ended.</summary>
@@ -71,16 +86,24 @@ public sealed class Trainer<TBatch>
     /// an interrupted save never destroys the previous one.</param>
     /// <param name="resume">When <paramref name="checkpointPath"/> holds a checkpoint, load it and continue after its
     /// epoch.</param>
+    /// <param name="tensorBoardDirectory">Write TensorBoard event files to this folder (made when missing), through
+    /// TorchSharp's <c>SummaryWriter</c>: at each iteration <c>loss</c>, <c>nfe/forward</c>, <c>nfe/backward</c>,
+    /// <c>steps/accepted</c>, <c>steps/rejected</c> and <c>time/iteration_seconds</c>; at each epoch's end
+    /// <c>loss/epoch_mean</c> and, with <paramref name="validate"/>, <c>loss/validation</c>. The step is the iteration
+    /// (an epoch's values at its last iteration); the values are the reports' (<see cref="TrainingProgress"/>) as
+    /// float32. Each event is flushed as it is written, so a run that fails leaves the log complete up to the failure.
+    /// View with <c>tensorboard --logdir</c> and the folder.</param>
     /// <exception cref="TrainingDivergedException">The loss, a parameter's gradient, or a parameter after the
     /// optimizer's step held NaN or Inf; it names which (the parameter by its name), the epoch and the iteration.</exception>
     /// <exception cref="ArgumentException">An epoch's <paramref name="batches"/> were empty.</exception>
-    /// <exception cref="System.IO.IOException">A checkpoint cannot be written to <paramref name="checkpointPath"/>
-    /// (checked before the first epoch).</exception>
+    /// <exception cref="System.IO.IOException">A checkpoint cannot be written to <paramref name="checkpointPath"/>, or
+    /// event files to <paramref name="tensorBoardDirectory"/> (both checked before the first epoch; the message names
+    /// the path).</exception>
     public TrainingResult Fit(Func<int, IEnumerable<TBatch>> batches, int epochs = 1, IProgress<TrainingProgress>? progress = null,
                               Func<double>? validate = null, int? patience = null,
                               torch.optim.lr_scheduler.LRScheduler? scheduler = null,
                               Func<TrainingProgress, bool>? onIteration = null, CancellationToken cancellationToken = default,
-                              string? checkpointPath = null, bool resume = false)
+                              string? checkpointPath = null, bool resume = false, string? tensorBoardDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(batches);
         var resumeFrom = resume && checkpointPath is not null && System.IO.File.Exists(checkpointPath)
@@ -97,7 +120,8 @@ public sealed class Trainer<TBatch>
                                 : FSharpOption<FSharpFunc<Core.TrainingProgress, bool>>.Some(FuncConvert.FromFunc<Core.TrainingProgress, bool>(r => onIteration(TrainingProgress.From(r)))),
             cancellationToken,
             checkpointPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(checkpointPath),
-            resumeFrom);
+            resumeFrom,
+            tensorBoardDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(tensorBoardDirectory));
         var result = Core.Trainer.fit(_model, _optimizer, FuncConvert.FromFunc(_loss),
             FuncConvert.FromFunc<int, IEnumerable<TBatch>>(batches), options);
         return new TrainingResult(result.Epochs.Select(TrainingProgress.From).ToList(), result.Outcome);

@@ -44,6 +44,68 @@ public class TrainerTests
         Assert.InRange(evaluations, 11, 16);
     }
 
+    [Fact]
+    public void FitWritesItsReportsToTensorBoard()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"neuralode-tb-{Guid.NewGuid():N}");
+        try
+        {
+            torch.manual_seed(11);
+            using var block = new NeuralOdeBlock(Sequential(Linear(2, 4), Tanh(), Linear(4, 2)), solver: Solvers.Dopri5(),
+                stepSize: StepSize.Adaptive(1e-4, 1e-4), sensitivity: Sensitivities.Adjoint());
+            using var optimizer = torch.optim.Adam(block.parameters(), 0.01);
+            var data = Enumerable.Range(0, 3).Select(_ => torch.randn(8, 2)).ToList();
+            var reports = new List<TrainingProgress>();
+            var trainer = new Trainer<torch.Tensor>(block, optimizer, x => (block.forward(x) - 2 * x).square().mean());
+            trainer.Fit(_ => data, epochs: 2, progress: new SynchronousProgress(reports.Add),
+                        validate: () => (block.forward(data[0]) - 2 * data[0]).square().mean().ToDouble(),
+                        tensorBoardDirectory: folder);
+
+            var file = Assert.Single(Directory.GetFiles(folder, "events.out.tfevents.*"));
+            Assert.Equal("brain.Event:2", EventFiles.Read(file)[0].FileVersion);
+            var expected = new List<(string Tag, long Step, float Value)>();
+            foreach (var p in reports)
+            {
+                var values = p.EndOfEpoch
+                    ? new List<(string, double)> { ("loss/epoch_mean", p.Loss) }
+                    : [("loss", p.Loss), ("nfe/forward", p.ForwardEvaluations), ("nfe/backward", p.BackwardEvaluations),
+                       ("steps/accepted", p.AcceptedSteps), ("steps/rejected", p.RejectedSteps),
+                       ("time/iteration_seconds", p.Duration.TotalSeconds)];
+                if (p.ValidationLoss is double v) values.Add(("loss/validation", v));
+                expected.AddRange(values.Select(t => (t.Item1, (long)p.Iteration, (float)t.Item2)));
+            }
+            Assert.Equal(2 * 3 * 6 + 2 * 2, expected.Count);
+            Assert.Equal(expected, EventFiles.Scalars(file));
+            Assert.All(reports.Where(r => !r.EndOfEpoch), r => Assert.True(r.AcceptedSteps > 0 && r.Duration > TimeSpan.Zero));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, true);
+        }
+    }
+
+    [Fact]
+    public void AnUnwritableTensorBoardFolderIsRefusedBeforeTraining()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            var under = Path.Combine(file, "runs");
+            var calls = 0;
+            using var block = new NeuralOdeBlock(Sequential(Linear(2, 4), Tanh(), Linear(4, 2)), solver: Solvers.Rk4(), stepSize: StepSize.Steps(2));
+            using var optimizer = torch.optim.SGD(block.parameters(), 0.01);
+            var trainer = new Trainer<torch.Tensor>(block, optimizer, x => { calls++; return block.forward(x).square().mean(); });
+            var e = Assert.Throws<IOException>(() => trainer.Fit(_ => new[] { torch.ones(2, 2) }, tensorBoardDirectory: under));
+            Assert.Contains(under, e.Message);
+            Assert.Equal(0, calls);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void TheEventFileReaderUsesTheStandardCrc32C() =>
+        Assert.Equal(0xE3069283u, EventFiles.Crc32C("123456789"u8));
+
     sealed class CancelAfter(CancellationTokenSource cts, Func<bool> due) : Module<torch.Tensor, torch.Tensor>("cancel_after")
     {
         public override torch.Tensor forward(torch.Tensor x)

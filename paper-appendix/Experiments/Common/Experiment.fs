@@ -9,7 +9,16 @@ type Settings =
       /// The seed of every generator and of torch's global one.
       Seed: uint64
       /// The experiment's output folder (figures, results.md).
-      Out: string }
+      Out: string
+      /// A larger size where an experiment has one (`--size paper`: `images` on full 28 × 28 Fashion-MNIST with the
+      /// paper's parameter counts); None: its default size.
+      Size: string option
+      /// Epochs, where an experiment takes them (`--epochs N`, `images --size paper`); None: its default.
+      Epochs: int option
+      /// Train on at most this many examples (`--train-limit N`, `images`), e.g. to time an epoch on a subset.
+      TrainLimit: int option
+      /// Test on at most this many examples (`--test-limit N`, `images`).
+      TestLimit: int option }
 
 /// One line of the results table: what is measured, ours, the paper's (or "—" where it reports none).
 type Row = { Quantity: string; Ours: string; Paper: string }

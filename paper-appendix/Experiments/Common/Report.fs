@@ -7,7 +7,12 @@ open Appendix.Experiment
 
 /// Writes results.md for `experiment` run with `settings`, which took `seconds`.
 let write (experiment: Experiment) (settings: Settings) (outcome: Outcome) (seconds: float) =
-    let quickFlag = if settings.Quick then " quick" else ""
+    let options =
+        [ match settings.Size with Some s -> yield $" --size {s}" | None -> ()
+          match settings.Epochs with Some n -> yield $" --epochs {n}" | None -> ()
+          match settings.TrainLimit with Some n -> yield $" --train-limit {n}" | None -> ()
+          match settings.TestLimit with Some n -> yield $" --test-limit {n}" | None -> () ]
+    let quickFlag = (if settings.Quick then " quick" else "") + String.concat "" options
     let quickNote = if settings.Quick then " (quick mode: small sizes, not the paper's)" else ""
     let verdict = if outcome.Passed then "holds" else "DOES NOT HOLD"
     let lines =

@@ -21,6 +21,13 @@ type TrainingProgress =
       ForwardEvaluations: int
       /// Function evaluations of the backward solves of this iteration (adjoint sensitivities).
       BackwardEvaluations: int
+      /// Steps accepted by the forward solves of this iteration (all solving modules; 0 in an end-of-epoch report).
+      AcceptedSteps: int
+      /// Steps rejected by the error control of the forward solves of this iteration (0 in an end-of-epoch report).
+      RejectedSteps: int
+      /// Wall time of this iteration (loss, gradients and the optimizer's step), or of the whole epoch (its
+      /// iterations, the scheduler and the validation) in an end-of-epoch report.
+      Duration: TimeSpan
       /// Time since training started.
       Elapsed: TimeSpan
       /// The validation loss, in the end-of-epoch report when a validation function was given.
@@ -51,7 +58,12 @@ type TrainerOptions =
       CheckpointPath: string option
       /// Continue from a loaded checkpoint's position (Checkpoint.load): epochs after its Epoch, iterations counted
       /// on from its Iteration, early stopping from its best loss.
-      Resume: Checkpoint.CheckpointState option }
+      Resume: Checkpoint.CheckpointState option
+      /// Write TensorBoard event files to this folder (made when missing; TorchSharp's SummaryWriter): at each
+      /// iteration "loss", "nfe/forward", "nfe/backward", "steps/accepted", "steps/rejected" and
+      /// "time/iteration_seconds"; at each epoch's end "loss/epoch_mean" and, with Validate, "loss/validation"; the
+      /// step is the iteration (an epoch's values at its last iteration), the values float32 and equal to the reports'.
+      TensorBoardDirectory: string option }
 
 /// The result of a run: the end-of-epoch reports, and why it ended.
 type TrainingResult =
@@ -65,7 +77,7 @@ module Trainer =
     /// One epoch, no scheduler, no validation, no reports.
     let defaults =
         { Epochs = 1; Scheduler = None; Validate = None; Patience = None; Progress = None; OnIteration = None
-          Cancellation = CancellationToken.None; CheckpointPath = None; Resume = None }
+          Cancellation = CancellationToken.None; CheckpointPath = None; Resume = None; TensorBoardDirectory = None }
 
     /// The solving modules inside `model` (itself included).
     let private solvers (model: Module) =
@@ -75,8 +87,9 @@ module Trainer =
     /// `loss batch` (a 0-dim tensor) by Ode.backward (an adjoint's failure raises as itself), then an optimizer step;
     /// every iteration in a dispose scope of its own. Returns the end-of-epoch reports and why training ended.
     /// A non-finite loss, gradient or parameter raises TrainingDivergedException naming it, the epoch and the
-    /// iteration (FiniteGuard); an epoch with no batches raises ArgumentException; a checkpoint path that cannot be
-    /// written raises before the first epoch.
+    /// iteration (FiniteGuard); an epoch with no batches raises ArgumentException; a checkpoint path or a TensorBoard
+    /// directory that cannot be written raises before the first epoch (IOException naming it). TensorBoard events are
+    /// written as they are reported, so a run that fails leaves them complete up to the failure.
     let fit (model: Module) (optimizer: torch.optim.Optimizer) (loss: 'batch -> torch.Tensor) (batches: int -> seq<'batch>)
             (options: TrainerOptions) : TrainingResult =
         if isNull model then raise (ArgumentNullException("model"))
@@ -89,6 +102,8 @@ module Trainer =
             if r.Epoch < 0 || r.Epoch > options.Epochs then
                 raise (ArgumentOutOfRangeException("resume", r.Epoch, $"The checkpoint's epoch must be between 0 and epochs = {options.Epochs}; got {r.Epoch}.")))
         options.CheckpointPath |> Option.iter Checkpoint.checkWritable
+        let log = options.TensorBoardDirectory |> Option.map TensorBoardLog.create
+        let logScalars (step: int) (values: (string * float) list) = log |> Option.iter (fun w -> TensorBoardLog.scalars w step values)
         Native.OneDnnCheck.ensureCorrect () |> ignore
         let solving = solvers model
         let watch = Stopwatch.StartNew()
@@ -102,10 +117,12 @@ module Trainer =
         Cancellation.within options.Cancellation (fun () ->
             while outcome = TrainingOutcome.Completed && epoch <= options.Epochs do
                 let mutable sum, count = 0.0, 0
+                let epochStarted = watch.Elapsed
                 use enumerator = (batches epoch).GetEnumerator()
                 while outcome = TrainingOutcome.Completed && enumerator.MoveNext() do
                     options.Cancellation.ThrowIfCancellationRequested()
                     use scope = torch.NewDisposeScope()
+                    let started = watch.Elapsed
                     iteration <- iteration + 1
                     optimizer.zero_grad()
                     let value = loss enumerator.Current
@@ -122,7 +139,14 @@ module Trainer =
                         { Epoch = epoch; Iteration = iteration; Loss = l
                           ForwardEvaluations = solving |> Array.sumBy (fun s -> s.LastStatistics.FunctionEvaluations)
                           BackwardEvaluations = solving |> Array.sumBy (fun s -> s.LastBackwardStatistics.FunctionEvaluations)
+                          AcceptedSteps = solving |> Array.sumBy (fun s -> s.LastStatistics.AcceptedSteps)
+                          RejectedSteps = solving |> Array.sumBy (fun s -> s.LastStatistics.RejectedSteps)
+                          Duration = watch.Elapsed - started
                           Elapsed = watch.Elapsed; ValidationLoss = None; EndOfEpoch = false }
+                    logScalars p.Iteration
+                        [ "loss", p.Loss; "nfe/forward", float p.ForwardEvaluations; "nfe/backward", float p.BackwardEvaluations
+                          "steps/accepted", float p.AcceptedSteps; "steps/rejected", float p.RejectedSteps
+                          "time/iteration_seconds", p.Duration.TotalSeconds ]
                     report p
                     match options.OnIteration with
                     | Some callback when not (callback p) -> outcome <- TrainingOutcome.StoppedByCallback
@@ -138,7 +162,12 @@ module Trainer =
                 let mean = if count = 0 then nan else sum / float count
                 let summary =
                     { Epoch = epoch; Iteration = iteration; Loss = mean; ForwardEvaluations = 0; BackwardEvaluations = 0
+                      AcceptedSteps = 0; RejectedSteps = 0; Duration = watch.Elapsed - epochStarted
                       Elapsed = watch.Elapsed; ValidationLoss = validation; EndOfEpoch = true }
+                if count > 0 then
+                    logScalars iteration
+                        [ yield "loss/epoch_mean", mean
+                          match validation with Some v -> yield "loss/validation", v | None -> () ]
                 epochs.Add summary
                 report summary
                 let monitored = defaultArg validation mean
