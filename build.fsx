@@ -82,8 +82,8 @@ let test (extra: string list) =
     printfn "== F# tests (Expecto) =="
     let fsCode =
         // Sequenced: TorchSharp 0.107's tensor–number operators (x * 0.5, a + b) pass a temporary Scalar that a
-        // garbage collection started by another thread can free while libtorch reads it (see the README's
-        // Troubleshooting); tests in parallel made that happen a few times a run. One test at a time, no other
+        // garbage collection started by another thread can free while libtorch reads it (see
+        // docs/troubleshooting.md); tests in parallel made that happen a few times a run. One test at a time, no other
         // thread allocates while one is inside libtorch.
         run root "dotnet" ([ binary "tests/NeuralOde.Core.Tests" "NeuralOde.Core.Tests.dll"; "--no-spinner"; "--sequenced"
                              "--colours"; "0"; "--junit-summary"; junit ] @ extra)

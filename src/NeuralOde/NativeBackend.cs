@@ -94,7 +94,7 @@ public static class NativeBackend
     /// <summary>
     /// Checks once per process that libtorch's float32 convolutions agree with float64 on this CPU and, where they do
     /// not, switches oneDNN (libtorch's "mkldnn" backend) off for the process — libtorch 2.10's oneDNN computes them
-    /// wrong on some AMD EPYC virtual machines (see the README's Troubleshooting). Later calls return the first call's
+    /// wrong on some AMD EPYC virtual machines (see docs/troubleshooting.md). Later calls return the first call's
     /// report. <see cref="NeuralOdeBlock"/>, the trainer and the other models call it; call it yourself before
     /// convolutions of your own that run outside them. NEURALODE_ONEDNN=keep keeps oneDNN on (the check still reports),
     /// NEURALODE_ONEDNN=off switches it off without a check.

@@ -37,7 +37,7 @@ type RowsSolution =
         member s.Dispose() = s.States.Dispose()
 
 /// A tensor of `shape` full of NaN, with `like`'s dtype and device (the Scalar held until the call returns: see the
-/// README's Troubleshooting on TorchSharp's temporary Scalars).
+/// docs/troubleshooting.md on TorchSharp's temporary Scalars).
 let private nans (shape: int64[]) (like: torch.Tensor) =
     use value = Scalar.op_Implicit nan
     torch.full(shape, value, dtype = like.dtype, device = like.device)

@@ -57,7 +57,7 @@ type GalLinear(inFeatures: int64, outFeatures: int64, basis: Basis, dtype: torch
     member _.WeightsAt(s: float) : torch.Tensor =
         use psi = GalerkinDepth.psi basis dilationParameter shiftParameter s coefficients
         // mv, not matmul: TorchSharp 0.107's matmul does not catch libtorch's errors, so a mismatch there aborts
-        // the process instead of raising (see the README's Troubleshooting); mm and mv raise.
+        // the process instead of raising (see docs/troubleshooting.md); mm and mv raise.
         coefficients.mv(psi)
 
     /// θ(s) as computed by the most recent forward: an intermediate of that forward's graph, so the gradient of
