@@ -31,11 +31,13 @@ let psi (basis: Basis) (dilation: Modules.Parameter option) (shift: Modules.Para
         use dv = torch.tensor(derivatives, dtype = like.dtype, device = like.device)
         use transformed =
             match dilation, shift with
-            | Some d, Some h -> (use ds = d * s in ds + h)
-            | Some d, None -> d * s
-            | None, Some h -> h + s
+            // TensorOps' helpers, not `+` and tensor–number operators: those pass TorchSharp a temporary Scalar the
+            // finaliser may free while libtorch reads it (Internal/TensorOps.fs).
+            | Some d, Some h -> (use ds = Internal.TensorOps.scale d s in Internal.TensorOps.plus ds h)
+            | Some d, None -> Internal.TensorOps.scale d s
+            | None, Some h -> Internal.TensorOps.addConstant h s
             | None, None -> invalidOp "unreachable"
         use frozen = transformed.detach()
         use offset = transformed - frozen
         use slope = dv * offset
-        v + slope
+        Internal.TensorOps.plus v slope
