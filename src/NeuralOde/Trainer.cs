@@ -93,17 +93,27 @@ public sealed class Trainer<TBatch>
     /// (an epoch's values at its last iteration); the values are the reports' (<see cref="TrainingProgress"/>) as
     /// float32. Each event is flushed as it is written, so a run that fails leaves the log complete up to the failure.
     /// View with <c>tensorboard --logdir</c> and the folder.</param>
+    /// <param name="world">Train data-parallel over the ranks of this world (<see cref="Distributed.Initialize"/>):
+    /// rank 0's parameters are broadcast at the start; <paramref name="batches"/> yields each rank's shard of every
+    /// global batch (<see cref="DistributedWorld.Shard"/>); after each backward pass the gradients are averaged over
+    /// the ranks (any sensitivity) and the reported loss is the ranks' mean. Progress, <paramref name="onIteration"/>,
+    /// TensorBoard and checkpoints run on rank 0 only (its callback's decision reaches every rank); the validation
+    /// loss is the ranks' mean. A failure on any rank throws on every rank — that rank its own exception, the others
+    /// <see cref="DistributedException"/> naming it — so none is left waiting.</param>
     /// <exception cref="TrainingDivergedException">The loss, a parameter's gradient, or a parameter after the
     /// optimizer's step held NaN or Inf; it names which (the parameter by its name), the epoch and the iteration.</exception>
     /// <exception cref="ArgumentException">An epoch's <paramref name="batches"/> were empty.</exception>
     /// <exception cref="System.IO.IOException">A checkpoint cannot be written to <paramref name="checkpointPath"/>, or
     /// event files to <paramref name="tensorBoardDirectory"/> (both checked before the first epoch; the message names
     /// the path).</exception>
+    /// <exception cref="DistributedException">With <paramref name="world"/>: another rank failed (named with its
+    /// error), the ranks' batches per epoch differ, or a collective timed out.</exception>
     public TrainingResult Fit(Func<int, IEnumerable<TBatch>> batches, int epochs = 1, IProgress<TrainingProgress>? progress = null,
                               Func<double>? validate = null, int? patience = null,
                               torch.optim.lr_scheduler.LRScheduler? scheduler = null,
                               Func<TrainingProgress, bool>? onIteration = null, CancellationToken cancellationToken = default,
-                              string? checkpointPath = null, bool resume = false, string? tensorBoardDirectory = null)
+                              string? checkpointPath = null, bool resume = false, string? tensorBoardDirectory = null,
+                              DistributedWorld? world = null)
     {
         ArgumentNullException.ThrowIfNull(batches);
         var resumeFrom = resume && checkpointPath is not null && System.IO.File.Exists(checkpointPath)
@@ -121,7 +131,8 @@ public sealed class Trainer<TBatch>
             cancellationToken,
             checkpointPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(checkpointPath),
             resumeFrom,
-            tensorBoardDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(tensorBoardDirectory));
+            tensorBoardDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(tensorBoardDirectory),
+            world is null ? FSharpOption<Core.World>.None : FSharpOption<Core.World>.Some(world.Core));
         var result = Core.Trainer.fit(_model, _optimizer, FuncConvert.FromFunc(_loss),
             FuncConvert.FromFunc<int, IEnumerable<TBatch>>(batches), options);
         return new TrainingResult(result.Epochs.Select(TrainingProgress.From).ToList(), result.Outcome);

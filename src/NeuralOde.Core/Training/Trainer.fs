@@ -63,7 +63,15 @@ type TrainerOptions =
       /// iteration "loss", "nfe/forward", "nfe/backward", "steps/accepted", "steps/rejected" and
       /// "time/iteration_seconds"; at each epoch's end "loss/epoch_mean" and, with Validate, "loss/validation"; the
       /// step is the iteration (an epoch's values at its last iteration), the values float32 and equal to the reports'.
-      TensorBoardDirectory: string option }
+      TensorBoardDirectory: string option
+      /// Data-parallel training over the ranks of this world (Distributed.initialize): rank 0's parameters are
+      /// broadcast at the start; each rank's loss is of its shard of every batch (`batches` yields shards:
+      /// Distributed.shard), and after each backward pass the gradients are averaged over the ranks
+      /// (Distributed.allReduceGradients, any sensitivity); the reported loss is the ranks' mean. Progress, the
+      /// callback, TensorBoard and checkpoints run on rank 0 only (the callback's decision reaches every rank); the
+      /// validation loss is the ranks' mean. A failure on any rank raises on every rank (that rank its own
+      /// exception, the others DistributedException naming it), so none is left waiting.
+      World: World option }
 
 /// The result of a run: the end-of-epoch reports, and why it ended.
 type TrainingResult =
@@ -77,7 +85,8 @@ module Trainer =
     /// One epoch, no scheduler, no validation, no reports.
     let defaults =
         { Epochs = 1; Scheduler = None; Validate = None; Patience = None; Progress = None; OnIteration = None
-          Cancellation = CancellationToken.None; CheckpointPath = None; Resume = None; TensorBoardDirectory = None }
+          Cancellation = CancellationToken.None; CheckpointPath = None; Resume = None; TensorBoardDirectory = None
+          World = None }
 
     /// The solving modules inside `model` (itself included).
     let private solvers (model: Module) =
@@ -101,13 +110,18 @@ module Trainer =
         options.Resume |> Option.iter (fun r ->
             if r.Epoch < 0 || r.Epoch > options.Epochs then
                 raise (ArgumentOutOfRangeException("resume", r.Epoch, $"The checkpoint's epoch must be between 0 and epochs = {options.Epochs}; got {r.Epoch}.")))
-        options.CheckpointPath |> Option.iter Checkpoint.checkWritable
-        let log = options.TensorBoardDirectory |> Option.map TensorBoardLog.create
+        let world = options.World |> Option.defaultWith Distributed.local
+        let distributed = world.Size > 1
+        if world.IsRoot then options.CheckpointPath |> Option.iter Checkpoint.checkWritable
+        let log = if world.IsRoot then options.TensorBoardDirectory |> Option.map TensorBoardLog.create else None
         let logScalars (step: int) (values: (string * float) list) = log |> Option.iter (fun w -> TensorBoardLog.scalars w step values)
         Native.OneDnnCheck.ensureCorrect () |> ignore
+        if distributed then
+            options.Resume |> Option.iter (fun r -> DistributedStep.resume world r.Epoch r.Iteration)
+            Distributed.broadcastParameters world model
         let solving = solvers model
         let watch = Stopwatch.StartNew()
-        let report (p: TrainingProgress) = options.Progress |> Option.iter (fun r -> r.Report p)
+        let report (p: TrainingProgress) = if world.IsRoot then options.Progress |> Option.iter (fun r -> r.Report p)
         let epochs = ResizeArray<TrainingProgress>()
         let mutable iteration = options.Resume |> Option.map (fun r -> r.Iteration) |> Option.defaultValue 0
         let mutable best = options.Resume |> Option.map (fun r -> r.BestLoss) |> Option.defaultValue Double.PositiveInfinity
@@ -119,20 +133,34 @@ module Trainer =
                 let mutable sum, count = 0.0, 0
                 let epochStarted = watch.Elapsed
                 use enumerator = (batches epoch).GetEnumerator()
-                while outcome = TrainingOutcome.Completed && enumerator.MoveNext() do
-                    options.Cancellation.ThrowIfCancellationRequested()
+                let mutable more = true
+                while outcome = TrainingOutcome.Completed && more do
                     use scope = torch.NewDisposeScope()
                     let started = watch.Elapsed
+                    // The loss and its backward pass; with several ranks a failure is held until every rank knows.
+                    let hadBatch, failure, local =
+                        try
+                            options.Cancellation.ThrowIfCancellationRequested()
+                            if enumerator.MoveNext() then
+                                optimizer.zero_grad()
+                                let value = loss enumerator.Current
+                                if isNull value then raise (InvalidOperationException("The loss function returned null."))
+                                if value.numel() <> 1L then
+                                    raise (InvalidOperationException($"The loss must be a single number (a 0-dim tensor); it has shape {Internal.TensorOps.shapeText value}."))
+                                FiniteGuard.loss epoch (iteration + 1) value
+                                Ode.backward value
+                                true, null, value.ToDouble()
+                            else false, null, nan
+                        with e when distributed -> true, e, nan
+                    match (if distributed then DistributedStep.iteration world epoch (iteration + 1) hadBatch failure local
+                           elif hadBatch then Some local else None) with
+                    | None -> more <- false
+                    | Some l ->
                     iteration <- iteration + 1
-                    optimizer.zero_grad()
-                    let value = loss enumerator.Current
-                    if isNull value then raise (InvalidOperationException("The loss function returned null."))
-                    if value.numel() <> 1L then
-                        raise (InvalidOperationException($"The loss must be a single number (a 0-dim tensor); it has shape {Internal.TensorOps.shapeText value}."))
-                    FiniteGuard.backward epoch iteration model value
+                    if distributed then Distributed.allReduceGradients world model
+                    FiniteGuard.gradients epoch iteration model
                     optimizer.step() |> ignore
                     FiniteGuard.parameters epoch iteration model
-                    let l = value.ToDouble()
                     sum <- sum + l
                     count <- count + 1
                     let p =
@@ -148,17 +176,22 @@ module Trainer =
                           "steps/accepted", float p.AcceptedSteps; "steps/rejected", float p.RejectedSteps
                           "time/iteration_seconds", p.Duration.TotalSeconds ]
                     report p
-                    match options.OnIteration with
-                    | Some callback when not (callback p) -> outcome <- TrainingOutcome.StoppedByCallback
-                    | _ -> ()
+                    let stops =
+                        match options.OnIteration with
+                        | Some callback when world.IsRoot -> not (callback p)
+                        | _ -> false
+                    if (if distributed then DistributedStep.stop world stops else stops) then
+                        outcome <- TrainingOutcome.StoppedByCallback
                 if count = 0 && outcome = TrainingOutcome.Completed then
                     raise (ArgumentException($"The batches of epoch {epoch} are empty: there is nothing to train on. Give at least one batch per epoch.", "batches"))
                 options.Scheduler |> Option.iter (fun s -> s.step())
                 let validation =
-                    options.Validate |> Option.map (fun v ->
-                        use _ = torch.no_grad()
-                        use _ = torch.NewDisposeScope()
-                        v ())
+                    let own =
+                        options.Validate |> Option.map (fun v ->
+                            use _ = torch.no_grad()
+                            use _ = torch.NewDisposeScope()
+                            v ())
+                    if distributed then DistributedStep.validation world own else own
                 let mean = if count = 0 then nan else sum / float count
                 let summary =
                     { Epoch = epoch; Iteration = iteration; Loss = mean; ForwardEvaluations = 0; BackwardEvaluations = 0
@@ -178,7 +211,8 @@ module Trainer =
                 match options.Patience with
                 | Some patience when outcome = TrainingOutcome.Completed && sinceBest >= patience -> outcome <- TrainingOutcome.EarlyStopped
                 | _ -> ()
-                options.CheckpointPath |> Option.iter (fun path ->
-                    Checkpoint.save path model optimizer { Epoch = epoch; Iteration = iteration; BestLoss = best })
+                if world.IsRoot then
+                    options.CheckpointPath |> Option.iter (fun path ->
+                        Checkpoint.save path model optimizer { Epoch = epoch; Iteration = iteration; BestLoss = best })
                 epoch <- epoch + 1)
         { Epochs = List.ofSeq epochs; Outcome = outcome }
