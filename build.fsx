@@ -4,7 +4,9 @@
 //           thread), the paper's experiments in quick mode (under oneDNN's default ISA and AVX2, at 1 and 2 threads),
 //           the code blocks of the README and of docs/ (tests/Readme/), the derivation scripts
 //           (paper-appendix/derivations/), the tutorials in quick mode (docs/tutorials/), the docs site built and its
-//           links checked (tests/Docs/), and the consumer apps and script (tests/Consumers/), then one line
+//           links checked (tests/Docs/), the consumer apps and script (tests/Consumers/), and the `mpirun -np 2`
+//           scenarios (tests/Mpi/: data-parallel training, ensembles, failures; Open MPI installed first where it is
+//           missing, as root with apt-get), then one line
 //           `N passed, N failed`; non-zero exit on any failure
 //   docs    the documentation site (fsdocs: docs/ and the API reference of both assemblies) to out/docs/, its links
 //           checked; the tutorials' figures from out/tutorials/ (run in quick mode first when absent; `docs full`
@@ -25,6 +27,7 @@ open System.Xml.Linq
 #load "tests/Consumers/Consumers.fsx"
 #load "tests/Readme/ReadmeSnippets.fsx"
 #load "tests/Docs/DocsSite.fsx"
+#load "tests/Mpi/MpiRuns.fsx"
 #load "tests/NeuralOde.Benchmarks/SideBySide.fsx"
 
 type Target =
@@ -186,6 +189,14 @@ let test (extra: string list) =
         with e ->
             printfn "consumers: %s" e.Message
             [ { Consumers.Name = "pack"; Consumers.Passed = false; Consumers.Seconds = 0.0; Consumers.Output = e.Message } ]
+    printfn "== mpirun -np 2 (tests/Mpi: data-parallel training, ensembles, failures) =="
+    let mpiRuns =
+        try MpiRuns.run root configuration (Path.Combine(outDir, "mpi"))
+        with e ->
+            printfn "mpirun tests: %s" e.Message
+            [ { MpiRuns.Name = "mpirun tests"; MpiRuns.Passed = false; MpiRuns.Output = e.Message } ]
+    let mpiPassed = mpiRuns |> List.filter (fun o -> o.Passed) |> List.length
+    let mpiFailed = mpiRuns.Length - mpiPassed
     let fsPassed, fsFailed =
         [ yield count "F#" junit junitCounts fsCode
           for name, file, code in trainingRuns -> count name file junitCounts code ]
@@ -202,8 +213,9 @@ let test (extra: string list) =
     printfn "Tutorials and docs site: %d passed, %d failed" docsPassed docsFailed
     for label, p, f in experimentRuns do printfn "Experiments (quick, %s): %d passed, %d failed" label p f
     printfn "Derivation scripts: %d passed, %d failed" derivationsPassed derivationsFailed
-    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed + derivationsPassed + docsPassed
-    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed + derivationsFailed + docsFailed
+    printfn "mpirun -np 2: %d passed, %d failed" mpiPassed mpiFailed
+    let passed = fsPassed + csPassed + consumersPassed + snippetsPassed + experimentsPassed + derivationsPassed + docsPassed + mpiPassed
+    let failed = fsFailed + csFailed + consumersFailed + snippetsFailed + experimentsFailed + derivationsFailed + docsFailed + mpiFailed
     printfn "%d passed, %d failed" passed failed
     if failed > 0 then exit 1
 

@@ -18,6 +18,8 @@ type DistributedOptions =
       /// the ranks of one machine do not oversubscribe its cores; a single-process world keeps its setting).
       ThreadsPerRank: int option }
 
+/// Joining the job (initialize, local), this rank's shard of a batch, and the data-parallel operations on a model:
+/// parameters broadcast from rank 0, gradients averaged over the ranks in buckets.
 [<RequireQualifiedAccess>]
 module Distributed =
     let private timeoutFromEnvironment () =
@@ -127,7 +129,7 @@ module Distributed =
         for t in tensors do
             let size = t.numel() * elementBytes t
             match current with
-            | last :: _ when last.dtype = t.dtype && last.device = t.device && bytes + size <= bucketBytes ->
+            | last :: _ when last.dtype = t.dtype && last.device_type = t.device_type && last.device_index = t.device_index && bytes + size <= bucketBytes ->
                 current <- t :: current
                 bytes <- bytes + size
             | [] ->
