@@ -12,7 +12,8 @@
 //           checked; the tutorials' figures from out/tutorials/ (run in quick mode first when absent; `docs full`
 //           runs them at full size); `--root /PREFIX/` for a site served under a prefix (default /)
 //   demo    the main job: the paper's reflection experiments (Fig. 3, Fig. 5, g_1d), figures to out/demo/
-//   bench   the benchmark project (not part of test); tables to out/bench/
+//   bench   the benchmark project (not part of test); tables to out/bench/; `bench side-by-side` against the peers;
+//           `bench distributed [--rounds N] [--iterations N] [--quick]` data-parallel scaling at 1 and 2 ranks (mpirun)
 //   pack    NuGet packages to out/packages/, then the consumers of `test` (tests/Consumers/) against a fresh pack
 //   appendix  the paper's experiments: `appendix` lists them, `appendix NAME [quick]` runs one, `appendix all`
 //           runs every one and the derivation scripts; figures and results.md in paper-appendix/output/
@@ -29,6 +30,7 @@ open System.Xml.Linq
 #load "tests/Docs/DocsSite.fsx"
 #load "tests/Mpi/MpiRuns.fsx"
 #load "tests/NeuralOde.Benchmarks/SideBySide.fsx"
+#load "tests/NeuralOde.Benchmarks/Scaling.fsx"
 
 type Target =
     | Build
@@ -195,6 +197,13 @@ let test (extra: string list) =
         with e ->
             printfn "mpirun tests: %s" e.Message
             [ { MpiRuns.Name = "mpirun tests"; MpiRuns.Passed = false; MpiRuns.Output = e.Message } ]
+    // The scaling benchmark in quick mode (one round, 2 iterations each): it runs and writes its table.
+    let mpiRuns =
+        if mpiRuns |> List.exists (fun o -> o.Name = "Open MPI") then mpiRuns
+        else
+            let code = Scaling.run (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll") (Path.Combine(outDir, "mpi", "scaling")) 1 2 1
+            printfn "mpirun: the scaling benchmark in quick mode (bench distributed --quick): %s" (if code = 0 then "passed" else "FAILED")
+            mpiRuns @ [ { MpiRuns.Name = "scaling benchmark, quick"; MpiRuns.Passed = (code = 0); MpiRuns.Output = "" } ]
     let mpiPassed = mpiRuns |> List.filter (fun o -> o.Passed) |> List.length
     let mpiFailed = mpiRuns.Length - mpiPassed
     let fsPassed, fsFailed =
@@ -236,6 +245,13 @@ let demo (extra: string list) =
 let bench (extra: string list) =
     dotnet [ "build"; "tests/NeuralOde.Benchmarks/NeuralOde.Benchmarks.fsproj"; "-c"; configuration; "-nologo"; "-v"; "minimal" ] |> require "build of the benchmarks"
     match extra with
+    | "distributed" :: options ->
+        let option name fallback = match options |> List.skipWhile ((<>) name) with _ :: v :: _ -> int v | _ -> fallback
+        let quick = List.contains "--quick" options
+        MpiRuns.ensureOpenMpi () |> Option.iter (fun why -> eprintfn "build.fsx: %s" why; exit 1)
+        Scaling.run (binary "tests/NeuralOde.Benchmarks" "NeuralOde.Benchmarks.dll") (Path.Combine(outDir, "bench"))
+            (option "--rounds" (if quick then 1 else 3)) (option "--iterations" (if quick then 3 else 30)) (if quick then 1 else 5)
+        |> require "distributed"
     | "side-by-side" :: options ->
         let text name fallback = match options |> List.skipWhile ((<>) name) with _ :: v :: _ -> v | _ -> fallback
         let option name fallback = int (text name (string fallback))

@@ -23,7 +23,7 @@ let ensureOpenMpi () : string option =
             Some "Open MPI is missing and cannot be installed here (not root, or no apt-get). Install it: sudo apt-get install openmpi-bin libopenmpi-dev"
         else
             printfn "Open MPI is missing: installing openmpi-bin and libopenmpi-dev with apt-get"
-            let environment = [ "DEBIAN_FRONTEND", "noninteractive" ]
+            let environment = [ ("DEBIAN_FRONTEND", "noninteractive") ]
             let install () =
                 Exec.run true (TimeSpan.FromMinutes 10.0) "/" environment "apt-get" [ "install"; "-y"; "--no-install-recommends"; "openmpi-bin"; "libopenmpi-dev" ]
             let code, _ = install ()
@@ -85,7 +85,7 @@ let private scenarios (root: string) (configuration: string) (folder: string) =
         Arguments = [ tests; "crash"; folder ]; Environment = []; Limit = TimeSpan.FromMinutes 3.0
         Check = fun code seconds r0 _ _ -> expect (failedJob code seconds 60.0 @ [ (not (has "completed" r0), "rank 0's barrier should not complete") ]) }
       { Name = "a collective that waits past the timeout raises a named error (rank 1 sleeps 60 s, the timeout is 5 s)"
-        Arguments = [ tests; "timeout"; folder ]; Environment = [ "NEURALODE_MPI_TIMEOUT_SECONDS", "5" ]; Limit = TimeSpan.FromMinutes 3.0
+        Arguments = [ tests; "timeout"; folder ]; Environment = [ ("NEURALODE_MPI_TIMEOUT_SECONDS", "5") ]; Limit = TimeSpan.FromMinutes 3.0
         Check = fun code seconds r0 _ _ ->
             expect (failedJob code seconds 45.0 @ [ (has "raised DistributedException: Barrier did not complete within 5 s on rank 0 of 2" r0, "rank 0's named timeout") ]) }
       { Name = "the C# data-parallel example (examples/DataParallel.CSharp) on two ranks"

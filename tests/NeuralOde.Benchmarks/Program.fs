@@ -12,6 +12,9 @@
 ///   symbolic-cnf [--repeats N]  a CNF's exact trace, closed-form symbolic vs autograd, d = 2, 16, 64
 ///   hypersolver  [--repeats N]  a trained hyper-Euler vs Euler at equal accuracy on a trained Neural ODE (ratio, one run)
 ///   all                      all of the above
+///   distributed [--batch B --iterations N --warmup N --rank-threads T]   (under mpirun; `build.fsx bench distributed` runs it at 1
+///                            and 2 ranks) W1's model trained data-parallel at a global batch (default 4096), one
+///                            thread per rank: rank 0 prints its median iteration and the collectives' time alone
 ///   peak --method M --steps N [--warm]   (internal) one W4 pass
 ///   profile --workload w1|w1-generic|floor|plain|w2|w2-generic|w5|w5-generic|cnf [--iterations N] [--batch B --width W (w1, w1-generic)]   one of W1's three variants (or W5) alone, N iterations (default
 ///                            500), for an external profiler (perf record/stat): prints its median and min
@@ -58,6 +61,10 @@ let main argv =
           "symbolic-cnf", (fun () -> write out "symbolic-cnf" (SymbolicFields.cnf (repeats 10)); true)
           "hypersolver", (fun () -> write out "hypersolver" (Hypersolvers.run (repeats 30)); true) ]
     match command with
+    | "distributed" ->
+        let line = Scaling.run (int (option args "--batch" "4096")) (int (option args "--iterations" "30")) (int (option args "--warmup" "5")) (int (option args "--rank-threads" "1"))
+        if line <> "" then printfn "%s" line
+        0
     | "peak" ->
         let p = PeakMemory.pass (option args "--method" "adjoint") (int (option args "--steps" "10")) (List.contains "--warm" args)
         printfn "pass %f %f %f %f %f %d" p.PeakRss p.Rss p.Native p.GcHeap p.GcAllocated p.Gen0Collections

@@ -81,10 +81,14 @@ let private controls: (string * (unit -> StepControl)) list =
           yield $"Adaptive(maxSteps {n})", (fun () -> StepControl.Adaptive { StepControl.defaults with MaxSteps = n }) ]
 
 let private sensitivities: (string * Sensitivity) list =
-    [ "autograd", Sensitivity.Autograd; "adjoint", Sensitivity.adjoint; "interpolated", Sensitivity.interpolatedAdjoint
+    // Every element yielded explicitly: in a list with a `for`, bare elements are evaluated and discarded (FS3221),
+    // which left only the checkpointed adjoints here until issue 26's build showed the warning.
+    [ yield "autograd", Sensitivity.Autograd
+      yield "adjoint", Sensitivity.adjoint
+      yield "interpolated", Sensitivity.interpolatedAdjoint
       for n in counts do
           yield $"adjoint(checkpoints {n})", Sensitivity.Adjoint { Sensitivity.defaultOptions with Checkpoints = n }
-      "adjoint(backward euler, adaptive)", Sensitivity.Adjoint { Sensitivity.defaultOptions with Solver = Some Solvers.euler } ]
+      yield "adjoint(backward euler, adaptive)", Sensitivity.Adjoint { Sensitivity.defaultOptions with Solver = Some Solvers.euler } ]
 
 let private pick (xs: (string * 'a) list) = Gen.elements xs
 
