@@ -63,6 +63,10 @@ let private scenarios (root: string) (configuration: string) (folder: string) =
         Arguments = [ tests; "ensemble"; folder ]; Environment = []; Limit = TimeSpan.FromMinutes 3.0
         Check = fun code _ r0 r1 _ ->
             expect [ code = 0, $"exit code {code}"; has "ensemble: passed" r0, "rank 0's verdict"; has "ensemble: passed" r1, "rank 1's verdict" ] }
+      { Name = "sums, means and broadcasts of non-contiguous, float32, int64 and view tensors"
+        Arguments = [ tests; "collectives"; folder ]; Environment = []; Limit = TimeSpan.FromMinutes 3.0
+        Check = fun code _ r0 r1 _ ->
+            expect [ code = 0, $"exit code {code}"; has "collectives: passed" r0, "rank 0's verdict"; has "collectives: passed" r1, "rank 1's verdict" ] }
       { Name = "a rank whose loss throws makes every rank raise a named error"
         Arguments = [ tests; "rank-fails"; folder ]; Environment = []; Limit = TimeSpan.FromMinutes 3.0
         Check = fun code seconds r0 r1 _ ->

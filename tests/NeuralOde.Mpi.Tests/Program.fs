@@ -96,6 +96,28 @@ let ensemble (world: World) =
         let start, count = Ensemble.range world 7
         say world (sprintf "ensemble: %s (ran members %d..%d, received %d results)" (if results.Length = 0 then "passed" else "FAILED") start (start + count - 1) results.Length)
 
+/// The public collectives on awkward inputs: a transposed (non-contiguous) float64 tensor summed, a float32 mean, an
+/// int64 broadcast from rank 1, a view into a larger tensor summed in place (its neighbours untouched).
+let collectives (world: World) =
+    let r = float world.Rank
+    use a = torch.arange(6L, dtype = f64).reshape(2L, 3L).add(torch.tensor(r, dtype = f64)).t()
+    world.AllReduceSum a
+    let expectedA = torch.arange(6L, dtype = f64).reshape(2L, 3L).mul(torch.tensor(2.0, dtype = f64)).add(torch.tensor(1.0, dtype = f64)).t()
+    use b = torch.full([| 4L |], Scalar.op_Implicit (float32 (world.Rank + 1)), dtype = torch.float32)
+    world.AllReduceMean b
+    use c = torch.tensor([| int64 (10 * world.Rank); 7L |], dtype = torch.int64)
+    world.Broadcast(c, 1)
+    use whole = torch.zeros([| 6L |], dtype = f64)
+    use middle = whole.narrow(0L, 2L, 2L)
+    middle.fill_(Scalar.op_Implicit 1.0) |> ignore
+    world.AllReduceSum middle
+    let ok =
+        a.sub(expectedA).abs().max().ToDouble() = 0.0
+        && (b.sub(torch.tensor(1.5f, dtype = torch.float32)).abs().max().ToSingle() = 0.0f)
+        && c.data<int64>().ToArray() = [| 10L; 7L |]
+        && (whole.data<float>().ToArray() = [| 0.0; 0.0; 2.0; 2.0; 0.0; 0.0 |])
+    say world (sprintf "collectives: %s (a transposed sum, a float32 mean, an int64 broadcast from rank 1, a view summed in place)" (if ok then "passed" else "FAILED"))
+
 /// Rank 1's loss throws at iteration 3: every rank raises a named error (rank 1 its own), none waits.
 let rankFails (world: World) =
     use net = model 11 Sensitivity.adjoint
@@ -135,6 +157,7 @@ let main argv =
     match scenario with
     | "equality" -> equality world folder
     | "ensemble" -> ensemble world
+    | "collectives" -> collectives world
     | "rank-fails" -> rankFails world
     | "batches-differ" -> batchesDiffer world
     | "unhandled" ->

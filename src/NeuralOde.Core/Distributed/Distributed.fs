@@ -42,8 +42,9 @@ module Distributed =
     let private sync = obj ()
     let mutable private current : World = null
 
-    /// A world of this process alone, without MPI: every collective is the identity.
-    let local () = new World(None, 0n, 0, 1, timeoutFromEnvironment ())
+    /// A world of this process alone, without MPI: every collective is the identity (its Timeout, 600 s, bounds
+    /// nothing: it never waits).
+    let local () = new World(None, 0n, 0, 1, TimeSpan.FromSeconds 600.0)
 
     let private start (options: DistributedOptions) =
         let mpi = MpiLibrary.load ()

@@ -41,6 +41,14 @@ let tests =
             Expect.isTrue (obj.ReferenceEquals(raised, failure)) "the same exception"
             raises<ArgumentOutOfRangeException> (fun () -> world.Broadcast(t, 1)) |> ignore
         }
+        test "the address handed to MPI is the tensor's first element, also for a view into a larger storage" {
+            use t = torch.arange(10L, dtype = f64)
+            use v = t.narrow(0L, 2L, 3L)
+            Expect.isTrue (v.is_contiguous()) "a contiguous view with a storage offset"
+            Expect.equal (World.Address v) (World.Address t + 16n) "two float64 elements further"
+            let first = Runtime.InteropServices.Marshal.ReadInt64(World.Address v)
+            Expect.equal (BitConverter.Int64BitsToDouble first) 2.0 "reads the view's first value"
+        }
         testProperty "shards of k ranks cover the batch's rows in order, contiguous, sizes differing by at most one" <| fun (PositiveInt k0) (PositiveInt extra) ->
             let k = 1 + k0 % 64
             let rows = int64 (k + extra % 5000)
