@@ -61,9 +61,11 @@ type Settings =
       /// the solution's Status (false: Ode.trySolve).
       Throw: bool
       /// A step of another kind in place of the tableau's (Loop.Settings.Step).
-      Step: ((float -> Tensor -> Tensor) -> float -> Tensor -> float -> Tensor -> RungeKuttaStep.StepResult<Tensor>) option }
+      Step: ((float -> Tensor -> Tensor) -> float -> Tensor -> float -> Tensor -> RungeKuttaStep.StepResult<Tensor>) option
+      /// Sees each accepted step with the (checked) field; true ends the solve after it (Loop.Settings.Stop).
+      Watch: ((float -> Tensor -> Tensor) -> Loop.AcceptedStep<Tensor> -> bool) option }
 
-let defaultSettings = { NormChannels = -1; Record = false; Throw = true; Step = None }
+let defaultSettings = { NormChannels = -1; Record = false; Throw = true; Step = None; Watch = None }
 
 /// Solves the problem with the tableau under the step control, with the given settings; returns the solution and,
 /// when recording, the trajectory of accepted steps (else None).
@@ -96,7 +98,8 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                         | OdeFailure.NonFiniteValue | OdeFailure.StepSizeUnderflow | OdeFailure.MaxStepsExceeded | OdeFailure.InvalidStepSize ->
                             RowDiagnosis.rows tableau problem.VectorField control t y fy h
                         | _ -> [||])
-          Step = settings.Step }
+          Step = settings.Step
+          Stop = settings.Watch |> Option.map (fun watch -> watch f) }
     try
         let outcome =
             Loop.run algebra f x0 times tableau control loopSettings (fun k y -> outputs[k] <- y.alias().MoveToOuterDisposeScope())

@@ -28,10 +28,13 @@ type Settings<'S> =
       /// A step of another kind in place of the tableau's explicit Runge–Kutta step (a hypersolver's corrected step):
       /// (f, t, y, h, f(t, y)) ↦ Y1 and the stages (Ks[0] = f(t, y)), fixed steps only. The loop then takes it as not
       /// FSAL and reads outputs inside a step by cubic Hermite interpolation.
-      Step: ((float -> 'S -> 'S) -> float -> 'S -> float -> 'S -> RungeKuttaStep.StepResult<'S>) option }
+      Step: ((float -> 'S -> 'S) -> float -> 'S -> float -> 'S -> RungeKuttaStep.StepResult<'S>) option
+      /// Called with each accepted step after its outputs (its states lent for the call; F1 may be null where the
+      /// dense output does not need it); returning true ends the run after that step (an event located in it).
+      Stop: (AcceptedStep<'S> -> bool) option }
 
 /// Settings that raise failures, keep no steps and take the full error norm.
-let plain<'S> : Settings<'S> = { NormChannels = -1; Observer = None; KeepSteps = false; OnFailure = None; Step = None }
+let plain<'S> : Settings<'S> = { NormChannels = -1; Observer = None; KeepSteps = false; OnFailure = None; Step = None; Stop = None }
 
 /// How a run ended.
 type Outcome =
@@ -74,6 +77,7 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
     // The last trial step's size: a failure is attributed to rows by retrying it (Solve/RowDiagnosis.fs).
     let mutable attempted = 0.0
     let mutable failure = None
+    let mutable stopped = false
     /// True when the next output time lies at or before time t (in the direction of integration).
     let outputDueBy (t: float) = next < times.Length && (times[next] - t) * direction <= 0.0
     try
@@ -83,7 +87,7 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
                 InitialStep.select algebra f t0 y0 fy direction tableau.ErrorOrder o.RTol o.ATol (abs (tEnd - t0)))
         let maxSteps = stepBudget control
         try
-          while next < times.Length do
+          while next < times.Length && not stopped do
               Cancellation.check t
               checkStep t h tEnd accepted rejected maxSteps lastErrorNonFinite
                   (fun () -> algebra.AllFinite y) (fun () -> isNullS fy || algebra.AllFinite fy)
@@ -122,6 +126,8 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
                       next <- next + 1
                   let yNew = algebra.Keep r.Y1
                   let fNew = if isNullS f1 then f1 else algebra.Keep f1
+                  settings.Stop |> Option.iter (fun stop ->
+                      stopped <- stop { T = t; H = hStep; Y0 = y; Y1 = yNew; Ks = r.Ks; F1 = fNew })
                   if keepSteps then
                       let ks = r.Ks |> Array.mapi (fun i k -> if i = 0 || obj.ReferenceEquals(k, fNew) then k else algebra.Keep k)
                       settings.Observer.Value { T = t; H = hStep; Y0 = y; Y1 = yNew; Ks = ks; F1 = fNew }
