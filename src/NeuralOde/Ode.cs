@@ -10,7 +10,7 @@ using CoreSensitivity = NeuralOde.Core.Sensitivity;
 namespace NeuralOde;
 
 /// <summary>Solving dx/dt = f(t, x).</summary>
-public static class Ode
+public static partial class Ode
 {
     /// <summary>
     /// Solves dx/dt = f(t, x), x(times[0]) = x0, and returns x at every time of <paramref name="times"/>
