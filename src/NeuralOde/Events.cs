@@ -124,6 +124,8 @@ public static partial class Ode
     /// <param name="parameters">The tensors f depends on, for adjoint sensitivities.</param>
     /// <param name="tolerance">Events are located to |Δt| ≤ tolerance · max(1, |t|).</param>
     /// <param name="maxEvents">The most events one solve may see (a ball bouncing to rest never ends otherwise).</param>
+    /// <param name="stopAfterEvents">End the solve after this many events (the last one's update applied), e.g. "the
+    /// first five bounces"; <see cref="EventSolution.Terminated"/> is then true.</param>
     /// <exception cref="ArgumentException">Decreasing times, an event condition that does not return one number, an
     /// update of the wrong shape; the message names it.</exception>
     /// <exception cref="OdeSolveException">A solve failed, more than <paramref name="maxEvents"/> events, or a
@@ -132,7 +134,7 @@ public static partial class Ode
                                                 double[] times, IEnumerable<OdeEvent> events, Solver? solver = null,
                                                 StepSize? stepSize = null, Sensitivity? sensitivity = null,
                                                 IEnumerable<torch.Tensor>? parameters = null, double tolerance = 1e-12,
-                                                int maxEvents = 10_000)
+                                                int maxEvents = 10_000, int? stopAfterEvents = null)
     {
         ArgumentNullException.ThrowIfNull(events);
         if (parameters is null && sensitivity is not null && sensitivity.Value.Tag != CoreSensitivity.Tags.Autograd)
@@ -142,7 +144,8 @@ public static partial class Ode
         if (parameters is not null) problem = OdeProblemModule.withParameters(parameters, problem);
         var (method, control) = Method.Of(solver, stepSize, StepSize.Adaptive());
         var how = (sensitivity ?? Sensitivities.Autograd()).Value;
-        var options = new Events.EventOptions(tolerance, maxEvents);
+        var options = new Events.EventOptions(tolerance, maxEvents,
+            stopAfterEvents is int n ? FSharpOption<int>.Some(n) : FSharpOption<int>.None);
         var list = ListModule.OfSeq(events.Select(e => (e ?? throw new ArgumentNullException(nameof(events), "An event is null.")).ToCore()));
         return new EventSolution(Events.solveWithOptions(options, how, list, problem, method, control));
     }

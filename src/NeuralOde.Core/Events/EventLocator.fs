@@ -18,12 +18,12 @@ let fires (direction: EventDirection) (ga: float) (gb: float) =
     | EventDirection.Falling -> falling
     | _ -> rising || falling
 
-/// The root of phi on [0, 1] given phi(0) = fa and phi(1) = fb of opposite signs (or fb = 0), to `tolerance` in θ:
+/// The root of phi on [a, 1] given phi(a) = fa and phi(1) = fb of opposite signs (or fb = 0), to `tolerance` in θ:
 /// the end of the final bracket on the side that has crossed (so the event's direction holds there).
-let root (phi: float -> float) (fa: float) (fb: float) (tolerance: float) =
+let root (phi: float -> float) (a0: float) (fa: float) (fb: float) (tolerance: float) =
     if fb = 0.0 then 1.0
     else
-        let mutable a, va, b, vb = 0.0, fa, 1.0, fb
+        let mutable a, va, b, vb = a0, fa, 1.0, fb
         let mutable side = 0
         let mutable iterations = 0
         while b - a > tolerance && iterations < 200 do
@@ -64,9 +64,15 @@ let value (e: OdeEvent) (t: float) (x: torch.Tensor) =
 
 /// Watches accepted steps for the events: `previous` holds each condition's value at the current step's start (the
 /// segment's start at first), `masked` the events that just fired at the segment's start with the window in which
-/// their crossings are that same event again. Returns the first located event of a step, if any.
-type Watcher(events: OdeEvent[], tableau: ButcherTableau, start: float, startValues: float[], masked: int list, window: float, tolerance: float) =
-    let previous = Array.copy startValues
+/// their crossings are that same event again. An event that just fired starts the segment at g ≈ 0; its sign there is
+/// taken from its slope (dg/dt, `startSlopes`), so that a return within the first step (a short flight after a
+/// bounce) is still seen: the root is then bracketed from the largest θ = 2^-k where g has that sign.
+/// Returns the first located event of a step, if any.
+type Watcher(events: OdeEvent[], tableau: ButcherTableau, start: float, startValues: float[], startSlopes: float[],
+             masked: int list, window: float, tolerance: float) =
+    let onSurface = Array.init events.Length (fun i -> List.contains i masked && startSlopes.[i] <> 0.0)
+    let previous = Array.init events.Length (fun i -> if onSurface.[i] then float (Math.Sign startSlopes.[i]) * Double.Epsilon else startValues.[i])
+    let mutable first = true
     member val Found : Located option = None with get, set
 
     /// Looks at one accepted step; true when an event was located in it (the solve then stops).
@@ -93,11 +99,22 @@ type Watcher(events: OdeEvent[], tableau: ButcherTableau, start: float, startVal
                         let v = value events.[i] (step.T + theta * step.H) x
                         if not (obj.ReferenceEquals(x, step.Y0) || obj.ReferenceEquals(x, step.Y1)) then x.Dispose()
                         v
-                    let theta = root phi previous.[i] ends.[i] thetaTolerance
-                    let t = step.T + theta * step.H
-                    // The event that just fired at the segment's start, seen again within its window: not new.
-                    if not (List.contains i masked && abs (t - start) <= window) then yield i, t ]
+                    // Leaving the surface in the first step and back within it: bracket from the largest θ = 2^-k
+                    // where g has the slope's sign (near the start it has, g ≈ slope·θh), so the return is inside.
+                    let bracket =
+                        if first && onSurface.[i] then
+                            seq { 1 .. 60 } |> Seq.map (fun k -> let th = Math.Pow(2.0, float -k) in th, phi th)
+                            |> Seq.tryFind (fun (_, v) -> Math.Sign v = Math.Sign previous.[i] && v <> 0.0)
+                        else Some(0.0, previous.[i])
+                    match bracket with
+                    | None -> ()
+                    | Some(a, va) ->
+                        let theta = root phi a va ends.[i] thetaTolerance
+                        let t = step.T + theta * step.H
+                        // The event that just fired at the segment's start, seen again within its window: not new.
+                        if not (List.contains i masked && abs (t - start) <= window) then yield i, t ]
         Array.blit ends 0 previous 0 ends.Length
+        first <- false
         match located with
         | [] -> false
         | _ ->

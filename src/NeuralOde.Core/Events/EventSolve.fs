@@ -21,10 +21,13 @@ type EventOptions =
       Tolerance: float
       /// The most events one solve may see (default 10,000): a ball bouncing ever faster (Zeno) ends with a named
       /// error instead of a solve that never finishes.
-      MaxEvents: int }
+      MaxEvents: int
+      /// End the solve (Terminated) after this many events, the last one's update applied (None: no such end):
+      /// "the first five bounces", whatever their times.
+      StopAfter: int option }
 
-/// Tolerance 1e-12, at most 10,000 events.
-let defaultOptions = { Tolerance = 1e-12; MaxEvents = 10_000 }
+/// Tolerance 1e-12, at most 10,000 events, no stop after a count.
+let defaultOptions = { Tolerance = 1e-12; MaxEvents = 10_000; StopAfter = None }
 
 /// An event with a condition, a direction, and no update; not terminal (`terminal`, `withUpdate` change that).
 let create (name: string) (direction: EventDirection) (condition: torch.Tensor -> torch.Tensor -> torch.Tensor) : OdeEvent =
@@ -39,6 +42,7 @@ let withUpdate (update: torch.Tensor -> torch.Tensor -> torch.Tensor) (e: OdeEve
 let private check (options: EventOptions) (events: OdeEvent list) (problem: OdeProblem) =
     Guard.positiveFinite "tolerance" options.Tolerance
     Guard.positiveCount "maxEvents" options.MaxEvents
+    options.StopAfter |> Option.iter (Guard.positiveCount "stopAfter")
     if isNull (box events) then raise (ArgumentNullException("events"))
     events |> List.iteri (fun i e ->
         if isNull (box e.Condition) then raise (ArgumentNullException("events", $"Event {i} ('{e.Name}') has no condition."))
@@ -54,22 +58,24 @@ let private check (options: EventOptions) (events: OdeEvent list) (problem: OdeP
 /// A 0-dim tensor holding the value of `t`, without gradient, shaped like x's dtype and device.
 let private constant (t: float) (x: torch.Tensor) = torch.tensor(t, dtype = x.dtype, device = x.device)
 
+/// dg/dt = ∂g/∂t + ∂g/∂x·f at (t, x), by autograd on copies without history (f given).
+let private slopeOf (e: OdeEvent) (t: float) (x: torch.Tensor) (f: torch.Tensor) =
+    use _ = torch.enable_grad()
+    use tt = (constant t x).requires_grad_(true)
+    use xx = x.detach().requires_grad_(true)
+    use g = e.Condition tt xx
+    let grads = torch.autograd.grad([| g |], [| tt; xx |], allow_unused = true)
+    // An input g does not use comes back undefined (an empty handle), not null.
+    let defined (x: torch.Tensor) = not (isNull x) && not x.IsInvalid
+    let dt = if defined grads.[0] then grads.[0].ToDouble() else 0.0
+    let dx = if defined grads.[1] then (use p = grads.[1].mul(f) in use s = p.sum() in s.ToDouble()) else 0.0
+    for g in grads do if defined g then g.Dispose()
+    dt + dx
+
 /// The implicit-function-theorem event time and state (see the module's comment) for event `e` at (t*, x*).
 let private differentiable (e: OdeEvent) (field: VectorField) (t: float) (x: torch.Tensor) =
     let f = (use _ = torch.no_grad() in field t (x.detach())).detach()
-    // D = ∂g/∂t + ∂g/∂x·f by autograd on copies without history.
-    let slope =
-        use _ = torch.enable_grad()
-        use tt = (constant t x).requires_grad_(true)
-        use xx = x.detach().requires_grad_(true)
-        use g = e.Condition tt xx
-        let grads = torch.autograd.grad([| g |], [| tt; xx |], allow_unused = true)
-        // An input g does not use comes back undefined (an empty handle), not null.
-        let defined (x: torch.Tensor) = not (isNull x) && not x.IsInvalid
-        let dt = if defined grads.[0] then grads.[0].ToDouble() else 0.0
-        let dx = if defined grads.[1] then (use p = grads.[1].mul(f) in use s = p.sum() in s.ToDouble()) else 0.0
-        for g in grads do if defined g then g.Dispose()
-        dt + dx
+    let slope = slopeOf e t x f
     if slope = 0.0 || Double.IsNaN slope || Double.IsInfinity slope then
         raise (OdeSolveException(OdeFailure.NonFiniteValue, t,
                  $"Event '{e.Name}' at t = {t}: its condition crosses zero with total derivative dg/dt = {slope} (tangentially), so the event time has no gradient. Events need a transversal crossing."))
@@ -108,7 +114,12 @@ let solveWithOptions (options: EventOptions) (sensitivity: Sensitivity) (events:
         // 1. Where is the next event? A pass without gradients, stopped at the first located crossing.
         let startValues = events |> Array.map (fun e -> EventLocator.value e start state)
         let window = Math.Max(100.0 * options.Tolerance, 1e-12) * Math.Max(1.0, abs start)
-        let watcher = EventLocator.Watcher(events, solver, start, startValues, masked, window, options.Tolerance)
+        let startSlopes =
+            if masked.IsEmpty then Array.zeroCreate events.Length
+            else
+                use f = (use _ = torch.no_grad() in problem.VectorField start (state.detach())).detach()
+                events |> Array.mapi (fun i e -> if List.contains i masked then slopeOf e start state f else 0.0)
+        let watcher = EventLocator.Watcher(events, solver, start, startValues, startSlopes, masked, window, options.Tolerance)
         let located =
             if events.Length = 0 || start >= tEnd then None
             else
@@ -173,7 +184,10 @@ let solveWithOptions (options: EventOptions) (sensitivity: Sensitivity) (events:
                 start <- l.Time
                 masked <- l.Indices
                 final <- updated
-                if start >= tEnd then
+                if options.StopAfter |> Option.exists (fun n -> occurrences.Count >= n) then
+                    terminated <- true
+                    finished <- true
+                elif start >= tEnd then
                     if next < times.Length then
                         outputs.Add updated
                         outputTimes.Add tEnd
