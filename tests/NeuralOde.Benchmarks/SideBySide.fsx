@@ -1,4 +1,4 @@
-// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w2|w5|cnf]
+// Side by side with the peers (loaded by build.fsx: `dotnet fsi build.fsx bench side-by-side [--workload w1|w2|w5|cnf|ball]
 // [--rounds N] [--threads T] [--iterations N] [--batch B --width W]` (W3: W1 at another batch or width); w2:
 // torchdiffeq's odeint_adjoint with dopri5 at 1e-5, w2_dopri5_adjoint.py; cnf: torchdyn's FFJORD-style CNF, w7_cnf_torchdyn.py, against
 // ours, the same model). This VM's speed drifts 1.5–2× over minutes, so a figure compared
@@ -42,14 +42,17 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
     let sizes = if workload = "w1" && (batch <> 1024 || width <> 64) then [ "--batch"; string batch; "--width"; string width ] else []
     let large = batch * width > 1024 * 64 * 4
     // The peer's warm-up: W7's iterations are long (an adaptive solve and its adjoint), so fewer warm-up rounds.
-    let warmup = if workload = "cnf" then 10 elif large then 3 else 20
+    let warmup = if workload = "cnf" || workload = "ball" then 10 elif large then 3 else 20
     let script, library, peerName =
         match workload with
         | "w1" -> "w1_rk4_autograd.py", "torchdiffeq", "torchdiffeq"
         | "w2" -> "w2_dopri5_adjoint.py", "torchdiffeq", "torchdiffeq (adjoint)"
         | "w5" -> "w5_torchdyn_galerkin.py", "torchdyn", "torchdyn"
         | "cnf" -> "w7_cnf_torchdyn.py", "torchdyn", "torchdyn (CNF)"
-        | other -> failwithf "--workload %s: expected w1, w2, w5 or cnf." other
+        | "ball" -> "w11_events_torchdiffeq.py", "torchdiffeq", "torchdiffeq (odeint_event)"
+        | other -> failwithf "--workload %s: expected w1, w2, w5, cnf or ball." other
+    // W11's script runs two parts; the ball is its events part.
+    let part = if workload = "ball" then [ "--part"; "events" ] else []
     let peersScripts =
         match Environment.GetEnvironmentVariable "BENCH_PEERS_SCRIPTS" with
         | null | "" -> Path.GetFullPath(Path.Combine(root, "..", "shared", "bench-peers"))
@@ -66,7 +69,7 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
         let env = [ "BENCH_THREADS", string threads; "RESULTS_DIR", results; "PEERS_DIR", peersDir ]
         let code, text =
             exec peersScripts env "/usr/bin/python3"
-                ([ script; "--iters"; string (iterations + warmup); "--warmup"; string warmup; "--timed"; string iterations; "--tag"; $"round{index}" ] @ sizes)
+                ([ script; "--iters"; string (iterations + warmup); "--warmup"; string warmup; "--timed"; string iterations; "--tag"; $"round{index}" ] @ part @ sizes)
         if code <> 0 then failwithf "the peer failed (exit %d):\n%s" code text
         let file = Directory.GetFiles(results, "*.json") |> Array.exactlyOne
         use doc = JsonDocument.Parse(File.ReadAllText file)

@@ -62,6 +62,12 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
         let block, trainer = Workloads.w5 5
         block.Backend <- (if (variant = "w5") then FieldBackendChoice.Auto else FieldBackendChoice.Module)
         Measure.time 20 iterations (fun () -> trainer.Step() |> ignore)
+    | "ball" ->
+        // W11 events: the peer warms up 10 iterations.
+        let trainer = BouncingBall.Trainer()
+        let s = Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
+        printfn "ball: g = %.4f, e = %.4f after %d iterations; %d evaluations in the last" trainer.Gravity trainer.Restitution (iterations + 10) trainer.Evaluations
+        s
     | "cnf" ->
         let trainer = Workloads.CnfTrainer(0)
         Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
