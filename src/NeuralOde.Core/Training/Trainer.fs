@@ -98,7 +98,8 @@ module Trainer =
     /// A non-finite loss, gradient or parameter raises TrainingDivergedException naming it, the epoch and the
     /// iteration (FiniteGuard); an epoch with no batches raises ArgumentException; a checkpoint path or a TensorBoard
     /// directory that cannot be written raises before the first epoch (IOException naming it). TensorBoard events are
-    /// written as they are reported, so a run that fails leaves them complete up to the failure.
+    /// written as they are reported, so a run that fails leaves them complete up to the failure. With a World of
+    /// several ranks, training is data-parallel (see TrainerOptions.World); a failure on any rank raises on every rank.
     let fit (model: Module) (optimizer: torch.optim.Optimizer) (loss: 'batch -> torch.Tensor) (batches: int -> seq<'batch>)
             (options: TrainerOptions) : TrainingResult =
         if isNull model then raise (ArgumentNullException("model"))
@@ -117,7 +118,9 @@ module Trainer =
         let logScalars (step: int) (values: (string * float) list) = log |> Option.iter (fun w -> TensorBoardLog.scalars w step values)
         Native.OneDnnCheck.ensureCorrect () |> ignore
         if distributed then
-            options.Resume |> Option.iter (fun r -> DistributedStep.resume world r.Epoch r.Iteration)
+            // Every rank takes part, with or without a checkpoint: a rank that found none resumes from (0, 0).
+            let r = options.Resume |> Option.defaultValue { Epoch = 0; Iteration = 0; BestLoss = Double.PositiveInfinity }
+            DistributedStep.resume world r.Epoch r.Iteration
             Distributed.broadcastParameters world model
         let solving = solvers model
         let watch = Stopwatch.StartNew()
