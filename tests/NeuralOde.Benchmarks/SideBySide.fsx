@@ -66,6 +66,8 @@ let run (root: string) (benchmarks: string) (out: string) (workload: string) (ro
     Directory.CreateDirectory out |> ignore
     let peer (index: int) =
         let results = Path.Combine(out, "side-by-side-peer", $"round-{index}")
+        // A folder of its own each run: an earlier run's (or workload's) JSON must not be read as this one's.
+        if Directory.Exists results then Directory.Delete(results, true)
         let env = [ "BENCH_THREADS", string threads; "RESULTS_DIR", results; "PEERS_DIR", peersDir ]
         let code, text =
             exec peersScripts env "/usr/bin/python3"
