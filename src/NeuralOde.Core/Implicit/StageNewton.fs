@@ -43,8 +43,19 @@ type Outcome =
 /// Converged when η‖Δz‖ ≤ κ, η = θ/(1 − θ) from the contraction rate θ of successive corrections (before a rate is
 /// known: `eta0`, the last stage's); failed when θ ≥ 1, after MaxIterations, or on NaN or Inf. Every tensor is made
 /// in the caller's dispose scope.
+///
+/// When the iterates are recorded by autograd (grad enabled, base requiring grad), one more iteration follows
+/// convergence: the derivative of the iterates converges one iteration behind their value (after one iteration on a
+/// linear field it still holds the guess's), and the extra iteration takes it to the implicit function theorem's
+/// (exactly, when M is exact).
 let solve (options: NewtonOptions) (rtol: float) (atol: float) (f: float -> Tensor -> Tensor) (tc: float) (baseState: Tensor)
           (z0: Tensor) (hGamma: float) (lu: Tensor, pivots: Tensor) (b: int64, d: int64) (eta0: float) : Outcome =
+    let iterate (z: Tensor) =
+        let fz = f tc z
+        let residual = TensorOps.addScaled (TensorOps.addScaled z baseState -1.0) fz (-hGamma)
+        let dz = torch.linalg.lu_solve(lu, pivots, residual.reshape([| b; d; 1L |])).reshape(z.shape)
+        TensorOps.addScaled z dz -1.0, dz
+    let recorded = torch.is_grad_enabled () && baseState.requires_grad
     let mutable z = z0
     let mutable previous = nan
     let mutable eta = eta0
@@ -53,10 +64,8 @@ let solve (options: NewtonOptions) (rtol: float) (atol: float) (f: float -> Tens
     let mutable outcome = None
     while outcome.IsNone do
         iteration <- iteration + 1
-        let fz = f tc z
-        let residual = TensorOps.addScaled (TensorOps.addScaled z baseState -1.0) fz (-hGamma)
-        let dz = torch.linalg.lu_solve(lu, pivots, residual.reshape([| b; d; 1L |])).reshape(z.shape)
-        z <- TensorOps.addScaled z dz -1.0
+        let next, dz = iterate z
+        z <- next
         let norm = scaledNorm rtol atol dz z
         if not (Double.IsFinite norm) then outcome <- Some(Failed "the iteration produced NaN or Inf")
         elif norm = 0.0 then outcome <- Some(Converged(z, rate))
@@ -70,4 +79,6 @@ let solve (options: NewtonOptions) (rtol: float) (atol: float) (f: float -> Tens
             elif iteration >= options.MaxIterations then
                 outcome <- Some(Failed $"the iteration did not converge in {options.MaxIterations} iterations (last correction {norm:G3} in the scaled norm, rate {rate:G3})")
         previous <- norm
-    outcome.Value
+    match outcome.Value with
+    | Converged(z, rate) when recorded -> Converged(fst (iterate z), rate)
+    | o -> o
