@@ -4,7 +4,8 @@ using NeuralOde.Core;
 namespace NeuralOde;
 
 /// <summary>
-/// An explicit Runge–Kutta method (its Butcher tableau). Get one from <see cref="Solvers"/>.
+/// A Runge–Kutta method (its Butcher tableau): explicit, or implicit (ESDIRK) for stiff problems. Get one from
+/// <see cref="Solvers"/>.
 /// </summary>
 public sealed class Solver
 {
@@ -23,6 +24,9 @@ public sealed class Solver
 
     /// <summary>True when the method has an embedded error estimate and so supports <see cref="StepSize.Adaptive"/>.</summary>
     public bool IsAdaptive => Tableau.IsAdaptive;
+
+    /// <summary>True for an implicit (stiff) method, whose stages are solved by Newton iterations.</summary>
+    public bool IsImplicit => Tableau.IsImplicit;
 
     /// <summary>Where the coefficients come from.</summary>
     public string Citation => Tableau.Citation;

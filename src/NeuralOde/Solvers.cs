@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System;
 using Microsoft.FSharp.Core;
+using TorchSharp;
 using NeuralOde.Core;
 using CoreSolvers = NeuralOde.Core.Solvers;
 
@@ -34,7 +35,49 @@ public static class Solvers
     /// <summary>Prince–Dormand 8(7), adaptive, for tight tolerances.</summary>
     public static Solver Dopri8() => new(CoreSolvers.dopri8);
 
-    /// <summary>A solver by name ("euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dopri8").</summary>
+    /// <summary>
+    /// Kværnø's ESDIRK 3(2): implicit, L-stable and stiffly accurate, adaptive — for stiff problems at loose
+    /// tolerances. Each stage is solved by a simplified Newton iteration with the Jacobian ∂f/∂y by autograd (or
+    /// <paramref name="jacobian"/>), kept across stages and steps. Solves on tensors, with gradients by autograd
+    /// (the adjoint sensitivities do not take implicit solvers yet).
+    /// </summary>
+    /// <param name="rowBlocks">The state is a batch [N, …] whose rows do not interact (each row of f depends on the
+    /// same row of x only): the Jacobian is then N blocks of one row's size instead of one dense matrix over the whole
+    /// state. Declared, not detected: never set it for a field that mixes rows (a batch norm, a sum over the batch).</param>
+    /// <param name="jacobian">Your own Jacobian (t, x) ↦ ∂f/∂x: [n, n] with n = x.numel(), or [N, d, d] with
+    /// <paramref name="rowBlocks"/>; null: by autograd.</param>
+    public static Solver Kvaerno3(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.kvaerno3, rowBlocks, jacobian);
+
+    /// <summary>Kværnø's ESDIRK 4(3): implicit, L-stable and stiffly accurate, adaptive. As <see cref="Kvaerno3"/>.</summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian (see <see cref="Kvaerno3"/>); null: by autograd.</param>
+    public static Solver Kvaerno4(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.kvaerno4, rowBlocks, jacobian);
+
+    /// <summary>
+    /// Kværnø's ESDIRK 5(4): implicit, L-stable and stiffly accurate, adaptive — the stiff solver for tight
+    /// tolerances (as diffrax's Kvaerno5). As <see cref="Kvaerno3"/>.
+    /// </summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian (see <see cref="Kvaerno3"/>); null: by autograd.</param>
+    public static Solver Kvaerno5(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.kvaerno5, rowBlocks, jacobian);
+
+    static Solver WithNewton(ButcherTableau tableau, bool rowBlocks, Func<double, torch.Tensor, torch.Tensor>? jacobian)
+    {
+        if (!rowBlocks && jacobian is null) return new(tableau);
+        var options = new NewtonOptions(
+            rowBlocks ? JacobianStructure.RowBlocks : JacobianStructure.Dense,
+            jacobian is null
+                ? FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.None
+                : FSharpOption<FSharpFunc<double, FSharpFunc<torch.Tensor, torch.Tensor>>>.Some(FuncConvert.FromFunc(jacobian)),
+            NewtonOptionsModule.defaults.Tolerance, NewtonOptionsModule.defaults.MaxIterations, NewtonOptionsModule.defaults.MaxFailures);
+        return new(CoreSolvers.withNewton(options, tableau));
+    }
+
+    /// <summary>A solver by name ("euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dopri8",
+    /// "kvaerno3", "kvaerno4", "kvaerno5").</summary>
     /// <exception cref="System.ArgumentException">The name is not known; the message lists the known ones.</exception>
     public static Solver ByName(string name) => new(CoreSolvers.byName(name));
 
@@ -75,6 +118,9 @@ public static class Solvers
             dense, citation ?? ""));
     }
 
-    /// <summary>Every solver, fixed-step ones first.</summary>
+    /// <summary>The implicit (stiff) solvers: Kvaerno3, Kvaerno4, Kvaerno5.</summary>
+    public static IReadOnlyList<Solver> Implicit => CoreSolvers.implicitSolvers.Select(t => new Solver(t)).ToList();
+
+    /// <summary>Every explicit solver, fixed-step ones first.</summary>
     public static IReadOnlyList<Solver> All => CoreSolvers.all.Select(t => new Solver(t)).ToList();
 }

@@ -78,6 +78,13 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     let outputs = Array.zeroCreate<Tensor> times.Length
     outputs[0] <- x0
     let records = Collections.Generic.List<Loop.AcceptedStep<Tensor>>()
+    // An implicit solver's steps (with their Jacobian kept across steps), unless a step of another kind is given.
+    let implicitStepper =
+        if not tableau.IsImplicit || settings.Step.IsSome then None
+        else
+            match control with
+            | StepControl.Adaptive o -> Some(new Implicit.EsdirkStep.Stepper(tableau, o.RTol, o.ATol, true))
+            | _ -> Some(new Implicit.EsdirkStep.Stepper(tableau, Implicit.EsdirkStep.fixedStepTolerance, Implicit.EsdirkStep.fixedStepTolerance, false))
     let mutable failedRows = [||]
     let loopSettings: Loop.Settings<Tensor> =
         { NormChannels = settings.NormChannels
@@ -95,10 +102,15 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                 Some(fun e t y fy h ->
                     failedRows <-
                         match e.Failure with
+                        | _ when tableau.IsImplicit -> [||]
                         | OdeFailure.NonFiniteValue | OdeFailure.StepSizeUnderflow | OdeFailure.MaxStepsExceeded | OdeFailure.InvalidStepSize ->
                             RowDiagnosis.rows tableau problem.VectorField control t y fy h
                         | _ -> [||])
-          Step = settings.Step
+          Step =
+            match settings.Step, implicitStepper with
+            | Some step, _ -> Some step
+            | None, Some stepper -> Some(fun f t y h fy -> stepper.Step f t y h fy)
+            | None, None -> None
           Stop = settings.Watch |> Option.map (fun watch -> watch f) }
     try
         let outcome =
@@ -118,6 +130,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         records.Clear()
         solution, trajectory
     finally
+        implicitStepper |> Option.iter (fun stepper -> (stepper :> IDisposable).Dispose())
         for i in 1 .. outputs.Length - 1 do
             if not (isNull outputs[i]) && not (obj.ReferenceEquals(outputs[i], x0)) then outputs[i].Dispose()
         // On failure, recorded steps are still here: free them.

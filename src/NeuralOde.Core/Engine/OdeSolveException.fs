@@ -19,6 +19,10 @@ type OdeFailure =
     | InvalidStepSize = 5
     /// The vector field (or the running loss) raised an exception; it is the inner exception.
     | VectorFieldFailed = 6
+    /// An implicit solver's Newton iteration did not converge, with a fresh Jacobian, at ever smaller steps.
+    | NewtonDivergence = 7
+    /// An implicit solver's Newton matrix I − hγ·∂f/∂y was singular (or not finite) at ever smaller steps.
+    | SingularMatrix = 8
 
 /// Raised when a solve fails part-way. `Time` is where it happened.
 type OdeSolveException(failure: OdeFailure, time: float, message: string, inner: exn) =

@@ -34,7 +34,12 @@ type ButcherTableau =
       /// How the solution is evaluated inside a step.
       Dense: DenseOutput
       /// Where the coefficients come from.
-      Citation: string }
+      Citation: string
+      /// The diagonal a_ii = γ of stages 2 … s of a singly diagonally implicit method with an explicit first stage
+      /// (ESDIRK): stage i solves z_i = y + h Σ_{j<i} a_ij k_j + hγ f(t + c_i h, z_i). 0 for explicit methods.
+      Gamma: float
+      /// How an implicit method's stages are solved (ignored by explicit methods).
+      Newton: NewtonOptions }
 
     /// Number of stages.
     member t.Stages = t.C.Length
@@ -48,6 +53,8 @@ type ButcherTableau =
     member t.IsAdaptive = t.E.IsSome
     /// The order used by step-size control: min(order, embedded order).
     member t.ErrorOrder = match t.EmbeddedOrder with Some p -> min p t.Order | None -> t.Order
+    /// True for an implicit (ESDIRK) method: its stages 2 … s are solved by a Newton iteration.
+    member t.IsImplicit = t.Gamma <> 0.0
 
     override t.ToString() = t.Name
 
@@ -101,4 +108,19 @@ module ButcherTableau =
             Array.iteri (fun i wi -> if abs (wi - bExtended[i]) > 1e-10 then fail $"the continuous extension's b_{i}(1) = {wi}, not b_{i} = {bExtended[i]}") w1
             if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"
         | DenseOutput.Hermite -> ()
-        { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation }
+        { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation
+          Gamma = 0.0; Newton = NewtonOptions.defaults }
+
+    /// Builds a singly diagonally implicit method with an explicit first stage (ESDIRK) and checks it: `a` holds the
+    /// strictly lower part (row i has i entries), the diagonal is 0 for the first stage and γ for the others, so row
+    /// i of the full matrix sums to c_i (Σ_{j<i} a_ij + γ = c_i, c_0 = 0); b sums to one, the error weights
+    /// e = b − b̂ to zero, and γ is positive. Solutions inside a step use cubic Hermite interpolation. Raises
+    /// ArgumentException naming the failing condition.
+    let createEsdirk name order embeddedOrder (gamma: float) (c: float[]) (a: float[][]) (b: float[]) (e: float[]) citation =
+        let fail (why: string) = raise (ArgumentException($"Butcher tableau '{name}' is inconsistent: {why}."))
+        if not (Double.IsFinite gamma && gamma > 0.0) then fail $"the diagonal γ = {gamma} must be a positive number"
+        if c.Length = 0 || c[0] <> 0.0 then fail "the first stage of an ESDIRK method is explicit: c[0] must be 0"
+        // The explicit checks on the row sums less the diagonal: Σ_{j<i} a_ij = c_i − γ for i ≥ 1.
+        let shifted = c |> Array.mapi (fun i ci -> if i = 0 then ci else ci - gamma)
+        let t = create name order (Some embeddedOrder) shifted a b (Some e) DenseOutput.Hermite citation
+        { t with C = c; Gamma = gamma }

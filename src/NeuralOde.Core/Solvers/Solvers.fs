@@ -20,13 +20,35 @@ let tsit5 = Tsit5.tableau
 /// Prince–Dormand 8(7), adaptive.
 let dopri8 = Dopri8.tableau
 
-/// Every solver, fixed-step ones first.
+/// Kværnø's ESDIRK 3(2), implicit (L-stable, stiffly accurate), adaptive: for stiff problems at loose tolerances.
+let kvaerno3 = Kvaerno3.tableau
+/// Kværnø's ESDIRK 4(3), implicit (L-stable, stiffly accurate), adaptive.
+let kvaerno4 = Kvaerno4.tableau
+/// Kværnø's ESDIRK 5(4), implicit (L-stable, stiffly accurate), adaptive: for stiff problems at tight tolerances.
+let kvaerno5 = Kvaerno5.tableau
+
+/// Every explicit solver, fixed-step ones first.
 let all = [ euler; midpoint; heun; rk4; bosh3; dopri5; tsit5; dopri8 ]
+
+/// The implicit (stiff) solvers, solved on tensors with a Newton iteration per stage.
+let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5 ]
+
+/// An implicit solver whose stages are solved with these Newton options (the layout of the Jacobian, a Jacobian of
+/// your own, the tolerance and the iteration counts). Raises ArgumentException for an explicit solver.
+let withNewton (options: NewtonOptions) (solver: ButcherTableau) =
+    NewtonOptions.validate options
+    if not solver.IsImplicit then
+        raise (System.ArgumentException($"Solver '{solver.Name}' is explicit: it has no Newton iteration to configure. Use an implicit solver (kvaerno3, kvaerno4, kvaerno5).", "solver"))
+    { solver with Newton = options }
+
+/// An implicit solver for a batch [N, …] whose rows do not interact: the Jacobian as N per-row blocks
+/// (JacobianStructure.RowBlocks).
+let withRowBlocks (solver: ButcherTableau) = withNewton { solver.Newton with Structure = JacobianStructure.RowBlocks } solver
 
 /// Finds a solver by its name (case-insensitive).
 let byName (name: string) =
-    match all |> List.tryFind (fun t -> System.String.Equals(t.Name, name, System.StringComparison.OrdinalIgnoreCase)) with
+    match all @ implicitSolvers |> List.tryFind (fun t -> System.String.Equals(t.Name, name, System.StringComparison.OrdinalIgnoreCase)) with
     | Some t -> t
     | None ->
-        let known = all |> List.map (fun t -> t.Name) |> String.concat ", "
+        let known = all @ implicitSolvers |> List.map (fun t -> t.Name) |> String.concat ", "
         raise (System.ArgumentException($"Unknown solver '{name}'. Known solvers: {known}.", "name"))

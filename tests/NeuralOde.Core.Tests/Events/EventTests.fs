@@ -94,6 +94,18 @@ let tests =
                 optimizer.step() |> ignore
             Expect.floatClose { absolute = 2e-3; relative = 0.0 } (parameter.ToDouble()) 0.8 "e recovered"
         }
+        test "events on an implicit solver: x' = −1000 (x − cos t) crosses x = 0.5 where the closed form says" {
+            // Stiff: x follows cos t closely; x(t) = cos t-ish, the exact solution from x0 = 1 is known in closed form.
+            let k = 1000.0
+            let exact (t: float) = (k * k * cos t + k * sin t) / (k * k + 1.0) + (1.0 - k * k / (k * k + 1.0)) * exp (-k * t)
+            use x0 = torch.ones([| 1L |], dtype = f64)
+            let field (t: float) (x: torch.Tensor) = x.sub(scalar (cos t)).mul(scalar -k)
+            let event = Events.create "x = 0.5" EventDirection.Falling (fun _ x -> x.[0].sub(scalar 0.5)) |> Events.terminal
+            let s = Events.solve Sensitivity.Autograd [ event ] (OdeProblem.create field x0 [| 0.0; 2.0 |]) Solvers.kvaerno5 (StepControl.adaptive 1e-9 1e-11)
+            let t = s.Events.Head.Time.ToDouble()
+            Expect.floatClose { absolute = 1e-9; relative = 0.0 } (exact t) 0.5 $"x(t*) = 0.5 by the closed form at t* = {t}"
+            Expect.isLessThan s.Statistics.AcceptedSteps 400 "an implicit solver's step counts"
+        }
         test "events that never fire leave the solve as it is" {
             use x0 = torch.tensor([| 0.5 |], dtype = f64)
             let problem = OdeProblem.create (fun _ x -> x.neg()) x0 [| 0.0; 0.5; 1.0 |]

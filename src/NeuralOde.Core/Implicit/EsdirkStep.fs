@@ -1,0 +1,137 @@
+/// One step of a singly diagonally implicit Runge–Kutta method with an explicit first stage (ESDIRK; Kværnø 2004),
+/// on tensors: k_1 = f(t, y); for i ≥ 2 the stage z_i = y + h Σ_{j<i} a_ij k_j + hγ f(t + c_i h, z_i) by the simplified
+/// Newton iteration (StageNewton), k_i = (z_i − base_i)/(hγ); y1 = y + h Σ b_i k_i, error h Σ e_i k_i. The loop takes
+/// it as Loop.Settings.Step. The Jacobian and the factors of I − hγJ are kept across stages and steps (one Stepper per
+/// solve): J is recomputed when an iteration converged slowly (rate above 0.5, at the next step) or failed (at once,
+/// for the same step); when the iteration fails with a fresh J the step is rejected and the loop shrinks it, up to
+/// NewtonOptions.MaxFailures times, then the solve fails with NewtonDivergence or SingularMatrix and the time.
+module internal NeuralOde.Core.Implicit.EsdirkStep
+
+open System
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Core.Internal
+
+type Tensor = torch.Tensor
+
+/// The relative and absolute scale of the Newton iteration's norm under fixed steps (no rtol/atol given): the stages
+/// are solved nearly exactly, so that the method's own error shows.
+let fixedStepTolerance = 1e-10
+
+/// A convergence rate above this marks the Jacobian for recomputation at the next step.
+let private slowRate = 0.5
+
+/// The implicit steps of one solve with their kept Jacobian. `rtol`/`atol` scale the Newton iteration's norm;
+/// `adaptive`: a failed iteration rejects the step (the controller shrinks it) instead of failing the solve.
+type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool) =
+    let options = tableau.Newton
+    let gamma = tableau.Gamma
+    let s = tableau.Stages
+    let mutable jacobian: Tensor = null
+    let mutable lu: Tensor = null
+    let mutable pivots: Tensor = null
+    let mutable factoredFor = nan
+    // J was evaluated at the current step's start (t, y); a slow iteration asks for a new one at the next step.
+    let mutable fresh = false
+    let mutable stale = false
+    let mutable eta = 1.0
+    let mutable lastT = nan
+    let mutable lastY: Tensor = null
+    let mutable failures = 0
+    let mutable evaluations = 0
+    let keep (old: Tensor) (t: Tensor) =
+        if not (isNull old) then old.Dispose()
+        t.DetachFromDisposeScope()
+
+    let newJacobian f t (y: Tensor) b d =
+        jacobian <- keep jacobian (Jacobian.evaluate options f t y b d)
+        evaluations <- evaluations + 1
+        fresh <- true
+        stale <- false
+        factoredFor <- nan
+
+    /// Factors of I − hγJ for this hγ (kept while hγ is unchanged); false when the matrix is singular.
+    let factorFor (hGamma: float) =
+        if hGamma = factoredFor then true
+        else
+            match StageNewton.factor jacobian hGamma with
+            | Some(l, p) ->
+                lu <- keep lu l
+                pivots <- keep pivots p
+                factoredFor <- hGamma
+                true
+            | None -> false
+
+    /// The stages, or the failure (kind, why) of the first stage whose iteration failed.
+    let stages f (t: float) (y: Tensor) (h: float) (fy: Tensor) b d : Result<RungeKuttaStep.StepResult<Tensor>, OdeFailure * string> =
+        let hGamma = h * gamma
+        let ks = Array.zeroCreate<Tensor> s
+        ks[0] <- fy
+        let mutable failed = None
+        let mutable i = 1
+        while failed.IsNone && i < s do
+            let baseState = TensorOps.combine y h tableau.A[i] ks
+            let guess = TensorOps.addScaled baseState ks[i - 1] hGamma
+            let tc = t + tableau.C[i] * h
+            match StageNewton.solve options rtol atol f tc baseState guess hGamma (lu, pivots) (b, d) eta with
+            | StageNewton.Converged(z, rate) ->
+                if rate > slowRate then stale <- true
+                // Hairer & Wanner's carried η: from this rate when there was one (two iterations or more), relaxed
+                // towards 1 by the power 0.8 at each stage.
+                if rate > 0.0 then eta <- rate / (1.0 - rate)
+                eta <- Math.Pow(max eta 1e-16, 0.8)
+                ks[i] <- TensorOps.scale (TensorOps.addScaled z baseState -1.0) (1.0 / hGamma)
+            | StageNewton.Failed why -> failed <- Some(OdeFailure.NewtonDivergence, $"stage {i + 1}: {why}")
+            i <- i + 1
+        match failed with
+        | Some failure ->
+            eta <- 1.0
+            Error failure
+        | None ->
+            let y1 = TensorOps.combine y h tableau.B ks
+            let error = TensorOps.weightedSum h tableau.E.Value ks
+            Ok { Y1 = y1; Ks = ks; Error = error }
+
+    /// The Jacobian evaluations so far.
+    member _.JacobianEvaluations = evaluations
+
+    /// One step of h from (t, y) with fy = f(t, y): Loop.Settings.Step.
+    member _.Step (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (h: float) (fy: Tensor) : RungeKuttaStep.StepResult<Tensor> =
+        // A new start: the last trial step was accepted. The same start: it was rejected, and this is a retry.
+        if not (obj.ReferenceEquals(y, lastY) && t = lastT) then
+            fresh <- false
+            failures <- 0
+            lastY <- y
+            lastT <- t
+        let b, d = Jacobian.blocks options.Structure y
+        let hGamma = h * gamma
+        let mutable result = None
+        while result.IsNone do
+            if isNull jacobian || (stale && not fresh) then newJacobian f t y b d
+            let attempt =
+                if factorFor hGamma then stages f t y h fy b d
+                else Error(OdeFailure.SingularMatrix, $"the Newton matrix I − hγ·∂f/∂y (h = {h}, γ = {gamma}) is singular or not finite")
+            match attempt with
+            | Ok r -> result <- Some r
+            | Error _ when not fresh -> newJacobian f t y b d
+            | Error(kind, why) ->
+                failures <- failures + 1
+                if not adaptive || failures >= options.MaxFailures then
+                    let tried = if adaptive then $" after {failures} attempts with a fresh Jacobian and ever smaller steps (the last h = {h})" else $" with fixed steps of h = {h}"
+                    let advice =
+                        if kind = OdeFailure.SingularMatrix then "Check the vector field's Jacobian near this time (a user-supplied Jacobian of the wrong sign or scale?)."
+                        elif options.Structure = JacobianStructure.RowBlocks then "Check that the field's rows really do not interact (else use JacobianStructure.Dense), or loosen rtol/atol."
+                        else "Loosen rtol/atol, raise NewtonOptions.MaxIterations, or check the vector field (and a user-supplied Jacobian) near this time."
+                    raise (OdeSolveException(kind, t, $"The Newton iteration of {tableau.Name} failed at t = {t}: {why}{tried}. {advice}"))
+                // Reject: the loop shrinks the step (an infinite error) and retries from the same start.
+                use inf = Scalar.op_Implicit Double.PositiveInfinity
+                result <- Some { Y1 = y.alias(); Ks = [| fy |]; Error = torch.full_like(y, inf) }
+        result.Value
+
+    interface IDisposable with
+        member _.Dispose() =
+            for t in [ jacobian; lu; pivots ] do
+                if not (isNull t) then t.Dispose()
+            jacobian <- null
+            lu <- null
+            pivots <- null

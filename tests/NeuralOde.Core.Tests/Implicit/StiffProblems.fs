@@ -1,0 +1,38 @@
+/// Stiff test problems for the implicit solvers (Hairer & Wanner, "Solving ODEs II", §IV.1 and §IV.10), written with
+/// the library's tensor helpers (no TorchSharp operators with temporary Scalars).
+module NeuralOde.Tests.Implicit.StiffProblems
+
+open TorchSharp
+open NeuralOde.Core
+open NeuralOde.Core.Internal
+
+type private Tensor = torch.Tensor
+
+/// The rate constants of Robertson's chemical reaction (k1, k2, k3) = (0.04, 3e7, 1e4).
+let robertsonRates = [| 0.04; 3e7; 1e4 |]
+
+/// Robertson's reaction with rates k [3] (a tensor, so that gradients can flow to it): y1' = −k1 y1 + k3 y2 y3,
+/// y2' = k1 y1 − k3 y2 y3 − k2 y2², y3' = k2 y2². The state's last dimension holds (y1, y2, y3); rows do not interact.
+let robertson (k: Tensor) : VectorField =
+    fun _ y ->
+        let k1, k2, k3 = k.narrow(0, 0L, 1L), k.narrow(0, 1L, 1L), k.narrow(0, 2L, 1L)
+        let y1, y2, y3 = y.narrow(-1, 0L, 1L), y.narrow(-1, 1L, 1L), y.narrow(-1, 2L, 1L)
+        let r1 = y1.mul(k1)
+        let r2 = y2.square().mul(k2)
+        let r3 = y2.mul(y3).mul(k3)
+        let d1 = TensorOps.addScaled r3 r1 -1.0
+        let d2 = TensorOps.addScaled (TensorOps.addScaled r1 r3 -1.0) r2 -1.0
+        torch.cat([| d1; d2; r2.clone() |], -1L)
+
+/// Van der Pol's oscillator in Liénard's form (MATLAB's vdp1000): y1' = y2, y2' = μ(1 − y1²) y2 − y1; the last
+/// dimension holds (y1, y2). Its period is about (3 − 2 ln 2) μ; stiff where |y1| > 1 (eigenvalue ≈ μ(1 − y1²)).
+let vanDerPol (mu: float) : VectorField =
+    fun _ y ->
+        let y1, y2 = y.narrow(-1, 0L, 1L), y.narrow(-1, 1L, 1L)
+        let damping = TensorOps.scale (TensorOps.addConstant (y1.square()) -1.0) (-mu)
+        let d2 = TensorOps.addScaled (damping.mul(y2)) y1 -1.0
+        torch.cat([| y2.clone(); d2 |], -1L)
+
+/// A linear stiff system dx/dt = A x with eigenvalues −1 and −1000: A = P diag(−1, −1000) P⁻¹ with P's columns
+/// (1, 1) and (1, −1) — both modes in both entries.
+let stiffLinear = [| [| -500.5; 499.5 |]; [| 499.5; -500.5 |] |]
