@@ -68,6 +68,13 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
         let s = Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
         printfn "ball: g = %.4f, e = %.4f after %d iterations; %d evaluations in the last" trainer.Gravity trainer.Restitution (iterations + 10) trainer.Evaluations
         s
+    | "robertson" ->
+        // W11 stiff: the peer warms up 3 iterations.
+        let trainer = Robertson.Trainer()
+        let s = Measure.time 3 iterations (fun () -> trainer.Step() |> ignore)
+        printfn "robertson: theta = %A after %d iterations; %d accepted steps, %d evaluations in the last; error at the true rates %.2f tolerance units"
+            trainer.Theta (iterations + 3) trainer.Steps trainer.Evaluations (trainer.ErrorAtTruth())
+        s
     | "cnf" ->
         let trainer = Workloads.CnfTrainer(0)
         Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
