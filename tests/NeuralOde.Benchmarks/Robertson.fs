@@ -38,7 +38,8 @@ type Trainer() =
     let theta = new Modules.Parameter(torch.tensor([| 0.1; -0.1; 0.1 |], dtype = f64))
     let optimizer = torch.optim.Adam([| theta |], 0.01)
     let target = targets ()
-    let scale = target.abs().max(0L).values
+    let scale = target.abs().amax([| 0L |])
+    let after (x: torch.Tensor) = x.narrow(0L, 1L, x.shape.[0] - 1L)
     member val Steps = 0 with get, set
     member val Evaluations = 0 with get, set
 
@@ -49,7 +50,7 @@ type Trainer() =
         use s = Ode.solve (OdeProblem.create (field theta) y0 times) Solvers.kvaerno5 (StepControl.adaptive 1e-6 1e-10)
         t.Steps <- s.Statistics.AcceptedSteps
         t.Evaluations <- s.Statistics.FunctionEvaluations
-        let loss = s.States.[1..].sub(target.[1..]).div(scale).square().mean()
+        let loss = (after s.States).sub(after target).div(scale).square().mean()
         loss.backward()
         optimizer.step() |> ignore
         loss.ToDouble()
@@ -61,7 +62,7 @@ type Trainer() =
         use zero = torch.zeros([| 3L |], dtype = f64)
         use y0 = torch.tensor([| 1.0; 0.0; 0.0 |], dtype = f64)
         use s = Ode.solve (OdeProblem.create (field zero) y0 times) Solvers.kvaerno5 (StepControl.adaptive 1e-6 1e-10)
-        let units = s.States.[1..].sub(target.[1..]).abs().div(target.[1..].abs().mul(1e-6).add(1e-10))
+        let units = (after s.States).sub(after target).abs().div((after target).abs().mul(torch.tensor(1e-6, dtype = f64)).add(torch.tensor(1e-10, dtype = f64)))
         units.max().ToDouble()
 
     member _.Theta = theta.data<float>().ToArray()
