@@ -81,10 +81,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     // An implicit solver's steps (with their Jacobian kept across steps), unless a step of another kind is given.
     let implicitStepper =
         if not tableau.IsImplicit || settings.Step.IsSome then None
-        else
-            match control with
-            | StepControl.Adaptive o -> Some(new Implicit.EsdirkStep.Stepper(tableau, o.RTol, o.ATol, true))
-            | _ -> Some(new Implicit.EsdirkStep.Stepper(tableau, Implicit.EsdirkStep.fixedStepTolerance, Implicit.EsdirkStep.fixedStepTolerance, false))
+        else Some(Implicit.ImplicitStep.create tableau control)
     let mutable failedRows = [||]
     let loopSettings: Loop.Settings<Tensor> =
         { NormChannels = settings.NormChannels
@@ -109,7 +106,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
           Step =
             match settings.Step, implicitStepper with
             | Some step, _ -> Some step
-            | None, Some stepper -> Some(fun f t y h fy -> stepper.Step f t y h fy)
+            | None, Some stepper -> Some stepper.Step
             | None, None -> None
           Stop = settings.Watch |> Option.map (fun watch -> watch f) }
     try
@@ -130,7 +127,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
         records.Clear()
         solution, trajectory
     finally
-        implicitStepper |> Option.iter (fun stepper -> (stepper :> IDisposable).Dispose())
+        implicitStepper |> Option.iter (fun stepper -> stepper.Resources.Dispose())
         for i in 1 .. outputs.Length - 1 do
             if not (isNull outputs[i]) && not (obj.ReferenceEquals(outputs[i], x0)) then outputs[i].Dispose()
         // On failure, recorded steps are still here: free them.
