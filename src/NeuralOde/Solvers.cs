@@ -39,7 +39,8 @@ public static class Solvers
     /// Kværnø's ESDIRK 3(2): implicit, L-stable and stiffly accurate, adaptive — for stiff problems at loose
     /// tolerances. Each stage is solved by a simplified Newton iteration with the Jacobian ∂f/∂y by autograd (or
     /// <paramref name="jacobian"/>), kept across stages and steps. Solves on tensors, with gradients by autograd
-    /// (the adjoint sensitivities do not take implicit solvers yet).
+    /// or by the adjoint sensitivities (which also take it for their backward solve: the adjoint of a stiff system is
+    /// stiff — <c>Sensitivities.InterpolatedAdjoint(solver: Solvers.Kvaerno5())</c>).
     /// </summary>
     /// <param name="rowBlocks">The state is a batch [N, …] whose rows do not interact (each row of f depends on the
     /// same row of x only): the Jacobian is then N blocks of one row's size instead of one dense matrix over the whole

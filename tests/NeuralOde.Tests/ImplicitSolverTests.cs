@@ -5,7 +5,8 @@ using TorchSharp;
 namespace NeuralOde.Tests;
 
 /// <summary>The implicit (stiff) solvers from C#: Robertson's reaction with Kvaerno5 against SciPy's Radau, per-row
-/// blocks on a batch, a Jacobian of your own, gradients by autograd, and the named Newton failure.</summary>
+/// blocks on a batch, a Jacobian of your own, gradients by autograd and by the interpolated adjoint, and the named
+/// Newton failure.</summary>
 public class ImplicitSolverTests
 {
     static readonly double[] Rates = { 0.04, 3e7, 1e4 };
@@ -81,6 +82,21 @@ public class ImplicitSolverTests
         solution.Final.sum().backward();
         var expected = -0.1 * Math.Exp(-5.0);
         Assert.True(Math.Abs(k.grad!.ToDouble() - expected) < 1e-5 * Math.Abs(expected), $"{k.grad!.ToDouble()} vs {expected}; x(T) = {solution.Final.ToDouble()} vs {Math.Exp(-5.0)}, {solution.Statistics}");
+    }
+
+    [Fact]
+    public void TheInterpolatedAdjointTakesAnImplicitSolverForwardAndBackward()
+    {
+        // The same stiff decay as above, its gradient by the interpolated adjoint with Kvaerno5 both ways.
+        using var k = torch.tensor(new[] { 50.0 }).requires_grad_(true);
+        using var x0 = torch.tensor(new[] { 1.0 });
+        using var solution = Ode.Solve((t, x) => x.mul(k).neg(), x0, new[] { 0.0, 0.1 }, Solvers.Kvaerno5(), StepSize.Adaptive(1e-10, 1e-14),
+            Sensitivities.InterpolatedAdjoint(solver: Solvers.Kvaerno5()), parameters: new[] { k });
+        using var loss = solution.Final.sum();
+        Ode.Backward(loss);
+        var expected = -0.1 * Math.Exp(-5.0);
+        Assert.True(Math.Abs(k.grad!.ToDouble() - expected) < 1e-5 * Math.Abs(expected), $"{k.grad!.ToDouble()} vs {expected}");
+        Assert.True(solution.BackwardStatistics.AcceptedSteps > 0);
     }
 
     [Fact]

@@ -21,16 +21,13 @@ let fixedStepTolerance = 1e-10
 /// A convergence rate above this marks the Jacobian for recomputation at the next step.
 let private slowRate = 0.5
 
-/// The implicit steps of one solve with their kept Jacobian. `rtol`/`atol` scale the Newton iteration's norm;
-/// `adaptive`: a failed iteration rejects the step (the controller shrinks it) instead of failing the solve.
-type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool) =
+/// The implicit steps of one solve with their kept Newton matrix (the field's Jacobian, or an adjoint system's:
+/// Implicit/NewtonMatrix.fs). `rtol`/`atol` scale the Newton iteration's norm; `adaptive`: a failed iteration rejects
+/// the step (the controller shrinks it) instead of failing the solve.
+type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool, matrix: NewtonMatrix.INewtonMatrix) =
     let options = tableau.Newton
     let gamma = tableau.Gamma
     let s = tableau.Stages
-    let mutable jacobian: Tensor = null
-    let mutable lu: Tensor = null
-    let mutable pivots: Tensor = null
-    let mutable factoredFor = nan
     // J was evaluated at the current step's start (t, y); a slow iteration asks for a new one at the next step.
     let mutable fresh = false
     let mutable stale = false
@@ -39,31 +36,15 @@ type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool) 
     let mutable lastY: Tensor = null
     let mutable failures = 0
     let mutable evaluations = 0
-    let keep (old: Tensor) (t: Tensor) =
-        if not (isNull old) then old.Dispose()
-        t.DetachFromDisposeScope()
 
-    let newJacobian f t (y: Tensor) b d =
-        jacobian <- keep jacobian (Jacobian.evaluate options f t y b d)
+    let newJacobian f t (y: Tensor) =
+        matrix.Evaluate(f, t, y)
         evaluations <- evaluations + 1
         fresh <- true
         stale <- false
-        factoredFor <- nan
-
-    /// Factors of I − hγJ for this hγ (kept while hγ is unchanged); false when the matrix is singular.
-    let factorFor (hGamma: float) =
-        if hGamma = factoredFor then true
-        else
-            match StageNewton.factor jacobian hGamma with
-            | Some(l, p) ->
-                lu <- keep lu l
-                pivots <- keep pivots p
-                factoredFor <- hGamma
-                true
-            | None -> false
 
     /// The stages, or the failure (kind, why) of the first stage whose iteration failed.
-    let stages f (t: float) (y: Tensor) (h: float) (fy: Tensor) b d : Result<RungeKuttaStep.StepResult<Tensor>, OdeFailure * string> =
+    let stages f (t: float) (y: Tensor) (h: float) (fy: Tensor) : Result<RungeKuttaStep.StepResult<Tensor>, OdeFailure * string> =
         let hGamma = h * gamma
         let ks = Array.zeroCreate<Tensor> s
         ks[0] <- fy
@@ -73,7 +54,7 @@ type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool) 
             let baseState = TensorOps.combine y h tableau.A[i] ks
             let guess = TensorOps.addScaled baseState ks[i - 1] hGamma
             let tc = t + tableau.C[i] * h
-            match StageNewton.solve options rtol atol f tc baseState guess hGamma (lu, pivots) (b, d) eta with
+            match StageNewton.solve options rtol atol f tc baseState guess hGamma matrix.Solve eta with
             | StageNewton.Converged(z, rate) ->
                 if rate > slowRate then stale <- true
                 // Hairer & Wanner's carried η: from this rate when there was one (two iterations or more), relaxed
@@ -103,17 +84,16 @@ type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool) 
             failures <- 0
             lastY <- y
             lastT <- t
-        let b, d = Jacobian.blocks options.Structure y
         let hGamma = h * gamma
         let mutable result = None
         while result.IsNone do
-            if isNull jacobian || (stale && not fresh) then newJacobian f t y b d
+            if not matrix.IsEvaluated || (stale && not fresh) then newJacobian f t y
             let attempt =
-                if factorFor hGamma then stages f t y h fy b d
+                if matrix.Factor hGamma then stages f t y h fy
                 else Error(OdeFailure.SingularMatrix, $"the Newton matrix I − hγ·∂f/∂y (h = {h}, γ = {gamma}) is singular or not finite")
             match attempt with
             | Ok r -> result <- Some r
-            | Error _ when not fresh -> newJacobian f t y b d
+            | Error _ when not fresh -> newJacobian f t y
             | Error(kind, why) ->
                 failures <- failures + 1
                 if not adaptive || failures >= options.MaxFailures then
@@ -129,9 +109,4 @@ type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool) 
         result.Value
 
     interface IDisposable with
-        member _.Dispose() =
-            for t in [ jacobian; lu; pivots ] do
-                if not (isNull t) then t.Dispose()
-            jacobian <- null
-            lu <- null
-            pivots <- null
+        member _.Dispose() = matrix.Dispose()

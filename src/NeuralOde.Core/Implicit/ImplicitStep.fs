@@ -14,12 +14,18 @@ type Stepper =
     { Step: (float -> Tensor -> Tensor) -> float -> Tensor -> float -> Tensor -> RungeKuttaStep.StepResult<Tensor>
       Resources: IDisposable }
 
-/// The stepper of an implicit tableau under a step control: adaptive control scales its Newton iteration's norm by
-/// the solve's rtol/atol and rejects a step whose iteration fails; fixed steps solve the stages nearly exactly.
-let create (tableau: ButcherTableau) (control: StepControl) : Stepper =
+/// The stepper of an implicit tableau whose Newton iteration uses `matrix` (an adjoint system's: NewtonMatrix), under
+/// a step control: adaptive control scales the iteration's norm by the solve's rtol/atol and rejects a step whose
+/// iteration fails; fixed steps solve the stages nearly exactly.
+let createWith (matrix: NewtonMatrix.INewtonMatrix) (tableau: ButcherTableau) (control: StepControl) : Stepper =
     let rtol, atol, adaptive =
         match control with
         | StepControl.Adaptive o -> o.RTol, o.ATol, true
         | _ -> EsdirkStep.fixedStepTolerance, EsdirkStep.fixedStepTolerance, false
-    let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive)
+    let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, matrix)
     { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper }
+
+/// The stepper of an implicit tableau for the field's own system: its Newton matrix from the field's Jacobian under
+/// the tableau's NewtonOptions.
+let create (tableau: ButcherTableau) (control: StepControl) : Stepper =
+    createWith (NewtonMatrix.ofField tableau.Newton) tableau control

@@ -1,7 +1,7 @@
 /// The simplified Newton iteration that solves one implicit stage z = base + hγ f(t, z) (Hairer & Wanner, "Solving
-/// ODEs II", §IV.8): z ← z − M⁻¹ (z − base − hγ f(t, z)) with M = I − hγJ factorised once (torch.linalg.lu_factor)
-/// and solved by torch.linalg.lu_solve, batched over the Jacobian's blocks. The iterates stay in the autograd graph
-/// (M is a constant), so gradients flow through the converged stage.
+/// ODEs II", §IV.8): z ← z − M⁻¹ (z − base − hγ f(t, z)) with M = I − hγJ factorised once (torch.linalg.lu_factor,
+/// here) and solved by torch.linalg.lu_solve, batched over the Jacobian's blocks (Implicit/NewtonMatrix.fs). The
+/// iterates stay in the autograd graph (M is a constant), so gradients flow through the converged stage.
 module internal NeuralOde.Core.Implicit.StageNewton
 
 open System
@@ -39,7 +39,7 @@ type Outcome =
     /// Why it did not converge.
     | Failed of why: string
 
-/// Iterates from the guess z0 for z = base + hγ f(tc, z) with the factors (lu, pivots) of M over blocks (b, d).
+/// Iterates from the guess z0 for z = base + hγ f(tc, z) with `solveLinear` applying M⁻¹ (Implicit/NewtonMatrix.fs).
 /// Converged when η‖Δz‖ ≤ κ, η = θ/(1 − θ) from the contraction rate θ of successive corrections (before a rate is
 /// known: `eta0`, the last stage's); failed when θ ≥ 1, after MaxIterations, or on NaN or Inf. Every tensor is made
 /// in the caller's dispose scope.
@@ -49,11 +49,11 @@ type Outcome =
 /// linear field it still holds the guess's), and the extra iteration takes it to the implicit function theorem's
 /// (exactly, when M is exact).
 let solve (options: NewtonOptions) (rtol: float) (atol: float) (f: float -> Tensor -> Tensor) (tc: float) (baseState: Tensor)
-          (z0: Tensor) (hGamma: float) (lu: Tensor, pivots: Tensor) (b: int64, d: int64) (eta0: float) : Outcome =
+          (z0: Tensor) (hGamma: float) (solveLinear: Tensor -> Tensor) (eta0: float) : Outcome =
     let iterate (z: Tensor) =
         let fz = f tc z
         let residual = TensorOps.addScaled (TensorOps.addScaled z baseState -1.0) fz (-hGamma)
-        let dz = torch.linalg.lu_solve(lu, pivots, residual.reshape([| b; d; 1L |])).reshape(z.shape)
+        let dz = solveLinear residual
         TensorOps.addScaled z dz -1.0, dz
     let recorded = torch.is_grad_enabled () && baseState.requires_grad
     let mutable z = z0

@@ -11,6 +11,19 @@ open System.Collections.Generic
 open TorchSharp
 open NeuralOde.Core.State
 
+/// The systems the sweep solves, for an implicit method's Newton matrix.
+[<RequireQualifiedAccess>]
+type SweepSystem =
+    /// The forward field on x (the interpolated adjoint recomputes the forward solution).
+    | State
+    /// The costate [a; μ] against the forward solution (the interpolated adjoint).
+    | Costate
+    /// The augmented state [x; a; μ] (the backsolve).
+    | Augmented
+
+/// A step of another kind for the loop (Loop.Settings.Step).
+type StepFunction<'S> = (float -> 'S -> 'S) -> float -> 'S -> float -> 'S -> RungeKuttaStep.StepResult<'S>
+
 /// What the sweep needs of a field on states 'S.
 type IAdjointBackend<'S when 'S: not struct> =
     /// The forward state x.
@@ -38,6 +51,9 @@ type IAdjointBackend<'S when 'S: not struct> =
     abstract AdjointOf: costate: 'S -> 'S
     /// a += g, in place.
     abstract AddToAdjoint: costate: 'S * g: 'S -> unit
+    /// An implicit tableau's step for one of the sweep's solves (the costate's with `stateAt t`, the forward solution
+    /// at t, a new state), and what it holds until the solve ends.
+    abstract ImplicitStep: system: SweepSystem * tableau: ButcherTableau * control: StepControl * stateAt: (float -> 'S) -> StepFunction<'S> * System.IDisposable
 
 /// One adjoint solve's grids, methods and counters.
 type Plan =
@@ -72,22 +88,34 @@ let private endTimeDerivative (b: IAdjointBackend<'S>) (weight: float) (t: float
         b.State.Release fx
         d + b.LossAt(weight, t, x))
 
+/// Runs the loop for one of the sweep's solves: an implicit tableau with the backend's step for that system.
+let private runLoop (b: IAdjointBackend<'S>) (system: SweepSystem) (stateAt: float -> 'S) (algebra: IStateAlgebra<'S>) field y times
+                    (tableau: ButcherTableau) control (settings: Loop.Settings<'S>) output =
+    if not tableau.IsImplicit then Loop.run algebra field y times tableau control settings output
+    else
+        let step, resources = b.ImplicitStep(system, tableau, control, stateAt)
+        try Loop.run algebra field y times tableau control { settings with Step = Some step } output
+        finally resources.Dispose()
+
 /// Solves y from `from` back to `until` by the backward method and returns the final state (a new one).
-let private solveBack (b: IAdjointBackend<'S>) (plan: Plan) (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y: 'S) (from: float) (until: float) (channels: int) =
+let private solveBack (b: IAdjointBackend<'S>) (plan: Plan) (system: SweepSystem) (stateAt: float -> 'S) (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y: 'S) (from: float) (until: float) (channels: int) =
     let tableau, control = plan.Backward
     StepRules.validateWith [| from; until |] b.DType (fun () -> algebra.AllFinite y) "of the adjoint's backward state" tableau control
     let mutable final = Unchecked.defaultof<'S>
     let outcome =
-        Loop.run algebra field y [| from; until |] tableau control { Loop.plain with NormChannels = channels }
+        runLoop b system stateAt algebra field y [| from; until |] tableau control { Loop.plain with NormChannels = channels }
             (fun _ s -> final <- algebra.Keep(algebra.Copy s))
     plan.Statistics.Add outcome.Statistics
     final
+
+/// No forward solution at hand (the backsolve carries x in its state).
+let private noState (t: float) : 'S = invalidOp $"The backsolve has no forward solution to evaluate at t = {t}."
 
 /// Backsolve over one segment: [x; a; μ] from `from` back to `until`, x restarted from its checkpoint.
 let private backsolveSegment (b: IAdjointBackend<'S>) (plan: Plan) (weight: float) (x: 'S) (costate: 'S) (from: float) (until: float) =
     let augmented = b.Join(x, costate)
     let final =
-        try solveBack b plan b.Augmented (fun t y -> b.AugmentedField(weight, t, y)) augmented from until (if plan.Seminorm then 2 * b.StateLength else -1)
+        try solveBack b plan SweepSystem.Augmented noState b.Augmented (fun t y -> b.AugmentedField(weight, t, y)) augmented from until (if plan.Seminorm then 2 * b.StateLength else -1)
         finally b.Augmented.Release augmented
     let next = b.CostateOf final
     b.Augmented.Release final
@@ -100,11 +128,14 @@ let private interpolatedSegment (b: IAdjointBackend<'S>) (plan: Plan) (weight: f
     let steps = List<Loop.AcceptedStep<'S>>()
     try
         let outcome =
-            Loop.run b.State (fun t x -> b.Field(t, x)) xStart [| until; from |] tableau control { Loop.plain with Observer = Some steps.Add; KeepSteps = true } (fun _ _ -> ())
+            runLoop b SweepSystem.State noState b.State (fun t x -> b.Field(t, x)) xStart [| until; from |] tableau control
+                { Loop.plain with Observer = Some steps.Add; KeepSteps = true } (fun _ _ -> ())
         plan.Statistics.Add outcome.Statistics
         let kept = steps.ToArray()
+        // Stages of the backward method may lie past the segment (nodes beyond 1): read by the end step's polynomial.
+        let stateAt t = Steps.evaluateExtended b.State tableau kept t
         let field t (costate: 'S) =
-            let x = Steps.evaluate b.State tableau kept t
+            let x = stateAt t
             let augmented = b.Join(x, costate)
             b.State.Release x
             let d = b.AugmentedField(weight, t, augmented)
@@ -112,7 +143,7 @@ let private interpolatedSegment (b: IAdjointBackend<'S>) (plan: Plan) (weight: f
             let next = b.CostateOf d
             b.Augmented.Release d
             next
-        solveBack b plan b.Costate field costate from until (if plan.Seminorm then b.StateLength else -1)
+        solveBack b plan SweepSystem.Costate stateAt b.Costate field costate from until (if plan.Seminorm then b.StateLength else -1)
     finally Steps.release b.State steps xStart
 
 /// The backward pass from the cotangents of the outputs (`gOutput k`: ∂L/∂x(t_k)) and the running loss's weight, with

@@ -63,6 +63,9 @@ type private Backend(system: ICompiledSystem, state: BufferAlgebra, costate: Buf
             copy c 0 a 0 n
             a
         member _.AddToAdjoint(c, g) = addScaledPrefix c 1.0 g n
+        // The dispatch (Solve/Ode.fs) runs implicit solvers, forward or backward, on tensors.
+        member _.ImplicitStep(_, tableau, _, _) =
+            invalidOp $"The implicit solver {tableau.Name} runs on tensors: a compiled backend's adjoint cannot take it."
 
 /// The compiled adjoint solve (Sensitivity.Adjoint or InterpolatedAdjoint on a compiled backend).
 type Run(cfg: Config) =

@@ -55,6 +55,22 @@ type private Backend(cfg: Config) =
             use part = c.narrow(0L, 0L, n)
             use flat = g.reshape(-1L)
             part.add_(flat, TensorOps.oneScalar) |> ignore
+        member _.ImplicitStep(system, tableau, control, stateAt) =
+            // J of the forward field at a forward state x, under the backward tableau's Newton options (its structure,
+            // a Jacobian of the user's): the adjoint systems' Newton matrices are built from it.
+            let jacobianAt t (x: Tensor) =
+                let blocks, size = Implicit.Jacobian.blocks tableau.Newton.Structure x
+                Implicit.Jacobian.evaluate tableau.Newton field t x blocks size
+            let stepper =
+                match system with
+                | SweepSystem.State -> Implicit.ImplicitStep.create tableau control
+                | SweepSystem.Costate ->
+                    let matrix = Implicit.NewtonMatrix.ofCostate (fun t _ -> (use x = stateAt t in jacobianAt t x)) n
+                    Implicit.ImplicitStep.createWith matrix tableau control
+                | SweepSystem.Augmented ->
+                    let matrix = Implicit.NewtonMatrix.ofAugmented (fun t y -> (use x = (y.narrow(0L, 0L, n)).view(cfg.Shape) in jacobianAt t x)) n
+                    Implicit.ImplicitStep.createWith matrix tableau control
+            stepper.Step, stepper.Resources
     interface IDisposable with
         member _.Dispose() =
             (state :> IDisposable).Dispose()

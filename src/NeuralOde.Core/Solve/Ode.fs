@@ -133,10 +133,12 @@ let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (
 /// a time tensor with autograd), the reason in the statistics' Backend.
 let solveWithOptions (options: SolveOptions) (sensitivity: Sensitivity) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
     StepControl.validate control
-    match sensitivity with
-    | Sensitivity.Adjoint o | Sensitivity.InterpolatedAdjoint o when solver.IsImplicit || (o.Solver |> Option.exists (fun s -> s.IsImplicit)) ->
-        raise (ArgumentException("The adjoint sensitivities do not take implicit solvers yet (forward or backward): differentiate an implicit solve by autograd (Sensitivity.Autograd), or give the adjoint an explicit solver.", "sensitivity"))
-    | _ -> ()
+    // An implicit solver, forward or in an adjoint's backward solve, runs on tensors (its Newton iteration does).
+    let implicitSolve =
+        match sensitivity with
+        | Sensitivity.Adjoint o | Sensitivity.InterpolatedAdjoint o when (o.Solver |> Option.exists (fun s -> s.IsImplicit)) -> Some (Option.get o.Solver)
+        | _ when solver.IsImplicit -> Some solver
+        | _ -> None
     let onTensors (why: string option) =
         let solution =
             match sensitivity with
@@ -150,7 +152,7 @@ let solveWithOptions (options: SolveOptions) (sensitivity: Sensitivity) (problem
     | None -> onTensors None
     | Some(Error why) -> onTensors (Some why)
     | Some(Ok _) when problem.IntegralLoss.IsSome -> onTensors (Some "a running loss is evaluated on tensors")
-    | Some(Ok _) when solver.IsImplicit -> onTensors (Some $"the implicit solver {solver.Name} runs on tensors")
+    | Some(Ok _) when implicitSolve.IsSome -> onTensors (Some $"the implicit solver {implicitSolve.Value.Name} runs on tensors")
     | Some(Ok backend) ->
         match sensitivity with
         | Sensitivity.Adjoint o -> adjoint options (Some backend) false o problem solver control

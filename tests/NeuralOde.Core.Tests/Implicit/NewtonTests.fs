@@ -1,7 +1,6 @@
 /// The implicit step's Newton iteration and its options (float64): gradients by autograd through the iterations
 /// against central finite differences; per-row Jacobian blocks against the dense Jacobian on a batch; a Jacobian of
-/// your own against autograd's; a solve backward in time against exp(A t); the named failures with their times; the
-/// adjoints refusing implicit solvers.
+/// your own against autograd's; a solve backward in time against exp(A t); the named failures with their times.
 module NeuralOde.Tests.Implicit.NewtonTests
 
 open Expecto
@@ -134,11 +133,5 @@ let tests =
             let e = raises<OdeSolveException> (fun () -> Ode.odeint (Problems.linear stiffLinear) x0 [| 0.0; 1.0 |] wrong (adaptive 1e-6 1e-9) |> ignore)
             Expect.equal e.Failure OdeFailure.VectorFieldMismatch "named"
             Expect.stringContains e.Message "[2, 2]" "the shape it needs"
-        }
-        test "the adjoint sensitivities refuse implicit solvers, naming the way out" {
-            use x0 = Tensors.f64 [| 2.0; 0.0 |]
-            let problem = OdeProblem.create (Problems.linear stiffLinear) x0 [| 0.0; 1.0 |]
-            let e = raises<System.ArgumentException> (fun () -> Ode.solveWith (Sensitivity.Adjoint Sensitivity.defaultOptions) problem Solvers.kvaerno5 (adaptive 1e-6 1e-9) |> ignore)
-            Expect.stringContains e.Message "Sensitivity.Autograd" "says what works"
         }
     ]
