@@ -65,6 +65,22 @@ public static class Solvers
     public static Solver Kvaerno5(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
         WithNewton(CoreSolvers.kvaerno5, rowBlocks, jacobian);
 
+    /// <summary>
+    /// Automatic stiffness switching (as Julia's <c>AutoTsit5(Rosenbrock23())</c>): steps with
+    /// <paramref name="nonStiff"/> while the problem is not stiff and with <paramref name="stiff"/> where it is. The
+    /// explicit method's own stages estimate the Jacobian's largest eigenvalue ρ; after ten accepted steps with hρ above
+    /// 90% of its stability boundary the implicit method takes over, and after three steps in a row where the explicit
+    /// method would be stable again (ρ by power iteration on f, two evaluations per step) it hands back. Where it
+    /// switched is in <see cref="SolveStatistics.Switches"/>. Gradients by autograd or the adjoints, as its methods'.
+    /// </summary>
+    /// <param name="nonStiff">An explicit adaptive method with two stages at one node: <see cref="Tsit5"/> (default) or
+    /// <see cref="Dopri5"/>.</param>
+    /// <param name="stiff">An implicit adaptive method: <see cref="Kvaerno5"/> (default), with its row blocks or
+    /// Jacobian options.</param>
+    /// <exception cref="ArgumentException">A method that does not fit its role, named.</exception>
+    public static Solver AutoSwitch(Solver? nonStiff = null, Solver? stiff = null) =>
+        new(CoreSolvers.autoSwitch((nonStiff ?? Tsit5()).Tableau, (stiff ?? Kvaerno5()).Tableau));
+
     static Solver WithNewton(ButcherTableau tableau, bool rowBlocks, Func<double, torch.Tensor, torch.Tensor>? jacobian)
     {
         if (!rowBlocks && jacobian is null) return new(tableau);

@@ -100,6 +100,24 @@ public class ImplicitSolverTests
     }
 
     [Fact]
+    public void AutoSwitchGoesImplicitOnRobertsonAndStaysExplicitOnANonStiffProblem()
+    {
+        using var x0 = torch.tensor(new[] { 1.0, 0.0, 0.0 });
+        var auto = Solvers.AutoSwitch(Solvers.Tsit5(), Solvers.Kvaerno5());
+        Assert.Equal("auto(tsit5, kvaerno5)", auto.Name);
+        using var stiff = Ode.Solve(Robertson, x0, new[] { 0.0, 100.0 }, auto, StepSize.Adaptive(1e-6, 1e-10));
+        var switched = Assert.Single(stiff.Statistics.Switches);
+        Assert.Equal("kvaerno5", switched.Solver);
+        Assert.True(switched.Time < 0.1, $"{switched}");
+        Assert.True(stiff.Statistics.AcceptedSteps < 500, $"{stiff.Statistics}");
+
+        using var y0 = torch.tensor(new[] { 1.0, 0.0 });
+        using var calm = Ode.Solve((t, y) => torch.stack(new[] { y[1], y[0].neg() }), y0, new[] { 0.0, 10.0 }, Solvers.AutoSwitch(), StepSize.Adaptive(1e-8, 1e-10));
+        Assert.Empty(calm.Statistics.Switches);
+        Assert.Throws<ArgumentException>(() => Solvers.AutoSwitch(Solvers.Kvaerno3(), Solvers.Kvaerno5()));
+    }
+
+    [Fact]
     public void ADivergingNewtonIterationIsNamedWithTheTime()
     {
         using var x0 = torch.tensor(new[] { 1.0 });

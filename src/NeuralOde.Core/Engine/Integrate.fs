@@ -119,7 +119,10 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
             { Times = times[0 .. reached - 1]
               States = states
               Integral = None
-              Statistics = outcome.Statistics
+              Statistics =
+                match implicitStepper with
+                | Some stepper -> { outcome.Statistics with Switches = stepper.Switches() }
+                | None -> outcome.Statistics
               Backward = BackwardStatistics()
               Status = (match outcome.Failure with Some e -> SolveStatus.Failed(e.Failure, e.Time, e.Message) | None -> SolveStatus.Succeeded)
               FailedRows = failedRows }

@@ -118,7 +118,7 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
                       | ValueNone -> true, 0.0
               if accept then
                   // f at the new state: a FSAL tableau's last stage; otherwise evaluated when dense output needs it.
-                  let mutable f1 = if fsal then r.Ks[s - 1] else Unchecked.defaultof<'S>
+                  let mutable f1 = if fsal then r.Ks[s - 1] else r.F1
                   if keepSteps && isNullS f1 && needsEnd then f1 <- f tNew r.Y1
                   while outputDueBy tNew do
                       if times[next] = tNew || next = times.Length - 1 && landsOnEnd then output next r.Y1
@@ -150,13 +150,15 @@ let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times:
                   rejected <- rejected + 1
                   algebra.Release r.Y1
                   for i in 1 .. s - 1 do algebra.Release r.Ks[i]
-              let nextH, remembered = nextStep control tableau t h hStep error previousError accept (next >= times.Length)
+                  if not (isNullS r.F1) && not (Array.exists (fun k -> obj.ReferenceEquals(k, r.F1)) r.Ks) then algebra.Release r.F1
+              let order = if r.Order > 0 then r.Order else tableau.ErrorOrder
+              let nextH, remembered = nextStep control order t h hStep error previousError accept (next >= times.Length)
               h <- nextH
               previousError <- remembered
         with :? OdeSolveException as e when settings.OnFailure.IsSome ->
             settings.OnFailure.Value e t y fy (if attempted = 0.0 then h else attempted)
             failure <- Some e
-        { Statistics = { FunctionEvaluations = nfe; AcceptedSteps = accepted; RejectedSteps = rejected; Backend = "module" }
+        { Statistics = { FunctionEvaluations = nfe; AcceptedSteps = accepted; RejectedSteps = rejected; Backend = "module"; Switches = [||] }
           Reached = next
           Failure = failure }
     finally

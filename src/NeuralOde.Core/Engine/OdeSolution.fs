@@ -3,6 +3,15 @@ namespace NeuralOde.Core
 open System
 open TorchSharp
 
+/// A point where the stiffness switcher (Solvers.autoSwitch) handed the solve to its other method.
+type SolverSwitch =
+    { /// The time from which the new method steps.
+      Time: float
+      /// The method that took over (its name).
+      Solver: string }
+
+    override s.ToString() = $"{s.Solver} from t = {s.Time:G6}"
+
 /// Counts gathered during one solve.
 type SolveStatistics =
     { /// Evaluations of the vector field (including the first-step heuristic's).
@@ -13,13 +22,16 @@ type SolveStatistics =
       RejectedSteps: int
       /// What evaluated the field: "module" (the field called on tensors), or a compiled backend's name (e.g.
       /// "compiled MLP"); when a backend was attached but could not run, "module" with the reason after a colon.
-      Backend: string }
+      Backend: string
+      /// Where the stiffness switcher (Solvers.autoSwitch) changed method, in order; empty for every other solver.
+      Switches: SolverSwitch[] }
 
     /// No steps yet.
-    static member Zero = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0; Backend = "module" }
+    static member Zero = { FunctionEvaluations = 0; AcceptedSteps = 0; RejectedSteps = 0; Backend = "module"; Switches = [||] }
 
     override s.ToString() =
-        $"nfe={s.FunctionEvaluations} accepted={s.AcceptedSteps} rejected={s.RejectedSteps} backend={s.Backend}"
+        let switches = if s.Switches.Length = 0 then "" else " switches=[" + (s.Switches |> Array.map string |> String.concat "; ") + "]"
+        $"nfe={s.FunctionEvaluations} accepted={s.AcceptedSteps} rejected={s.RejectedSteps} backend={s.Backend}{switches}"
 
 /// Counts of the backward (adjoint) solve, filled in when gradients are computed by an adjoint method; zero for
 /// autograd through the solver, whose backward pass is libtorch's.

@@ -107,12 +107,12 @@ let judge (t: float) (norm: float) (fieldFinite: unit -> bool) =
 /// The step after a trial step of hStep from t, and the error the controller remembers: under adaptive control the PI
 /// controller's step (at most maxStep; below minStep the solve fails, unless it has just `finished`), h unchanged
 /// otherwise.
-let nextStep (control: StepControl) (tableau: ButcherTableau) (t: float) (h: float) (hStep: float) (error: float)
+let nextStep (control: StepControl) (errorOrder: int) (t: float) (h: float) (hStep: float) (error: float)
              (previousError: float) (accept: bool) (finished: bool) =
     match control with
     | StepControl.Adaptive o ->
         let direction = float (sign hStep)
-        let mutable next = hStep * PIController.factor o tableau.ErrorOrder error previousError
+        let mutable next = hStep * PIController.factor o errorOrder error previousError
         if abs next > o.MaxStep then next <- direction * o.MaxStep
         if abs next < o.MinStep && not (accept && finished) then
             raise (OdeSolveException(OdeFailure.StepSizeUnderflow, t, $"At t = {t} the controller asks for a step of {abs next}, below minStep = {o.MinStep} (error {error:G3} of the last trial step). Lower minStep, loosen rtol/atol, or check the vector field near this time."))

@@ -103,6 +103,8 @@ let solveWithOptions (options: EventOptions) (sensitivity: Sensitivity) (events:
         accepted <- accepted + s.AcceptedSteps
         rejected <- rejected + s.RejectedSteps
         backend <- s.Backend
+    // The stiffness switcher's switches, of the solves that make the outputs (the locating passes repeat them).
+    let switches = ResizeArray<SolverSwitch>()
     let mutable start = times.[0]
     let mutable state = problem.X0
     let mutable next = 1
@@ -143,6 +145,7 @@ let solveWithOptions (options: EventOptions) (sensitivity: Sensitivity) (events:
             if stop > start then
                 let solution = Ode.solveWith sensitivity { problem with X0 = state; Times = segmentTimes } solver control
                 count solution.Statistics
+                switches.AddRange solution.Statistics.Switches
                 for k in 1 .. inside.Length do
                     outputs.Add(solution.States.[int64 k])
                     outputTimes.Add(segmentTimes.[k])
@@ -198,7 +201,7 @@ let solveWithOptions (options: EventOptions) (sensitivity: Sensitivity) (events:
       Events = List.ofSeq occurrences
       Terminated = terminated
       Final = final
-      Statistics = { FunctionEvaluations = evaluations; AcceptedSteps = accepted; RejectedSteps = rejected; Backend = backend } }
+      Statistics = { FunctionEvaluations = evaluations; AcceptedSteps = accepted; RejectedSteps = rejected; Backend = backend; Switches = switches.ToArray() } }
 
 /// solveWithOptions with the default options (tolerance 1e-12, at most 10,000 events).
 let solve (sensitivity: Sensitivity) (events: OdeEvent list) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) =

@@ -71,7 +71,7 @@ type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool, 
         | None ->
             let y1 = TensorOps.combine y h tableau.B ks
             let error = TensorOps.weightedSum h tableau.E.Value ks
-            Ok { Y1 = y1; Ks = ks; Error = error }
+            Ok { Y1 = y1; Ks = ks; Error = error; Order = 0; F1 = null }
 
     /// The Jacobian evaluations so far.
     member _.JacobianEvaluations = evaluations
@@ -105,7 +105,7 @@ type Stepper(tableau: ButcherTableau, rtol: float, atol: float, adaptive: bool, 
                     raise (OdeSolveException(kind, t, $"The Newton iteration of {tableau.Name} failed at t = {t}: {why}{tried}. {advice}"))
                 // Reject: the loop shrinks the step (an infinite error) and retries from the same start.
                 use inf = Scalar.op_Implicit Double.PositiveInfinity
-                result <- Some { Y1 = y.alias(); Ks = [| fy |]; Error = torch.full_like(y, inf) }
+                result <- Some { Y1 = y.alias(); Ks = [| fy |]; Error = torch.full_like(y, inf); Order = 0; F1 = null }
         result.Value
 
     interface IDisposable with

@@ -12,18 +12,29 @@ type Tensor = torch.Tensor
 /// An implicit solver's step for one solve (Loop.Settings.Step), with what it holds.
 type Stepper =
     { Step: (float -> Tensor -> Tensor) -> float -> Tensor -> float -> Tensor -> RungeKuttaStep.StepResult<Tensor>
-      Resources: IDisposable }
+      Resources: IDisposable
+      /// Where the stiffness switcher changed method (empty for the other methods).
+      Switches: unit -> SolverSwitch[] }
 
 /// The stepper of an implicit tableau whose Newton iteration uses `matrix` (an adjoint system's: NewtonMatrix), under
 /// a step control: adaptive control scales the iteration's norm by the solve's rtol/atol and rejects a step whose
 /// iteration fails; fixed steps solve the stages nearly exactly.
-let createWith (matrix: NewtonMatrix.INewtonMatrix) (tableau: ButcherTableau) (control: StepControl) : Stepper =
+/// The stiffness switcher's implicit method takes the matrix.
+let rec createWith (matrix: NewtonMatrix.INewtonMatrix) (tableau: ButcherTableau) (control: StepControl) : Stepper =
     let rtol, atol, adaptive =
         match control with
         | StepControl.Adaptive o -> o.RTol, o.ATol, true
         | _ -> EsdirkStep.fixedStepTolerance, EsdirkStep.fixedStepTolerance, false
-    let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, matrix)
-    { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper }
+    match tableau.Switching with
+    | Some rule ->
+        let inner = createWith matrix rule.Implicit control
+        let switcher = new SwitchingStep.Stepper(rule, adaptive, inner.Step)
+        { Step = (fun f t y h fy -> switcher.Step f t y h fy)
+          Resources = { new IDisposable with member _.Dispose() = (try (switcher :> IDisposable).Dispose() finally inner.Resources.Dispose()) }
+          Switches = fun () -> switcher.Switches }
+    | None ->
+        let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, matrix)
+        { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper; Switches = fun () -> [||] }
 
 /// The stepper of an implicit tableau for the field's own system: its Newton matrix from the field's Jacobian under
 /// the tableau's NewtonOptions.

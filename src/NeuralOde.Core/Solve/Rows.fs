@@ -72,7 +72,8 @@ let trySolveWith (build: int64[] -> OdeProblem) (count: int) (solver: ButcherTab
                 { FunctionEvaluations = statistics.FunctionEvaluations + solution.Statistics.FunctionEvaluations
                   AcceptedSteps = statistics.AcceptedSteps + solution.Statistics.AcceptedSteps
                   RejectedSteps = statistics.RejectedSteps + solution.Statistics.RejectedSteps
-                  Backend = solution.Statistics.Backend }
+                  Backend = solution.Statistics.Backend
+                  Switches = Array.append statistics.Switches solution.Statistics.Switches }
             match solution.Status with
             | SolveStatus.Succeeded ->
                 pieces.Add(remaining, (if scalar then (let s = solution.States.unsqueeze(1L) in solution.States.Dispose(); s) else solution.States))

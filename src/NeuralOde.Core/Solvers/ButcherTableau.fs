@@ -39,7 +39,10 @@ type ButcherTableau =
       /// (ESDIRK): stage i solves z_i = y + h Σ_{j<i} a_ij k_j + hγ f(t + c_i h, z_i). 0 for explicit methods.
       Gamma: float
       /// How an implicit method's stages are solved (ignored by explicit methods).
-      Newton: NewtonOptions }
+      Newton: NewtonOptions
+      /// For the automatic stiffness switcher (Solvers.autoSwitch): the explicit and implicit methods it switches
+      /// between and its rule; None for every other method.
+      Switching: AutoSwitching option }
 
     /// Number of stages.
     member t.Stages = t.C.Length
@@ -53,10 +56,35 @@ type ButcherTableau =
     member t.IsAdaptive = t.E.IsSome
     /// The order used by step-size control: min(order, embedded order).
     member t.ErrorOrder = match t.EmbeddedOrder with Some p -> min p t.Order | None -> t.Order
-    /// True for an implicit (ESDIRK) method: its stages 2 … s are solved by a Newton iteration.
+    /// True for an implicit (ESDIRK) method: its stages 2 … s are solved by a Newton iteration. Also true for the
+    /// stiffness switcher, which may take its implicit method's steps.
     member t.IsImplicit = t.Gamma <> 0.0
 
     override t.ToString() = t.Name
+
+/// The rule of the automatic stiffness switcher (Solvers.autoSwitch; SciML's AutoSwitch, as in
+/// `AutoTsit5(Rosenbrock23())`): it steps with the explicit method while the problem is not stiff, estimating the
+/// Jacobian's largest eigenvalue ρ from two of its stages evaluated at the same time (Hairer & Wanner, "Solving ODEs
+/// II", §IV.2), and hands over to the implicit method once hρ exceeds Threshold × the explicit method's stability
+/// boundary on the negative real axis for StiffSteps accepted steps; with the implicit method it estimates ρ by power
+/// iteration on f and hands back once hρ has stayed below that for NonStiffSteps steps in a row.
+and AutoSwitching =
+    { /// The method for non-stiff stretches (explicit, adaptive, with two stages at one node).
+      Explicit: ButcherTableau
+      /// The method for stiff stretches (implicit, adaptive).
+      Implicit: ButcherTableau
+      /// The explicit method's stability boundary: the largest x with |R(−x')| ≤ 1 for all x' in [0, x].
+      StabilityBoundary: float
+      /// The two stages (i, j), i < j, of the explicit method with c_i = c_j whose difference estimates ρ.
+      StagePair: int * int
+      /// The fraction of the boundary above which hρ counts as stiff, below which as not stiff (a step controller at
+      /// the stability limit keeps hρ just under the boundary).
+      Threshold: float
+      /// Accepted steps with hρ above the threshold (counted, three non-stiff ones in a row reset the count) before
+      /// the switch to the implicit method.
+      StiffSteps: int
+      /// Accepted steps in a row with hρ below the threshold before the switch back to the explicit method.
+      NonStiffSteps: int }
 
 /// Building tableaux: `create` checks the consistency conditions.
 module ButcherTableau =
@@ -109,7 +137,7 @@ module ButcherTableau =
             if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"
         | DenseOutput.Hermite -> ()
         { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation
-          Gamma = 0.0; Newton = NewtonOptions.defaults }
+          Gamma = 0.0; Newton = NewtonOptions.defaults; Switching = None }
 
     /// Builds a singly diagonally implicit method with an explicit first stage (ESDIRK) and checks it: `a` holds the
     /// strictly lower part (row i has i entries), the diagonal is 0 for the first stage and γ for the others, so row

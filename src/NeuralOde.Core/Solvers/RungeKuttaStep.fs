@@ -11,7 +11,13 @@ type StepResult<'S> =
       /// The stages k_1 … k_s.
       Ks: 'S[]
       /// The embedded error estimate h Σ e_i k_i, for adaptive tableaux (else null).
-      Error: 'S }
+      Error: 'S
+      /// The order that step-size control takes for this step's error (0: the tableau's ErrorOrder): a step of another
+      /// kind may come from another method (the stiffness switcher's).
+      Order: int
+      /// f(t + h, Y1) when the step evaluated it (a FSAL stage of a step of another kind), else null: the loop then
+      /// evaluates it where it needs it.
+      F1: 'S }
 
 /// Takes one step (with the error estimate when `withError`: adaptive control). `k1` is f(t, y), already evaluated (the previous step's last stage for FSAL methods).
 /// For FSAL tableaux Y1 is the point the last stage was evaluated at, so f(t + h, Y1) = Ks[s−1].
@@ -26,4 +32,4 @@ let step (algebra: IStateAlgebra<'S>) (tableau: NeuralOde.Core.ButcherTableau) (
         if i = s - 1 && tableau.Fsal then y1 <- yi else algebra.Release yi
     if isNull (box y1) then y1 <- algebra.Combine(y, h, tableau.B, ks)
     let error = match tableau.E with Some e when withError -> algebra.WeightedSum(h, e, ks) | _ -> Unchecked.defaultof<'S>
-    { Y1 = y1; Ks = ks; Error = error }
+    { Y1 = y1; Ks = ks; Error = error; Order = 0; F1 = Unchecked.defaultof<'S> }

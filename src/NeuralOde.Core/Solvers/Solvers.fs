@@ -33,13 +33,43 @@ let all = [ euler; midpoint; heun; rk4; bosh3; dopri5; tsit5; dopri8 ]
 /// The implicit (stiff) solvers, solved on tensors with a Newton iteration per stage.
 let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5 ]
 
+/// The automatic stiffness switcher (SciML's AutoSwitch, `AutoTsit5(Rosenbrock23())`): steps with `nonStiff` (an
+/// explicit adaptive method with two stages at one node, as dopri5 and tsit5 have) while the problem is not stiff,
+/// and with `stiff` (an implicit adaptive method) where it is; the switch points are in the solution's
+/// Statistics.Switches. Stiffness is judged from the explicit method's own stages (hρ against its stability
+/// boundary on the negative real axis, computed from its tableau) and, while the implicit method steps, by power
+/// iteration on f (two evaluations per step). Raises ArgumentException naming the argument that does not fit.
+let autoSwitch (nonStiff: ButcherTableau) (stiff: ButcherTableau) =
+    if nonStiff.IsImplicit || not nonStiff.IsAdaptive then
+        raise (System.ArgumentException($"The non-stiff method of a stiffness switcher must be explicit and adaptive (dopri5, tsit5); got '{nonStiff.Name}'.", "nonStiff"))
+    if not stiff.IsImplicit || stiff.Switching.IsSome || not stiff.IsAdaptive then
+        raise (System.ArgumentException($"The stiff method of a stiffness switcher must be implicit and adaptive (kvaerno3, kvaerno4, kvaerno5); got '{stiff.Name}'.", "stiff"))
+    let s = nonStiff.Stages
+    // The last two stages at one node: their difference estimates ρ.
+    let pairs = [ for j in s - 1 .. -1 .. 1 do for i in j - 1 .. -1 .. 0 do if nonStiff.C[i] = nonStiff.C[j] && nonStiff.C[j] > 0.0 then yield i, j ]
+    match pairs with
+    | [] -> raise (System.ArgumentException($"'{nonStiff.Name}' has no two stages at the same node, from which the switcher estimates stiffness; use dopri5 or tsit5.", "nonStiff"))
+    | pair :: _ ->
+        let rule =
+            { Explicit = nonStiff; Implicit = stiff; StabilityBoundary = StabilityRegion.realBoundary nonStiff
+              StagePair = pair; Threshold = 0.9; StiffSteps = 10; NonStiffSteps = 3 }
+        { nonStiff with
+            Name = $"auto({nonStiff.Name}, {stiff.Name})"
+            Dense = DenseOutput.Hermite
+            Citation = $"stiffness switching between {nonStiff.Name} and {stiff.Name} (Hairer & Wanner, Solving ODEs II, §IV.2; SciML's AutoSwitch)"
+            Gamma = stiff.Gamma
+            Newton = stiff.Newton
+            Switching = Some rule }
+
 /// An implicit solver whose stages are solved with these Newton options (the layout of the Jacobian, a Jacobian of
 /// your own, the tolerance and the iteration counts). Raises ArgumentException for an explicit solver.
 let withNewton (options: NewtonOptions) (solver: ButcherTableau) =
     NewtonOptions.validate options
     if not solver.IsImplicit then
         raise (System.ArgumentException($"Solver '{solver.Name}' is explicit: it has no Newton iteration to configure. Use an implicit solver (kvaerno3, kvaerno4, kvaerno5).", "solver"))
-    { solver with Newton = options }
+    match solver.Switching with
+    | Some rule -> { solver with Newton = options; Switching = Some { rule with Implicit = { rule.Implicit with Newton = options } } }
+    | None -> { solver with Newton = options }
 
 /// An implicit solver for a batch [N, …] whose rows do not interact: the Jacobian as N per-row blocks
 /// (JacobianStructure.RowBlocks).
