@@ -16,10 +16,11 @@ type Stepper =
 
 /// The stepper of an implicit tableau under a step control: adaptive control scales its Newton iteration's norm by
 /// the solve's rtol/atol and rejects a step whose iteration fails; fixed steps solve the stages nearly exactly.
-let create (tableau: ButcherTableau) (control: StepControl) : Stepper =
+/// `parts`: a split problem's checked (f_E, f_I), for an IMEX tableau's additive stages (else None).
+let create (tableau: ButcherTableau) (control: StepControl) (parts: ((float -> Tensor -> Tensor) * (float -> Tensor -> Tensor)) option) : Stepper =
     let rtol, atol, adaptive =
         match control with
         | StepControl.Adaptive o -> o.RTol, o.ATol, true
         | _ -> EsdirkStep.fixedStepTolerance, EsdirkStep.fixedStepTolerance, false
-    let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive)
+    let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, parts)
     { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper }
