@@ -13,6 +13,7 @@ open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 open NeuralOde.Tests.Implicit.EsdirkTableauTests
+open NeuralOde.Tests.Implicit.NewtonTests
 
 let private imexSolvers = [ Solvers.kenCarp3; Solvers.kenCarp4; Solvers.kenCarp5 ]
 
@@ -106,17 +107,6 @@ let private fisherError (solution: OdeSolution) =
         use s = solution.States.select(0L, int64 (k + 1))
         let values = Tensors.toArray s
         Array.map2 (fun i r -> abs (values[int i] - r) / abs r) fisherPicked row |> Array.max) |> Array.max
-
-let private adaptive rtol atol = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = 20_000 }
-
-/// Central differences of `value` at x with step eps per entry (no graph).
-let private centralDifferences (eps: float) (value: float[] -> float) (x: float[]) =
-    Array.init x.Length (fun i ->
-        let at d =
-            let v = Array.copy x
-            v[i] <- v[i] + d
-            value v
-        (at eps - at -eps) / (2.0 * eps))
 
 [<Tests>]
 let tests =
@@ -243,8 +233,8 @@ let tests =
                 use w = Tensors.f64 [| 1.0; 2.0 |]
                 use final = solution.Final
                 final.mul(w).sum()
-            let valueAt (v: float[]) =
-                use _ = torch.no_grad()
+            let valueAt (point: torch.Tensor) =
+                let v = Tensors.toArray point
                 use o = torch.tensor(v[0], dtype = torch.float64)
                 use s = torch.tensor(v[1], dtype = torch.float64)
                 use x = Tensors.f64 [| v[2]; v[3] |]
