@@ -250,6 +250,23 @@ let tests =
             printfn $"kencarp4 gradients: autograd %A{autograd}, central differences %A{fd}"
             Array.iter2 (fun a f -> Expect.floatClose { absolute = 1e-7; relative = 1e-6 } a f "dL/d(ω, s, x0)") autograd fd
         }
+        test "kencarp4: a fixed-step split solve keeps as many tensors alive at step 190 as at step 10" {
+            let counts = ResizeArray<int64>()
+            let rotationField = Problems.linear rotation
+            let counted: VectorField = fun t x ->
+                counts.Add(int64 DisposeScopeManager.Statistics.ThreadTotalLiveCount)
+                rotationField t x
+            do
+                use _ = torch.no_grad()
+                use x = Tensors.f64 [| 1.0; 1.0 |]
+                use solution = Ode.solve (OdeProblem.createSplit counted (Problems.linear mildlyStiff) x [| 0.0; 1.0 |]) Solvers.kenCarp4 (StepControl.steps 200)
+                ()
+            // f_E per step: at the step's start, at stages 2 … 6, and in f(t + h, y1) (the sum) — 7, after f(t0, x0).
+            let period = Solvers.kenCarp4.Stages + 1
+            Expect.equal counts.Count (1 + 200 * period - 1) "f_E's evaluations (none at the end: no step follows)"
+            let starts = [| for k in 20 .. 180 -> counts[1 + k * period] |]
+            Expect.equal (Array.max starts - Array.min starts) 0L $"live tensors at each step's start: {starts[0]} at step 20, {starts[160]} at step 180"
+        }
         test "a part returning the wrong shape is named with the time, under kencarp4 and dopri5" {
             let late (shape: int64[]) (field: VectorField) : VectorField =
                 fun t x -> if t > 0.3 then torch.zeros(shape, dtype = x.dtype) else field t x
