@@ -39,15 +39,28 @@ public static partial class Ode
     {
         ArgumentNullException.ThrowIfNull(vectorField);
         ArgumentNullException.ThrowIfNull(x0);
+        CheckTimesAndParameters(times, timeTensor, sensitivity, parameters);
+        var f = FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField);
+        var problem = OdeProblemModule.create(f, x0, times ?? TimesOf(timeTensor!));
+        return SolveFuncProblem(problem, solver, stepSize, sensitivity, parameters, integralLoss, timeTensor);
+    }
+
+    /// <summary>The output times are given one way or the other; an adjoint of a Func field is told its tensors.</summary>
+    static void CheckTimesAndParameters(double[]? times, torch.Tensor? timeTensor, Sensitivity? sensitivity, IEnumerable<torch.Tensor>? parameters)
+    {
         if (times is null && timeTensor is null) throw new ArgumentNullException(nameof(times), "Give the output times, as an array or as a time tensor.");
         if (parameters is null && sensitivity is not null && sensitivity.Value.Tag != CoreSensitivity.Tags.Autograd)
             throw new ArgumentNullException(nameof(parameters),
                 "An adjoint sensitivity computes gradients only for the tensors in `parameters` (a Func field hides what it " +
                 "uses): pass the field's tensors (e.g. module.parameters()), an empty list when only dL/dx0 is wanted, or " +
                 "call the overload that takes the module.");
-        var f = FuncConvert.FromFunc<double, torch.Tensor, torch.Tensor>(vectorField);
-        var grid = times ?? TimesOf(timeTensor!);
-        var problem = OdeProblemModule.create(f, x0, grid);
+    }
+
+    /// <summary>Solves a Func field's problem with <c>Ode.Solve</c>'s optional arguments.</summary>
+    static OdeSolution SolveFuncProblem(Core.OdeProblem problem, Solver? solver, StepSize? stepSize, Sensitivity? sensitivity,
+                                        IEnumerable<torch.Tensor>? parameters, Func<double, torch.Tensor, torch.Tensor>? integralLoss,
+                                        torch.Tensor? timeTensor)
+    {
         if (parameters is not null) problem = OdeProblemModule.withParameters(parameters, problem);
         if (integralLoss is not null) problem = OdeProblemModule.withIntegralLoss(FuncConvert.FromFunc(integralLoss), problem);
         if (timeTensor is not null) problem = OdeProblemModule.withTimeTensor(timeTensor, problem);

@@ -81,6 +81,32 @@ public static class Solvers
     public static Solver AutoSwitch(Solver? nonStiff = null, Solver? stiff = null) =>
         new(CoreSolvers.autoSwitch((nonStiff ?? Tsit5()).Tableau, (stiff ?? Kvaerno5()).Tableau));
 
+    /// <summary>
+    /// Kennedy &amp; Carpenter's additive Runge–Kutta 3(2) (ARK3(2)4L[2]SA), an IMEX method, adaptive: on a split
+    /// problem (<see cref="Ode.SolveSplit"/>) the non-stiff part f_E is treated explicitly and the stiff part f_I
+    /// implicitly (L-stable, stiffly accurate), so the Newton iterations see f_I's Jacobian alone — for
+    /// convection–diffusion–reaction problems whose stiffness lives in one term (diffrax's KenCarp3, SciML's
+    /// KenCarp3). On a problem that is not split it is an ESDIRK method for the whole field.
+    /// </summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian (see <see cref="Kvaerno3"/>) — of the stiff part f_I for a split
+    /// problem, of the whole field otherwise; null: by autograd.</param>
+    public static Solver KenCarp3(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.kenCarp3, rowBlocks, jacobian);
+
+    /// <summary>Kennedy &amp; Carpenter's IMEX ARK 4(3) (ARK4(3)6L[2]SA), adaptive. As <see cref="KenCarp3"/>.</summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian of the stiff part (see <see cref="KenCarp3"/>); null: by autograd.</param>
+    public static Solver KenCarp4(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.kenCarp4, rowBlocks, jacobian);
+
+    /// <summary>Kennedy &amp; Carpenter's IMEX ARK 5(4) (ARK5(4)8L[2]SA), adaptive, for tight tolerances. As
+    /// <see cref="KenCarp3"/>.</summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian of the stiff part (see <see cref="KenCarp3"/>); null: by autograd.</param>
+    public static Solver KenCarp5(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.kenCarp5, rowBlocks, jacobian);
+
     static Solver WithNewton(ButcherTableau tableau, bool rowBlocks, Func<double, torch.Tensor, torch.Tensor>? jacobian)
     {
         if (!rowBlocks && jacobian is null) return new(tableau);
@@ -94,7 +120,7 @@ public static class Solvers
     }
 
     /// <summary>A solver by name ("euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dopri8",
-    /// "kvaerno3", "kvaerno4", "kvaerno5").</summary>
+    /// "kvaerno3", "kvaerno4", "kvaerno5", "kencarp3", "kencarp4", "kencarp5").</summary>
     /// <exception cref="System.ArgumentException">The name is not known; the message lists the known ones.</exception>
     public static Solver ByName(string name) => new(CoreSolvers.byName(name));
 
@@ -135,7 +161,7 @@ public static class Solvers
             dense, citation ?? ""));
     }
 
-    /// <summary>The implicit (stiff) solvers: Kvaerno3, Kvaerno4, Kvaerno5.</summary>
+    /// <summary>The implicit (stiff) solvers: Kvaerno3, Kvaerno4, Kvaerno5, KenCarp3, KenCarp4, KenCarp5.</summary>
     public static IReadOnlyList<Solver> Implicit => CoreSolvers.implicitSolvers.Select(t => new Solver(t)).ToList();
 
     /// <summary>Every explicit solver, fixed-step ones first.</summary>

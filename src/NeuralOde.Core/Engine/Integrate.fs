@@ -10,25 +10,15 @@ open NeuralOde.Core.State
 
 type Tensor = torch.Tensor
 
-let private mismatch (what: string) (t: float) (x: Tensor) (dx: Tensor) =
-    OdeSolveException(
-        OdeFailure.VectorFieldMismatch, t,
-        $"The vector field returned a tensor whose {what} differs from the state's at t = {t}: state {TensorOps.shapeText x} {x.dtype} on {x.device}, f(t, x) {TensorOps.shapeText dx} {dx.dtype} on {dx.device}. f must return dx/dt with the state's shape, dtype and device.")
-
 /// f with its output checked against x (shape, dtype, device; metadata only: no host sync). The loop releases the
 /// derivatives it is done with, so f's result must be a tensor made in the step's dispose scope (`scope ()`). When it
 /// is not — f returned its input (dx/dt = x as `fun _ x -> x`) or a tensor someone else owns (a constant field
 /// returning a captured tensor) — the loop gets a wrapper of its own (alias: same data, no copy), and releasing it
 /// leaves the original alone.
-let private checkedField (f: VectorField) (scope: unit -> DisposeScope) : float -> Tensor -> Tensor =
+let private checkedField (name: FieldCheck.Named) (f: VectorField) (scope: unit -> DisposeScope) : float -> Tensor -> Tensor =
     fun t x ->
-        // Whatever f raises comes out as an OdeSolveException with the time, f's exception inside.
-        let dx = OdeSolveException.Calling(t, fun () -> f t x)
-        if isNull dx then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned null at t = {t}."))
-        if dx.IsInvalid then raise (OdeSolveException(OdeFailure.VectorFieldMismatch, t, $"The vector field returned a disposed tensor at t = {t}: return a new tensor (a `using`/`use` on the result, or a dispose scope ended inside f, frees it before the solver reads it)."))
-        if dx.shape <> x.shape then raise (mismatch "shape" t x dx)
-        if dx.dtype <> x.dtype then raise (mismatch "dtype" t x dx)
-        if dx.device_type <> x.device_type || dx.device_index <> x.device_index then raise (mismatch "device" t x dx)
+        // Whatever f raises comes out as an OdeSolveException with the time, f's exception inside (FieldCheck).
+        let dx = FieldCheck.call name f t x
         let current = scope ()
         let madeHere = not (obj.ReferenceEquals(dx, x)) && not (isNull current) && current.Contains dx
         if madeHere then dx else dx.alias()
@@ -74,14 +64,25 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
     let times = problem.Times
     let x0 = problem.X0
     use algebra = new TensorAlgebra()
-    let f = leavesInputAlone (checkedField problem.VectorField (fun () -> algebra.CurrentScope)) x0 problem.T0
+    let f = leavesInputAlone (checkedField FieldCheck.whole problem.VectorField (fun () -> algebra.CurrentScope)) x0 problem.T0
     let outputs = Array.zeroCreate<Tensor> times.Length
     outputs[0] <- x0
     let records = Collections.Generic.List<Loop.AcceptedStep<Tensor>>()
+    let mutable partEvaluations = 0
     // An implicit solver's steps (with their Jacobian kept across steps), unless a step of another kind is given.
     let implicitStepper =
         if not tableau.IsImplicit || settings.Step.IsSome then None
-        else Some(Implicit.ImplicitStep.create tableau control)
+        else
+            // A split problem's parts, checked as the field is, for an IMEX tableau's explicit and implicit stages;
+            // each evaluation of a part counts as one of the solve's evaluations.
+            let counted name part =
+                let checkedPart = checkedField name part (fun () -> algebra.CurrentScope)
+                fun t x ->
+                    partEvaluations <- partEvaluations + 1
+                    checkedPart t x
+            let parts =
+                problem.Split |> Option.map (fun (nonStiff, stiff) -> counted FieldCheck.nonStiff nonStiff, counted FieldCheck.stiff stiff)
+            Some(Implicit.ImplicitStep.create tableau control parts)
     let mutable failedRows = [||]
     let loopSettings: Loop.Settings<Tensor> =
         { NormChannels = settings.NormChannels
@@ -120,9 +121,10 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
               States = states
               Integral = None
               Statistics =
+                let statistics = { outcome.Statistics with FunctionEvaluations = outcome.Statistics.FunctionEvaluations + partEvaluations }
                 match implicitStepper with
-                | Some stepper -> { outcome.Statistics with Switches = stepper.Switches() }
-                | None -> outcome.Statistics
+                | Some stepper -> { statistics with Switches = stepper.Switches() }
+                | None -> statistics
               Backward = BackwardStatistics()
               Status = (match outcome.Failure with Some e -> SolveStatus.Failed(e.Failure, e.Time, e.Message) | None -> SolveStatus.Succeeded)
               FailedRows = failedRows }

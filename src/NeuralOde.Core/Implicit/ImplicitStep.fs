@@ -18,25 +18,26 @@ type Stepper =
 
 /// The stepper of an implicit tableau whose Newton iteration uses `matrix` (an adjoint system's: NewtonMatrix), under
 /// a step control: adaptive control scales the iteration's norm by the solve's rtol/atol and rejects a step whose
-/// iteration fails; fixed steps solve the stages nearly exactly.
-/// The stiffness switcher's implicit method takes the matrix.
-let rec createWith (matrix: NewtonMatrix.INewtonMatrix) (tableau: ButcherTableau) (control: StepControl) : Stepper =
+/// iteration fails; fixed steps solve the stages nearly exactly. `parts`: a split problem's checked (f_E, f_I), for an
+/// IMEX tableau's additive stages (else None). The stiffness switcher's implicit method takes the matrix and parts.
+let rec createWith (matrix: NewtonMatrix.INewtonMatrix) (tableau: ButcherTableau) (control: StepControl)
+                   (parts: ((float -> Tensor -> Tensor) * (float -> Tensor -> Tensor)) option) : Stepper =
     let rtol, atol, adaptive =
         match control with
         | StepControl.Adaptive o -> o.RTol, o.ATol, true
         | _ -> EsdirkStep.fixedStepTolerance, EsdirkStep.fixedStepTolerance, false
     match tableau.Switching with
     | Some rule ->
-        let inner = createWith matrix rule.Implicit control
+        let inner = createWith matrix rule.Implicit control parts
         let switcher = new SwitchingStep.Stepper(rule, adaptive, inner.Step)
         { Step = (fun f t y h fy -> switcher.Step f t y h fy)
           Resources = { new IDisposable with member _.Dispose() = (try (switcher :> IDisposable).Dispose() finally inner.Resources.Dispose()) }
           Switches = fun () -> switcher.Switches }
     | None ->
-        let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, matrix)
+        let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, matrix, parts)
         { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper; Switches = fun () -> [||] }
 
-/// The stepper of an implicit tableau for the field's own system: its Newton matrix from the field's Jacobian under
-/// the tableau's NewtonOptions.
-let create (tableau: ButcherTableau) (control: StepControl) : Stepper =
-    createWith (NewtonMatrix.ofField tableau.Newton) tableau control
+/// The stepper of an implicit tableau for the field's own system: its Newton matrix from the field's Jacobian (of
+/// f_I for a split problem) under the tableau's NewtonOptions.
+let create (tableau: ButcherTableau) (control: StepControl) parts : Stepper =
+    createWith (NewtonMatrix.ofField tableau.Newton) tableau control parts

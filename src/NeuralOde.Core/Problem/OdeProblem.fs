@@ -44,7 +44,11 @@ type OdeProblem =
       VectorJacobianProduct: VectorJacobianProduct option
       /// A backend that can evaluate the field faster than calling it (a compiled MLP), when one is attached: the
       /// solve uses it where it can and says which ran in its statistics.
-      FieldBackend: IFieldBackend option }
+      FieldBackend: IFieldBackend option
+      /// A split f = f_E + f_I into a non-stiff part f_E and a stiff part f_I (OdeProblem.createSplit), when given: the
+      /// IMEX solvers (kenCarp3/4/5) treat f_E explicitly and f_I implicitly; every other solver solves the sum, which
+      /// is VectorField.
+      Split: (VectorField * VectorField) option }
 
     /// The start time.
     member p.T0 = p.Times[0]
@@ -69,7 +73,18 @@ module OdeProblem =
         let extent = max (abs (times[times.Length - 1] - times[0])) (times |> Array.map abs |> Array.max)
         if extent > largest then
             raise (System.ArgumentException($"The times reach {extent:G4}, beyond what a {x0.dtype} state can hold (largest {largest:G5}); rescale time or use float32.", "times"))
-        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None; VectorJacobianProduct = None; FieldBackend = None }
+        { VectorField = f; X0 = x0; Times = Array.copy times; Parameters = [||]; IntegralLoss = None; TimeTensor = None; VectorJacobianProduct = None; FieldBackend = None; Split = None }
+
+    /// Builds a split problem dx/dt = f_E(t, x) + f_I(t, x) (Kennedy & Carpenter 2003): the IMEX solvers (kenCarp3/4/5)
+    /// treat the non-stiff part f_E explicitly and solve the stiff part f_I by Newton iterations on its Jacobian alone;
+    /// every other solver (explicit, Kværnø, the adjoints, events) solves the sum, the problem's VectorField. Each
+    /// part's output is checked as the field's is (shape, dtype, device, failures named with the time).
+    let createSplit (nonStiff: VectorField) (stiff: VectorField) (x0: torch.Tensor) (times: float[]) : OdeProblem =
+        if isNull (box nonStiff) then raise (System.ArgumentNullException("nonStiff"))
+        if isNull (box stiff) then raise (System.ArgumentNullException("stiff"))
+        let sum: VectorField = fun t x ->
+            TensorOps.plus (FieldCheck.call FieldCheck.nonStiff nonStiff t x) (FieldCheck.call FieldCheck.stiff stiff t x)
+        { create sum x0 times with Split = Some(nonStiff, stiff) }
 
     /// A problem on the span [t0, t1] with outputs at its two ends.
     let onSpan (f: VectorField) (x0: torch.Tensor) (t0: float) (t1: float) = create f x0 [| t0; t1 |]

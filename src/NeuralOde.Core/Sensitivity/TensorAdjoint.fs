@@ -63,13 +63,13 @@ type private Backend(cfg: Config) =
                 Implicit.Jacobian.evaluate tableau.Newton field t x blocks size
             let stepper =
                 match system with
-                | SweepSystem.State -> Implicit.ImplicitStep.create tableau control
+                | SweepSystem.State -> Implicit.ImplicitStep.create tableau control None
                 | SweepSystem.Costate ->
                     let matrix = Implicit.NewtonMatrix.ofCostate (fun t _ -> (use x = stateAt t in jacobianAt t x)) n
-                    Implicit.ImplicitStep.createWith matrix tableau control
+                    Implicit.ImplicitStep.createWith matrix tableau control None
                 | SweepSystem.Augmented ->
                     let matrix = Implicit.NewtonMatrix.ofAugmented (fun t y -> (use x = (y.narrow(0L, 0L, n)).view(cfg.Shape) in jacobianAt t x)) n
-                    Implicit.ImplicitStep.createWith matrix tableau control
+                    Implicit.ImplicitStep.createWith matrix tableau control None
             stepper.Step, stepper.Resources
     interface IDisposable with
         member _.Dispose() =

@@ -42,7 +42,12 @@ type ButcherTableau =
       Newton: NewtonOptions
       /// For the automatic stiffness switcher (Solvers.autoSwitch): the explicit and implicit methods it switches
       /// between and its rule; None for every other method.
-      Switching: AutoSwitching option }
+      Switching: AutoSwitching option
+      /// The explicit part's strictly lower coefficients a^E_ij (row i has i entries) of an additive (IMEX) method,
+      /// whose A and γ are then its implicit part (Kennedy & Carpenter 2003): on a split problem f = f_E + f_I stage i
+      /// is z_i = y + h Σ_{j<i} (a^E_ij f_E(z_j) + a_ij f_I(z_j)) + hγ f_I(z_i), and both parts share c, b and e.
+      /// None for every other method.
+      ExplicitA: float[][] option }
 
     /// Number of stages.
     member t.Stages = t.C.Length
@@ -59,6 +64,8 @@ type ButcherTableau =
     /// True for an implicit (ESDIRK) method: its stages 2 … s are solved by a Newton iteration. Also true for the
     /// stiffness switcher, which may take its implicit method's steps.
     member t.IsImplicit = t.Gamma <> 0.0
+    /// True for an additive implicit–explicit (IMEX) method: it has an explicit part for a split problem's f_E.
+    member t.IsImex = t.ExplicitA.IsSome
 
     override t.ToString() = t.Name
 
@@ -137,7 +144,7 @@ module ButcherTableau =
             if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"
         | DenseOutput.Hermite -> ()
         { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation
-          Gamma = 0.0; Newton = NewtonOptions.defaults; Switching = None }
+          Gamma = 0.0; Newton = NewtonOptions.defaults; Switching = None; ExplicitA = None }
 
     /// Builds a singly diagonally implicit method with an explicit first stage (ESDIRK) and checks it: `a` holds the
     /// strictly lower part (row i has i entries), the diagonal is 0 for the first stage and γ for the others, so row
@@ -152,3 +159,13 @@ module ButcherTableau =
         let shifted = c |> Array.mapi (fun i ci -> if i = 0 then ci else ci - gamma)
         let t = create name order (Some embeddedOrder) shifted a b (Some e) DenseOutput.Hermite citation
         { t with C = c; Gamma = gamma }
+
+    /// Builds an additive implicit–explicit (IMEX) method, an explicit method and an ESDIRK method sharing the nodes
+    /// c, the weights b and the error weights e (Kennedy & Carpenter 2003, §2), and checks both parts:
+    /// the implicit part (strictly lower `implicitA` and the diagonal γ) as createEsdirk does, the explicit part
+    /// (strictly lower `explicitA`, zero diagonal) as create does — each row sums to its node. Raises ArgumentException
+    /// naming the part and the failing condition.
+    let createImex name order embeddedOrder (gamma: float) (c: float[]) (explicitA: float[][]) (implicitA: float[][]) (b: float[]) (e: float[]) citation =
+        let t = createEsdirk name order embeddedOrder gamma c implicitA b e citation
+        create $"{name} (explicit part)" order (Some embeddedOrder) c explicitA b (Some e) DenseOutput.Hermite citation |> ignore
+        { t with ExplicitA = Some explicitA }

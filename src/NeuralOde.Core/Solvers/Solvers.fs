@@ -27,11 +27,20 @@ let kvaerno4 = Kvaerno4.tableau
 /// Kværnø's ESDIRK 5(4), implicit (L-stable, stiffly accurate), adaptive: for stiff problems at tight tolerances.
 let kvaerno5 = Kvaerno5.tableau
 
+/// Kennedy & Carpenter's IMEX ARK 3(2) (ARK3(2)4L[2]SA), adaptive: on a split problem (OdeProblem.createSplit) the
+/// non-stiff part is treated explicitly and only the stiff part by Newton iterations; on any other problem it is an
+/// L-stable, stiffly accurate ESDIRK method for the whole field.
+let kenCarp3 = KenCarp3.tableau
+/// Kennedy & Carpenter's IMEX ARK 4(3) (ARK4(3)6L[2]SA), adaptive; see kenCarp3.
+let kenCarp4 = KenCarp4.tableau
+/// Kennedy & Carpenter's IMEX ARK 5(4) (ARK5(4)8L[2]SA), adaptive, for tight tolerances; see kenCarp3.
+let kenCarp5 = KenCarp5.tableau
+
 /// Every explicit solver, fixed-step ones first.
 let all = [ euler; midpoint; heun; rk4; bosh3; dopri5; tsit5; dopri8 ]
 
 /// The implicit (stiff) solvers, solved on tensors with a Newton iteration per stage.
-let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5 ]
+let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5; kenCarp3; kenCarp4; kenCarp5 ]
 
 /// The automatic stiffness switcher (SciML's AutoSwitch, `AutoTsit5(Rosenbrock23())`): steps with `nonStiff` (an
 /// explicit adaptive method with two stages at one node, as dopri5 and tsit5 have) while the problem is not stiff,

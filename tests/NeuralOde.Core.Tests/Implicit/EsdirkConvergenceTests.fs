@@ -25,6 +25,7 @@ let private stepCounts (solver: ButcherTableau) =
     match solver.Name with
     | "kvaerno3" -> [ 8; 16; 32; 64 ]
     | "kvaerno4" -> [ 8; 16; 32; 64 ]
+    | "kencarp3" | "kencarp4" -> [ 8; 16; 32; 64 ]
     | _ -> [ 4; 8; 16; 32 ]
 
 [<Tests>]

@@ -10,7 +10,7 @@ open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 
-let private adaptive rtol atol = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = 20_000 }
+let adaptive rtol atol = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = 20_000 }
 
 /// Σ w ⊙ y(T) for Robertson with rates k0 ⊙ p from x0 (w weighs y2 up to the others' scale).
 let private robertsonLoss (solver: ButcherTableau) (control: StepControl) (x0: torch.Tensor) (p: torch.Tensor) =
@@ -22,7 +22,7 @@ let private robertsonLoss (solver: ButcherTableau) (control: StepControl) (x0: t
     last.mul(w).sum()
 
 /// Central differences of `value` at x with step eps per entry (no graph).
-let private centralDifferences (eps: float) (value: torch.Tensor -> float) (x: float[]) =
+let centralDifferences (eps: float) (value: torch.Tensor -> float) (x: float[]) =
     Array.init x.Length (fun i ->
         let at d =
             let v = Array.copy x

@@ -43,3 +43,23 @@ print("van der Pol sign changes of y1 near t =", [round(float(t), 1) for t in ju
 for span in [1.0]:
     s = solve_ivp(robertson, (0.0, span), [1.0, 0.0, 0.0], method="RK45", rtol=1e-6, atol=1e-10)
     print(f"RK45 on Robertson over [0, {span}] at rtol 1e-6, atol 1e-10: {len(s.t) - 1} steps")
+
+# Fisher-KPP reaction-diffusion, split for the IMEX tests (KenCarpTests.fs): u_t = D u_xx + r u (1 - u) on (0, 1)
+# with u = 0 at both ends, N = 32 interior points (dx = 1/33), second differences; D = 1 (the diffusion's stiffest
+# eigenvalue is about -4D/dx^2 = -4356), r = 20, u(0, x) = sin(pi x) / 2. Values at t = 0.5 and 1 of points 3, 8, 16, 24.
+N, D, R = 32, 1.0, 20.0
+dx = 1.0 / (N + 1)
+lap = (np.diag(-2.0 * np.ones(N)) + np.diag(np.ones(N - 1), 1) + np.diag(np.ones(N - 1), -1)) * (D / dx ** 2)
+def fisher(t, u):
+    return lap @ u + R * u * (1.0 - u)
+def fisher_jac(t, u):
+    return lap + np.diag(R * (1.0 - 2.0 * u))
+xs = dx * np.arange(1, N + 1)
+sol = solve_ivp(fisher, (0.0, 1.0), 0.5 * np.sin(np.pi * xs), method="Radau", t_eval=[0.5, 1.0],
+                rtol=1e-12, atol=1e-14, jac=fisher_jac)
+assert sol.success, sol.message
+print(f"Fisher-KPP: {sol.nfev} evaluations, {len(sol.t)} outputs")
+for t, u in zip(sol.t, sol.y.T):
+    print(f"  t = {t:g}: [" + "; ".join(repr(float(u[i])) for i in [3, 8, 16, 24]) + "]")
+s = solve_ivp(fisher, (0.0, 1.0), 0.5 * np.sin(np.pi * xs), method="RK45", rtol=1e-6, atol=1e-9)
+print(f"RK45 on Fisher-KPP over [0, 1] at rtol 1e-6, atol 1e-9: {len(s.t) - 1} steps")
