@@ -15,11 +15,16 @@ type Stepper =
       Resources: IDisposable }
 
 /// The stepper of an implicit tableau under a step control: adaptive control scales its Newton iteration's norm by
-/// the solve's rtol/atol and rejects a step whose iteration fails; fixed steps solve the stages nearly exactly.
+/// the solve's rtol/atol and rejects a step whose iteration fails; fixed steps solve the stages nearly exactly. A
+/// Rosenbrock tableau gets its linearly implicit step (no iteration; a singular matrix rejects the step).
 let create (tableau: ButcherTableau) (control: StepControl) : Stepper =
     let rtol, atol, adaptive =
         match control with
         | StepControl.Adaptive o -> o.RTol, o.ATol, true
         | _ -> EsdirkStep.fixedStepTolerance, EsdirkStep.fixedStepTolerance, false
+    if tableau.IsRosenbrock then
+        let stepper = new RosenbrockStep.Stepper(tableau, adaptive)
+        { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper }
+    else
     let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive)
     { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper }

@@ -38,8 +38,13 @@ type ButcherTableau =
       /// The diagonal a_ii = γ of stages 2 … s of a singly diagonally implicit method with an explicit first stage
       /// (ESDIRK): stage i solves z_i = y + h Σ_{j<i} a_ij k_j + hγ f(t + c_i h, z_i). 0 for explicit methods.
       Gamma: float
-      /// How an implicit method's stages are solved (ignored by explicit methods).
-      Newton: NewtonOptions }
+      /// How an implicit method's stages are solved (ignored by explicit methods); a Rosenbrock method uses its
+      /// Structure and Jacobian only (it has no Newton iteration).
+      Newton: NewtonOptions
+      /// A Rosenbrock (linearly implicit) method's own coefficients; A, B and C above then hold its explicit part
+      /// (α_ij, the weights b of k_i and the nodes α_i: the method with J = 0) and Gamma its diagonal γ. None for
+      /// every other method.
+      Rosenbrock: RosenbrockTableau option }
 
     /// Number of stages.
     member t.Stages = t.C.Length
@@ -53,8 +58,11 @@ type ButcherTableau =
     member t.IsAdaptive = t.E.IsSome
     /// The order used by step-size control: min(order, embedded order).
     member t.ErrorOrder = match t.EmbeddedOrder with Some p -> min p t.Order | None -> t.Order
-    /// True for an implicit (ESDIRK) method: its stages 2 … s are solved by a Newton iteration.
+    /// True for an implicit method: an ESDIRK method, whose stages 2 … s are solved by a Newton iteration, or a
+    /// Rosenbrock method (IsRosenbrock), which solves one linear system per stage.
     member t.IsImplicit = t.Gamma <> 0.0
+    /// True for a Rosenbrock (linearly implicit) method: one LU factorisation of (1/(hγ)) I − J per step.
+    member t.IsRosenbrock = t.Rosenbrock.IsSome
 
     override t.ToString() = t.Name
 
@@ -109,7 +117,7 @@ module ButcherTableau =
             if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"
         | DenseOutput.Hermite -> ()
         { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation
-          Gamma = 0.0; Newton = NewtonOptions.defaults }
+          Gamma = 0.0; Newton = NewtonOptions.defaults; Rosenbrock = None }
 
     /// Builds a singly diagonally implicit method with an explicit first stage (ESDIRK) and checks it: `a` holds the
     /// strictly lower part (row i has i entries), the diagonal is 0 for the first stage and γ for the others, so row
@@ -124,3 +132,12 @@ module ButcherTableau =
         let shifted = c |> Array.mapi (fun i ci -> if i = 0 then ci else ci - gamma)
         let t = create name order (Some embeddedOrder) shifted a b (Some e) DenseOutput.Hermite citation
         { t with C = c; Gamma = gamma }
+
+    /// A Rosenbrock method (checked by RosenbrockTableau.create) as a solver: its explicit part (α_ij, b, b − b̂, the
+    /// nodes α_i) passes `create`'s checks, Gamma = γ makes it implicit, and solutions inside a step use cubic
+    /// Hermite interpolation.
+    let createRosenbrock (r: RosenbrockTableau) citation =
+        let alpha, _, b, bHat = RosenbrockTableau.gammaForm r
+        let rows = alpha |> Array.mapi (fun i row -> Array.sub row 0 i)
+        let t = create r.Name r.Order (Some r.EmbeddedOrder) r.Nodes rows b (Some(Array.map2 (-) b bHat)) DenseOutput.Hermite citation
+        { t with Gamma = r.Gamma; Rosenbrock = Some r }

@@ -27,18 +27,27 @@ let kvaerno4 = Kvaerno4.tableau
 /// Kværnø's ESDIRK 5(4), implicit (L-stable, stiffly accurate), adaptive: for stiff problems at tight tolerances.
 let kvaerno5 = Kvaerno5.tableau
 
+/// Shampine & Reichelt's Rosenbrock 2(3) (MATLAB's ode23s), linearly implicit (L-stable), adaptive: one LU
+/// factorisation per step and no Newton iteration; for stiff problems at loose tolerances.
+let rosenbrock23 = Rosenbrock23.tableau
+/// Hairer & Wanner's RODAS 4(3), linearly implicit (L-stable, stiffly accurate), adaptive: for stiff problems at
+/// moderate tolerances.
+let rodas4 = Rodas4.tableau
+
 /// Every explicit solver, fixed-step ones first.
 let all = [ euler; midpoint; heun; rk4; bosh3; dopri5; tsit5; dopri8 ]
 
-/// The implicit (stiff) solvers, solved on tensors with a Newton iteration per stage.
-let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5 ]
+/// The implicit (stiff) solvers, solved on tensors: ESDIRK methods with a Newton iteration per stage, Rosenbrock
+/// methods with one linear solve per stage.
+let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5; rosenbrock23; rodas4 ]
 
 /// An implicit solver whose stages are solved with these Newton options (the layout of the Jacobian, a Jacobian of
-/// your own, the tolerance and the iteration counts). Raises ArgumentException for an explicit solver.
+/// your own, the tolerance and the iteration counts; a Rosenbrock solver uses the layout, the Jacobian and
+/// MaxFailures, its retries after a singular matrix). Raises ArgumentException for an explicit solver.
 let withNewton (options: NewtonOptions) (solver: ButcherTableau) =
     NewtonOptions.validate options
     if not solver.IsImplicit then
-        raise (System.ArgumentException($"Solver '{solver.Name}' is explicit: it has no Newton iteration to configure. Use an implicit solver (kvaerno3, kvaerno4, kvaerno5).", "solver"))
+        raise (System.ArgumentException($"Solver '{solver.Name}' is explicit: it has no Newton iteration to configure. Use an implicit solver (kvaerno3, kvaerno4, kvaerno5, rosenbrock23, rodas4).", "solver"))
     { solver with Newton = options }
 
 /// An implicit solver for a batch [N, …] whose rows do not interact: the Jacobian as N per-row blocks

@@ -5,6 +5,7 @@ module NeuralOde.Tests.Implicit.StiffProblems
 open TorchSharp
 open NeuralOde.Core
 open NeuralOde.Core.Internal
+open NeuralOde.Tests.Support
 
 type private Tensor = torch.Tensor
 
@@ -36,3 +37,27 @@ let vanDerPol (mu: float) : VectorField =
 /// A linear stiff system dx/dt = A x with eigenvalues −1 and −1000: A = P diag(−1, −1000) P⁻¹ with P's columns
 /// (1, 1) and (1, −1) — both modes in both entries.
 let stiffLinear = [| [| -500.5; 499.5 |]; [| 499.5; -500.5 |] |]
+
+/// HIRES, a "High Irradiance RESponse" of plant physiology (Hairer & Wanner §IV.10; the IVP test set's "hires"):
+/// eight species, linear but for the reaction 280·y6·y8; f = y Lᵀ + s + 280 y6 y8 (0, 0, 0, 0, 0, −1, 1, −1).
+let hires: VectorField =
+    let rows =
+        [| [| -1.71; 0.43; 8.32; 0.0; 0.0; 0.0; 0.0; 0.0 |]
+           [| 1.71; -8.75; 0.0; 0.0; 0.0; 0.0; 0.0; 0.0 |]
+           [| 0.0; 0.0; -10.03; 0.43; 0.035; 0.0; 0.0; 0.0 |]
+           [| 0.0; 8.32; 1.71; -1.12; 0.0; 0.0; 0.0; 0.0 |]
+           [| 0.0; 0.0; 0.0; 0.0; -1.745; 0.43; 0.43; 0.0 |]
+           [| 0.0; 0.0; 0.0; 0.69; 1.71; -0.43; 0.69; 0.0 |]
+           [| 0.0; 0.0; 0.0; 0.0; 0.0; 0.0; -1.81; 0.0 |]
+           [| 0.0; 0.0; 0.0; 0.0; 0.0; 0.0; 1.81; 0.0 |] |]
+    // Kept for the test process's lifetime (three small constants).
+    let linearT = (Tensors.f64m rows).t().contiguous()
+    let source = Tensors.f64 [| 0.0007; 0.0; 0.0; 0.0; 0.0; 0.0; 0.0; 0.0 |]
+    let reaction = Tensors.f64 [| 0.0; 0.0; 0.0; 0.0; 0.0; -280.0; 280.0; -280.0 |]
+    fun _ y ->
+        let r = y.narrow(-1, 5L, 1L).mul(y.narrow(-1, 7L, 1L))
+        TensorOps.plus (TensorOps.plus (y.matmul(linearT)) source) (r.mul(reaction))
+
+/// HIRES's standard initial state and end time.
+let hiresInitial = [| 1.0; 0.0; 0.0; 0.0; 0.0; 0.0; 0.0; 0.0057 |]
+let hiresEnd = 321.8122
