@@ -26,6 +26,26 @@ public class ImplicitSolverTests
         return torch.cat(new[] { d1, d2, r2 }, -1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>∂f/∂y of each row of a batch, [N, 3, 3].</summary>
+    static torch.Tensor RobertsonJacobian(double t, torch.Tensor y)
+    {
+        var v = y.data<double>().ToArray();
+        var rows = y.shape[0];
+        var j = new double[rows * 9];
+        for (var r = 0; r < rows; r++)
+        {
+            double b = v[3 * r + 1], c = v[3 * r + 2];
+            var m = new[]
+            {
+                -Rates[0], Rates[2] * c, Rates[2] * b,
+                Rates[0], -Rates[2] * c - 2 * Rates[1] * b, -Rates[2] * b,
+                0.0, 2 * Rates[1] * b, 0.0,
+            };
+            Array.Copy(m, 0, j, 9 * r, 9);
+        }
+        return torch.tensor(j).reshape(rows, 3, 3);
+    }
+
     [Fact]
     public void Kvaerno5SolvesRobertsonToRadausValuesInFewSteps()
     {
@@ -48,26 +68,7 @@ public class ImplicitSolverTests
         var times = new[] { 0.0, 10.0 };
         using var dense = Ode.Solve(Robertson, x0, times, Solvers.Kvaerno4(), StepSize.Adaptive(1e-8, 1e-12));
         using var blocks = Ode.Solve(Robertson, x0, times, Solvers.Kvaerno4(rowBlocks: true), StepSize.Adaptive(1e-8, 1e-12));
-        // ∂f/∂y of each row, [N, 3, 3].
-        torch.Tensor Jacobian(double t, torch.Tensor y)
-        {
-            var v = y.data<double>().ToArray();
-            var rows = y.shape[0];
-            var j = new double[rows * 9];
-            for (var r = 0; r < rows; r++)
-            {
-                double a = v[3 * r], b = v[3 * r + 1], c = v[3 * r + 2];
-                var m = new[]
-                {
-                    -Rates[0], Rates[2] * c, Rates[2] * b,
-                    Rates[0], -Rates[2] * c - 2 * Rates[1] * b, -Rates[2] * b,
-                    0.0, 2 * Rates[1] * b, 0.0,
-                };
-                Array.Copy(m, 0, j, 9 * r, 9);
-            }
-            return torch.tensor(j).reshape(rows, 3, 3);
-        }
-        using var own = Ode.Solve(Robertson, x0, times, Solvers.Kvaerno4(rowBlocks: true, jacobian: Jacobian), StepSize.Adaptive(1e-8, 1e-12));
+        using var own = Ode.Solve(Robertson, x0, times, Solvers.Kvaerno4(rowBlocks: true, jacobian: RobertsonJacobian), StepSize.Adaptive(1e-8, 1e-12));
         Assert.True(dense.Final.allclose(blocks.Final, 1e-9, 1e-14));
         Assert.True(dense.Final.allclose(own.Final, 1e-6, 1e-12));
     }
@@ -117,26 +118,7 @@ public class ImplicitSolverTests
         var times = new[] { 0.0, 10.0 };
         using var dense = Ode.Solve(Robertson, x0, times, Solvers.Rosenbrock23(), StepSize.Adaptive(1e-6, 1e-10));
         using var blocks = Ode.Solve(Robertson, x0, times, Solvers.Rosenbrock23(rowBlocks: true), StepSize.Adaptive(1e-6, 1e-10));
-        // ∂f/∂y of each row, [N, 3, 3].
-        torch.Tensor Jacobian(double t, torch.Tensor y)
-        {
-            var v = y.data<double>().ToArray();
-            var rows = y.shape[0];
-            var j = new double[rows * 9];
-            for (var r = 0; r < rows; r++)
-            {
-                double b = v[3 * r + 1], c = v[3 * r + 2];
-                var m = new[]
-                {
-                    -Rates[0], Rates[2] * c, Rates[2] * b,
-                    Rates[0], -Rates[2] * c - 2 * Rates[1] * b, -Rates[2] * b,
-                    0.0, 2 * Rates[1] * b, 0.0,
-                };
-                Array.Copy(m, 0, j, 9 * r, 9);
-            }
-            return torch.tensor(j).reshape(rows, 3, 3);
-        }
-        using var own = Ode.Solve(Robertson, x0, times, Solvers.Rosenbrock23(rowBlocks: true, jacobian: Jacobian), StepSize.Adaptive(1e-6, 1e-10));
+        using var own = Ode.Solve(Robertson, x0, times, Solvers.Rosenbrock23(rowBlocks: true, jacobian: RobertsonJacobian), StepSize.Adaptive(1e-6, 1e-10));
         Assert.True(dense.Final.allclose(blocks.Final, 1e-9, 1e-14));
         Assert.True(dense.Final.allclose(own.Final, 1e-9, 1e-14));
         Assert.True(own.Statistics.FunctionEvaluations < blocks.Statistics.FunctionEvaluations);

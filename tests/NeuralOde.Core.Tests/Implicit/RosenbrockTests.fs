@@ -29,26 +29,6 @@ let private hiresReference =
 let private relativeError (x: torch.Tensor) (reference: float[]) =
     Array.map2 (fun y r -> abs (y - r) / abs r) (Tensors.toArray x) reference |> Array.max
 
-/// Σ w ⊙ y(T) for Robertson with rates k0 ⊙ p from x0 (w weighs y2 up to the others' scale).
-let private robertsonLoss (solver: ButcherTableau) (control: StepControl) (tEnd: float) (x0: torch.Tensor) (p: torch.Tensor) =
-    use k0 = Tensors.f64 robertsonRates
-    use k = k0.mul(p)
-    use w = Tensors.f64 [| 1.0; 1e4; 1.0 |]
-    use solution = Ode.odeint (robertson k) x0 [| 0.0; tEnd |] solver control
-    use last = solution.Final
-    last.mul(w).sum()
-
-/// Central differences of `value` at x with step eps per entry (no graph).
-let private centralDifferences (eps: float) (value: torch.Tensor -> float) (x: float[]) =
-    Array.init x.Length (fun i ->
-        let at d =
-            let v = Array.copy x
-            v[i] <- v[i] + d
-            use t = Tensors.f64 v
-            use _ = torch.no_grad()
-            value t
-        (at eps - at -eps) / (2.0 * eps))
-
 let private relative (a: float[]) (b: float[]) = Array.map2 (fun x y -> abs (x - y) / (abs y + 1e-3)) a b |> Array.max
 
 /// dL/dp and dL/dx0 by autograd through the solve, and by central differences of the same solve (x0's at

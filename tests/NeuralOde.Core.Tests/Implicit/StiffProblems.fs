@@ -25,6 +25,26 @@ let robertson (k: Tensor) : VectorField =
         let d2 = TensorOps.addScaled (TensorOps.addScaled r1 r3 -1.0) r2 -1.0
         torch.cat([| d1; d2; r2.clone() |], -1L)
 
+/// Σ w ⊙ y(T) for Robertson with rates k0 ⊙ p from x0 (w weighs y2 up to the others' scale).
+let robertsonLoss (solver: ButcherTableau) (control: StepControl) (tEnd: float) (x0: torch.Tensor) (p: torch.Tensor) =
+    use k0 = Tensors.f64 robertsonRates
+    use k = k0.mul(p)
+    use w = Tensors.f64 [| 1.0; 1e4; 1.0 |]
+    use solution = Ode.odeint (robertson k) x0 [| 0.0; tEnd |] solver control
+    use last = solution.Final
+    last.mul(w).sum()
+
+/// Central differences of `value` at x with step eps per entry (no graph).
+let centralDifferences (eps: float) (value: torch.Tensor -> float) (x: float[]) =
+    Array.init x.Length (fun i ->
+        let at d =
+            let v = Array.copy x
+            v[i] <- v[i] + d
+            use t = Tensors.f64 v
+            use _ = torch.no_grad()
+            value t
+        (at eps - at -eps) / (2.0 * eps))
+
 /// Van der Pol's oscillator in Liénard's form (MATLAB's vdp1000): y1' = y2, y2' = μ(1 − y1²) y2 − y1; the last
 /// dimension holds (y1, y2). Its period is about (3 − 2 ln 2) μ; stiff where |y1| > 1 (eigenvalue ≈ μ(1 − y1²)).
 let vanDerPol (mu: float) : VectorField =
