@@ -82,6 +82,23 @@ let tests =
                 printfn $"{solver.Name} HIRES (rtol {rtol}, atol {atol}): relative error {error:G3}, {solution.Statistics.AcceptedSteps} accepted, {solution.Statistics.RejectedSteps} rejected, {solution.Statistics.FunctionEvaluations} evaluations"
                 Expect.isLessThan error bound "every species at the end time"
             }
+        for rtol in [ 1e-2; 1e-3 ] do
+            test $"rosenbrock23 at a loose tolerance (rtol {rtol}): Robertson to 1e5 and van der Pol to 3000 in few steps" {
+                use k = Tensors.f64 robertsonRates
+                use x0 = Tensors.f64 [| 1.0; 0.0; 0.0 |]
+                use robertsonSolution = Ode.odeint (robertson k) x0 [| 0.0; 1e5 |] Solvers.rosenbrock23 (adaptive rtol (rtol * 1e-6) 10_000)
+                use last = robertsonSolution.Final
+                let robertsonError = relativeError last robertsonReference[robertsonReference.Length - 1]
+                use v0 = Tensors.f64 [| 2.0; 0.0 |]
+                use vdpSolution = Ode.odeint (vanDerPol 1000.0) v0 [| 0.0; 3000.0 |] Solvers.rosenbrock23 (adaptive rtol (rtol * 1e-2) 10_000)
+                use vdpLast = vdpSolution.Final
+                let vdpError = relativeError vdpLast vdpReference[vdpReference.Length - 1]
+                printfn $"rosenbrock23 rtol {rtol}: Robertson relative error {robertsonError:G3} in {robertsonSolution.Statistics.AcceptedSteps} steps ({robertsonSolution.Statistics.RejectedSteps} rejected); van der Pol {vdpError:G3} in {vdpSolution.Statistics.AcceptedSteps} steps ({vdpSolution.Statistics.RejectedSteps} rejected)"
+                Expect.isLessThan robertsonError (10.0 * rtol) "Robertson at 1e5"
+                Expect.isLessThan vdpError (30.0 * rtol) "van der Pol at 3000"
+                Expect.isLessThan robertsonSolution.Statistics.AcceptedSteps 300 "Robertson in few steps"
+                Expect.isLessThan vdpSolution.Statistics.AcceptedSteps 3000 "van der Pol in few steps"
+            }
         test "rodas4: Robertson to t = 1e5 in over 100 times fewer accepted steps than dopri5 has in its budget" {
             use x0 = Tensors.f64 [| 1.0; 0.0; 0.0 |]
             use k = Tensors.f64 robertsonRates
@@ -95,6 +112,24 @@ let tests =
             Expect.equal e.Failure OdeFailure.MaxStepsExceeded "dopri5 runs out of steps"
             Expect.isLessThan e.Time 1e4 "far before the end"
         }
+        for solver in rosenbrocks do
+            test $"{solver.Name}: 300 fixed steps keep a bounded number of tensors alive, and nothing once disposed" {
+                // Live tensors at every evaluation of f (stages, the Jacobian's, ∂f/∂t's) over the middle of the solve:
+                // they move within a step, and would climb with the steps if a step's tensor (J, ∂f/∂t) leaked.
+                let counts = ResizeArray<int64>()
+                let f: VectorField = fun _ x ->
+                    counts.Add(int64 DisposeScopeManager.Statistics.ThreadTotalLiveCount)
+                    x.neg()
+                let before = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+                do
+                    use x = Tensors.f64 [| 1.0; 2.0 |]
+                    use solution = Ode.odeint f x [| 0.0; 1.0 |] solver (StepControl.steps 300)
+                    ()
+                let left = DisposeScopeManager.Statistics.ThreadTotalLiveCount - before
+                let middle = counts.ToArray()[counts.Count / 10 .. counts.Count - counts.Count / 10]
+                Expect.isLessThanOrEqual (Array.max middle - Array.min middle) 30L $"the live count over {counts.Count} evaluations"
+                Expect.equal left 0L "nothing left alive"
+            }
         test "a NaN Jacobian fails with SingularMatrix and the time, after shrinking the step MaxFailures times" {
             let nan = Solvers.withNewton { NewtonOptions.defaults with Jacobian = Some(fun _ _ -> Tensors.f64m [| [| nan; 0.0 |]; [| 0.0; 1.0 |] |]) } Solvers.rodas4
             use x0 = Tensors.f64 [| 2.0; 0.0 |]
