@@ -24,34 +24,35 @@ type Tensor = torch.Tensor
 /// The smallest relative pivot of a non-singular M, times the block size.
 let private epsilon = 2.220446049250313e-16
 
+/// True when LU factors [B, d, d] hold a zero or non-finite pivot, or one below d·ε of the largest.
+let private singular (lu: Tensor) =
+    use _ = torch.no_grad()
+    use diagonal = lu.diagonal(0L, -2L, -1L)
+    use sizes = diagonal.abs()
+    let smallest = (use v = sizes.min() in v.to_type(torch.float64).item<float>())
+    let largest = (use v = sizes.max() in v.to_type(torch.float64).item<float>())
+    not (Double.IsFinite smallest && Double.IsFinite largest) || smallest <= float lu.shape[2] * epsilon * largest
+
 /// The LU factors of M = (1/(hγ)) I − J for blocks J [B, d, d], in the caller's dispose scope and in J's graph;
-/// None when M is singular or not finite (a zero or non-finite pivot, or one below d·ε of the largest).
+/// None when M is singular or not finite.
 let private factor (jacobian: Tensor) (hGamma: float) : (Tensor * Tensor) option =
-    let d = jacobian.shape[2]
-    use eye = torch.eye(d, dtype = jacobian.dtype, device = jacobian.device)
+    use eye = torch.eye(jacobian.shape[2], dtype = jacobian.dtype, device = jacobian.device)
     use shifted = TensorOps.scale eye (1.0 / hGamma)
     use m = TensorOps.addScaled shifted jacobian -1.0
-    // libtorch raises for an exactly zero pivot ("U[i,i] is zero"): that is a singular matrix too.
-    let factors = try Some(torch.linalg.lu_factor(m)) with :? System.Runtime.InteropServices.ExternalException -> None
-    match factors with
-    | None -> None
+    // libtorch may raise for an exactly zero pivot ("U[i,i] is zero"): a singular matrix too.
+    match (try Some(torch.linalg.lu_factor(m)) with :? System.Runtime.InteropServices.ExternalException -> None) with
+    | Some(struct (lu, pivots)) when not (singular lu) -> Some(lu, pivots)
     | Some(struct (lu, pivots)) ->
-    let singular =
-        use _ = torch.no_grad()
-        use sizes = lu.diagonal(0L, -2L, -1L).abs()
-        let smallest = (use v = sizes.min() in v.to_type(torch.float64).item<float>())
-        let largest = (use v = sizes.max() in v.to_type(torch.float64).item<float>())
-        not (Double.IsFinite smallest && Double.IsFinite largest) || smallest <= float d * epsilon * largest
-    if singular then
         lu.Dispose()
         pivots.Dispose()
         None
-    else Some(lu, pivots)
+    | None -> None
 
 /// ∂f/∂t at (t, y) by a forward difference in the direction of integration, with fy = f(t, y): the step
-/// √ε·max(|t|, |h|) balances truncation (∝ δ) against cancellation (∝ ε/δ).
+/// δ = √ε·max(|t|, |h|) balances truncation (∝ δ) against cancellation (∝ ε/δ), at most h so that t + δ stays in the
+/// step (a field may be defined on the solve's span only).
 let private timeDerivative (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (h: float) (fy: Tensor) : Tensor =
-    let delta = float (sign h) * sqrt epsilon * max (abs t) (abs h)
+    let delta = float (sign h) * min (abs h) (sqrt epsilon * max (abs t) (abs h))
     let t1 = t + delta
     use f1 = f t1 y
     use difference = TensorOps.addScaled f1 fy -1.0
