@@ -25,8 +25,12 @@ public sealed class Solver
     /// <summary>True when the method has an embedded error estimate and so supports <see cref="StepSize.Adaptive"/>.</summary>
     public bool IsAdaptive => Tableau.IsAdaptive;
 
-    /// <summary>True for an implicit (stiff) method, whose stages are solved by Newton iterations.</summary>
+    /// <summary>True for an implicit (stiff) method: its stages are solved by Newton iterations (Kværnø) or by one linear
+    /// system each (Rosenbrock).</summary>
     public bool IsImplicit => Tableau.IsImplicit;
+
+    /// <summary>True for a Rosenbrock (linearly implicit) solver: one matrix factorisation per step, no Newton iteration.</summary>
+    public bool IsRosenbrock => Tableau.IsRosenbrock;
 
     /// <summary>Where the coefficients come from.</summary>
     public string Citation => Tableau.Citation;

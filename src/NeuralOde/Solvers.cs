@@ -107,6 +107,26 @@ public static class Solvers
     public static Solver KenCarp5(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
         WithNewton(CoreSolvers.kenCarp5, rowBlocks, jacobian);
 
+    /// Shampine &amp; Reichelt's Rosenbrock 2(3) (MATLAB's ode23s): linearly implicit, L-stable, adaptive — for stiff
+    /// problems at loose tolerances. Each step factorises one matrix (1/(hγ)) I − ∂f/∂x, with the Jacobian by
+    /// autograd (or <paramref name="jacobian"/>) at the step's start, and solves one linear system per stage: no
+    /// Newton iteration, so it is cheaper per step than the Kværnø solvers, but it needs the exact Jacobian. Solves
+    /// on tensors, with gradients by autograd (the Jacobian enters the graph).
+    /// </summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian (see <see cref="Kvaerno3"/>), exact; null: by autograd.</param>
+    public static Solver Rosenbrock23(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.rosenbrock23, rowBlocks, jacobian);
+
+    /// <summary>
+    /// Hairer &amp; Wanner's RODAS 4(3): linearly implicit, L-stable and stiffly accurate, adaptive — for stiff
+    /// problems at moderate tolerances. As <see cref="Rosenbrock23"/>.
+    /// </summary>
+    /// <param name="rowBlocks">Per-row Jacobian blocks for a batch of rows that do not interact (see <see cref="Kvaerno3"/>).</param>
+    /// <param name="jacobian">Your own Jacobian (see <see cref="Kvaerno3"/>), exact; null: by autograd.</param>
+    public static Solver Rodas4(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
+        WithNewton(CoreSolvers.rodas4, rowBlocks, jacobian);
+
     static Solver WithNewton(ButcherTableau tableau, bool rowBlocks, Func<double, torch.Tensor, torch.Tensor>? jacobian)
     {
         if (!rowBlocks && jacobian is null) return new(tableau);
@@ -120,7 +140,7 @@ public static class Solvers
     }
 
     /// <summary>A solver by name ("euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dopri8",
-    /// "kvaerno3", "kvaerno4", "kvaerno5", "kencarp3", "kencarp4", "kencarp5").</summary>
+    /// "kvaerno3", "kvaerno4", "kvaerno5", "kencarp3", "kencarp4", "kencarp5", "rosenbrock23", "rodas4").</summary>
     /// <exception cref="System.ArgumentException">The name is not known; the message lists the known ones.</exception>
     public static Solver ByName(string name) => new(CoreSolvers.byName(name));
 

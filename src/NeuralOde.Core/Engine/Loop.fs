@@ -29,7 +29,7 @@ type Settings<'S> =
       /// an implicit solver's step): (f, t, y, h, f(t, y)) ↦ Y1 and the stages (Ks[0] = f(t, y)), with the error
       /// estimate under adaptive control (the tableau's ErrorOrder drives the controller; an infinite error rejects
       /// the step and shrinks it). The loop then takes it as not FSAL and reads outputs inside a step by cubic Hermite
-      /// interpolation. An implicit tableau needs one (Engine/Integrate.fs gives it Implicit/EsdirkStep.fs).
+      /// interpolation. An implicit tableau needs one (Engine/Integrate.fs gives it the step Implicit/ImplicitStep.fs picks).
       Step: ((float -> 'S -> 'S) -> float -> 'S -> float -> 'S -> RungeKuttaStep.StepResult<'S>) option
       /// Called with each accepted step after its outputs (its states lent for the call; F1 may be null where the
       /// dense output does not need it); returning true ends the run after that step (an event located in it).
@@ -52,7 +52,7 @@ type Outcome =
 let run (algebra: IStateAlgebra<'S>) (field: float -> 'S -> 'S) (y0: 'S) (times: float[]) (tableau: ButcherTableau)
         (control: StepControl) (settings: Settings<'S>) (output: int -> 'S -> unit) : Outcome =
     if tableau.IsImplicit && settings.Step.IsNone then
-        invalidArg "tableau" $"The implicit solver '{tableau.Name}' solves its stages by Newton iterations on tensors (Ode.solve and solveWith by autograd); this solve has no implicit step."
+        invalidArg "tableau" $"The implicit solver '{tableau.Name}' solves its stages on tensors (by Newton iterations, or a Rosenbrock method's linear solves: Ode.solve and solveWith by autograd); this solve has no implicit step."
     let direction = if times[times.Length - 1] > times[0] then 1.0 else -1.0
     let t0, tEnd = times[0], times[times.Length - 1]
     // A step of another kind: not FSAL, Hermite dense output.

@@ -21,7 +21,8 @@ type OdeFailure =
     | VectorFieldFailed = 6
     /// An implicit solver's Newton iteration did not converge, with a fresh Jacobian, at ever smaller steps.
     | NewtonDivergence = 7
-    /// An implicit solver's Newton matrix I − hγ·∂f/∂y was singular (or not finite) at ever smaller steps.
+    /// An implicit solver's Newton matrix I − hγ·∂f/∂y (a Rosenbrock solver's (1/(hγ)) I − ∂f/∂y) was singular (or not
+    /// finite) at ever smaller steps.
     | SingularMatrix = 8
 
 /// Raised when a solve fails part-way. `Time` is where it happened.

@@ -33,6 +33,11 @@ let rec createWith (matrix: NewtonMatrix.INewtonMatrix) (tableau: ButcherTableau
         { Step = (fun f t y h fy -> switcher.Step f t y h fy)
           Resources = { new IDisposable with member _.Dispose() = (try (switcher :> IDisposable).Dispose() finally inner.Resources.Dispose()) }
           Switches = fun () -> switcher.Switches }
+    | None when tableau.IsRosenbrock ->
+        // Linearly implicit: its own Jacobian of the field, fresh at each step (an adjoint's matrix does not apply:
+        // the dispatch refuses Rosenbrock methods for the adjoints' backward solves).
+        let stepper = new RosenbrockStep.Stepper(tableau, adaptive)
+        { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper; Switches = fun () -> [||] }
     | None ->
         let stepper = new EsdirkStep.Stepper(tableau, rtol, atol, adaptive, matrix, parts)
         { Step = (fun f t y h fy -> stepper.Step f t y h fy); Resources = stepper; Switches = fun () -> [||] }

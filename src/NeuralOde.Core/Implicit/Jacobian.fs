@@ -21,12 +21,13 @@ let blocks (structure: JacobianStructure) (y: Tensor) : int64 * int64 =
         y.shape[0], n / y.shape[0]
 
 /// ∂f/∂y at (t, y) by d vector–Jacobian products: seed k picks entry k of every block at once, which gives row k of
-/// every block because the blocks do not interact. Detached, in the caller's dispose scope. A field that does not
-/// depend on y has J = 0.
-let private byAutograd (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (b: int64) (d: int64) : Tensor =
+/// every block because the blocks do not interact. A field that does not depend on y has J = 0. Detached, in the
+/// caller's dispose scope — or, when `recorded`, in the autograd graph (the products with create_graph, on y itself
+/// when y requires grad), so that gradients flow through J to y and the field's parameters.
+let private byAutogradWith (recorded: bool) (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (b: int64) (d: int64) : Tensor =
     use scope = torch.NewDisposeScope()
     use _ = torch.enable_grad()
-    let x = y.detach().requires_grad_(true)
+    let x = if recorded && y.requires_grad then y.alias() else y.detach().requires_grad_(true)
     let fx = f t x
     let jacobian =
         if not fx.requires_grad then torch.zeros([| b; d; d |], dtype = y.dtype, device = y.device)
@@ -36,11 +37,13 @@ let private byAutograd (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (b:
                        let seed = torch.zeros([| b; d |], dtype = y.dtype, device = y.device)
                        (seed.select(1L, k)).fill_(TensorOps.oneScalar) |> ignore
                        // SafeAutograd: torch.autograd.grad would abort the process on a libtorch error.
-                       let g = (SafeAutograd.grad [| fx |] [| x |] [| seed.reshape(fx.shape) |] false)[0]
+                       let g = (SafeAutograd.grad [| fx |] [| x |] [| seed.reshape(fx.shape) |] recorded)[0]
                        if isNull g || g.IsInvalid then torch.zeros([| b; d |], dtype = y.dtype, device = y.device)
                        else g.reshape([| b; d |]) |]
             torch.stack(rows, 1L)
-    jacobian.detach().MoveToOuterDisposeScope()
+    (if recorded then jacobian else jacobian.detach()).MoveToOuterDisposeScope()
+
+let private byAutograd f t y b d = byAutogradWith false f t y b d
 
 /// The caller's Jacobian at (t, y), checked: [B, d, d], or [n, n] for a dense one. What it raises comes out as
 /// VectorFieldFailed with the time; a wrong shape as VectorFieldMismatch.
@@ -61,3 +64,11 @@ let evaluate (options: NewtonOptions) (f: float -> Tensor -> Tensor) (t: float) 
     match options.Jacobian with
     | Some jacobian -> byFunction jacobian t y b d
     | None -> byAutograd f t y b d
+
+/// ∂f/∂y at (t, y) as blocks [B, d, d] in the autograd graph (a Rosenbrock step's stages depend on J, so the
+/// gradient of the discrete solution needs J's own derivatives): by autograd with create_graph; the options'
+/// function, when given, as a constant (its derivatives are not known).
+let evaluateRecorded (options: NewtonOptions) (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (b: int64) (d: int64) : Tensor =
+    match options.Jacobian with
+    | Some jacobian -> byFunction jacobian t y b d
+    | None -> byAutogradWith true f t y b d

@@ -133,6 +133,15 @@ let private throughSolver (settings: Integrate.Settings) (problem: OdeProblem) (
 /// a time tensor with autograd), the reason in the statistics' Backend.
 let solveWithOptions (options: SolveOptions) (sensitivity: Sensitivity) (problem: OdeProblem) (solver: ButcherTableau) (control: StepControl) : OdeSolution =
     StepControl.validate control
+    // A Rosenbrock method needs the exact Jacobian of the system it solves: an adjoint system's would take second
+    // derivatives of f (its Newton matrices, Implicit/NewtonMatrix.fs, approximate it, which only a Newton iteration
+    // tolerates).
+    let rosenbrock (t: ButcherTableau) = t.IsRosenbrock || (t.Switching |> Option.exists (fun r -> r.Implicit.IsRosenbrock))
+    match sensitivity with
+    | Sensitivity.Adjoint o | Sensitivity.InterpolatedAdjoint o when rosenbrock (defaultArg o.Solver solver) ->
+        let backward = defaultArg o.Solver solver
+        raise (ArgumentException($"The adjoint's backward solve cannot take the Rosenbrock method {backward.Name}: it needs the exact Jacobian of the adjoint system. Give the adjoint an ESDIRK method for it (Sensitivity.InterpolatedAdjoint {{ Sensitivity.defaultOptions with Solver = Some Solvers.kvaerno5 }}; C#: Sensitivities.InterpolatedAdjoint(solver: Solvers.Kvaerno5())), or use Sensitivity.Autograd.", "sensitivity"))
+    | _ -> ()
     // An implicit solver, forward or in an adjoint's backward solve, runs on tensors (its Newton iteration does).
     let implicitSolve =
         match sensitivity with

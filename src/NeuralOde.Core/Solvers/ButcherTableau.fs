@@ -38,7 +38,8 @@ type ButcherTableau =
       /// The diagonal a_ii = γ of stages 2 … s of a singly diagonally implicit method with an explicit first stage
       /// (ESDIRK): stage i solves z_i = y + h Σ_{j<i} a_ij k_j + hγ f(t + c_i h, z_i). 0 for explicit methods.
       Gamma: float
-      /// How an implicit method's stages are solved (ignored by explicit methods).
+      /// How an implicit method's stages are solved (ignored by explicit methods); a Rosenbrock method uses its
+      /// Structure and Jacobian only (it has no Newton iteration).
       Newton: NewtonOptions
       /// For the automatic stiffness switcher (Solvers.autoSwitch): the explicit and implicit methods it switches
       /// between and its rule; None for every other method.
@@ -47,7 +48,11 @@ type ButcherTableau =
       /// whose A and γ are then its implicit part (Kennedy & Carpenter 2003): on a split problem f = f_E + f_I stage i
       /// is z_i = y + h Σ_{j<i} (a^E_ij f_E(z_j) + a_ij f_I(z_j)) + hγ f_I(z_i), and both parts share c, b and e.
       /// None for every other method.
-      ExplicitA: float[][] option }
+      ExplicitA: float[][] option
+      /// A Rosenbrock (linearly implicit) method's own coefficients; A, B and C above then hold its explicit part
+      /// (α_ij, the weights b of k_i and the nodes α_i: the method with J = 0) and Gamma its diagonal γ. None for
+      /// every other method.
+      Rosenbrock: RosenbrockTableau option }
 
     /// Number of stages.
     member t.Stages = t.C.Length
@@ -61,11 +66,14 @@ type ButcherTableau =
     member t.IsAdaptive = t.E.IsSome
     /// The order used by step-size control: min(order, embedded order).
     member t.ErrorOrder = match t.EmbeddedOrder with Some p -> min p t.Order | None -> t.Order
-    /// True for an implicit (ESDIRK) method: its stages 2 … s are solved by a Newton iteration. Also true for the
-    /// stiffness switcher, which may take its implicit method's steps.
+    /// True for an implicit method: an ESDIRK or IMEX method, whose stages 2 … s are solved by a Newton iteration, or
+    /// a Rosenbrock method (IsRosenbrock), which solves one linear system per stage. Also true for the stiffness
+    /// switcher, which may take its implicit method's steps.
     member t.IsImplicit = t.Gamma <> 0.0
     /// True for an additive implicit–explicit (IMEX) method: it has an explicit part for a split problem's f_E.
     member t.IsImex = t.ExplicitA.IsSome
+    /// True for a Rosenbrock (linearly implicit) method: one LU factorisation of (1/(hγ)) I − J per step.
+    member t.IsRosenbrock = t.Rosenbrock.IsSome
 
     override t.ToString() = t.Name
 
@@ -144,7 +152,7 @@ module ButcherTableau =
             if Array.exists (fun x -> abs x > 1e-14) w0 then fail "the continuous extension is not zero at θ = 0"
         | DenseOutput.Hermite -> ()
         { Name = name; Order = order; EmbeddedOrder = embeddedOrder; C = c; A = a; B = b; E = e; Dense = dense; Citation = citation
-          Gamma = 0.0; Newton = NewtonOptions.defaults; Switching = None; ExplicitA = None }
+          Gamma = 0.0; Newton = NewtonOptions.defaults; Switching = None; ExplicitA = None; Rosenbrock = None }
 
     /// Builds a singly diagonally implicit method with an explicit first stage (ESDIRK) and checks it: `a` holds the
     /// strictly lower part (row i has i entries), the diagonal is 0 for the first stage and γ for the others, so row
@@ -169,3 +177,12 @@ module ButcherTableau =
         let t = createEsdirk name order embeddedOrder gamma c implicitA b e citation
         create $"{name} (explicit part)" order (Some embeddedOrder) c explicitA b (Some e) DenseOutput.Hermite citation |> ignore
         { t with ExplicitA = Some explicitA }
+
+    /// A Rosenbrock method (checked by RosenbrockTableau.create) as a solver: its explicit part (α_ij, b, b − b̂, the
+    /// nodes α_i) passes `create`'s checks, Gamma = γ makes it implicit, and solutions inside a step use cubic
+    /// Hermite interpolation.
+    let createRosenbrock (r: RosenbrockTableau) citation =
+        let alpha, _, b, bHat = RosenbrockTableau.gammaForm r
+        let rows = alpha |> Array.mapi (fun i row -> Array.sub row 0 i)
+        let t = create r.Name r.Order (Some r.EmbeddedOrder) r.Nodes rows b (Some(Array.map2 (-) b bHat)) DenseOutput.Hermite citation
+        { t with Gamma = r.Gamma; Rosenbrock = Some r }

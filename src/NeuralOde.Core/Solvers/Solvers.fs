@@ -35,12 +35,19 @@ let kenCarp3 = KenCarp3.tableau
 let kenCarp4 = KenCarp4.tableau
 /// Kennedy & Carpenter's IMEX ARK 5(4) (ARK5(4)8L[2]SA), adaptive, for tight tolerances; see kenCarp3.
 let kenCarp5 = KenCarp5.tableau
+/// Shampine & Reichelt's Rosenbrock 2(3) (MATLAB's ode23s), linearly implicit (L-stable), adaptive: one LU
+/// factorisation per step and no Newton iteration; for stiff problems at loose tolerances.
+let rosenbrock23 = Rosenbrock23.tableau
+/// Hairer & Wanner's RODAS 4(3), linearly implicit (L-stable, stiffly accurate), adaptive: for stiff problems at
+/// moderate tolerances.
+let rodas4 = Rodas4.tableau
 
 /// Every explicit solver, fixed-step ones first.
 let all = [ euler; midpoint; heun; rk4; bosh3; dopri5; tsit5; dopri8 ]
 
-/// The implicit (stiff) solvers, solved on tensors with a Newton iteration per stage.
-let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5; kenCarp3; kenCarp4; kenCarp5 ]
+/// The implicit (stiff) solvers, solved on tensors: ESDIRK and IMEX methods with a Newton iteration per stage,
+/// Rosenbrock methods with one linear solve per stage.
+let implicitSolvers = [ kvaerno3; kvaerno4; kvaerno5; kenCarp3; kenCarp4; kenCarp5; rosenbrock23; rodas4 ]
 
 /// The automatic stiffness switcher (SciML's AutoSwitch, `AutoTsit5(Rosenbrock23())`): steps with `nonStiff` (an
 /// explicit adaptive method with two stages at one node, as dopri5 and tsit5 have) while the problem is not stiff,
@@ -52,7 +59,7 @@ let autoSwitch (nonStiff: ButcherTableau) (stiff: ButcherTableau) =
     if nonStiff.IsImplicit || not nonStiff.IsAdaptive then
         raise (System.ArgumentException($"The non-stiff method of a stiffness switcher must be explicit and adaptive (dopri5, tsit5); got '{nonStiff.Name}'.", "nonStiff"))
     if not stiff.IsImplicit || stiff.Switching.IsSome || not stiff.IsAdaptive then
-        raise (System.ArgumentException($"The stiff method of a stiffness switcher must be implicit and adaptive (kvaerno3, kvaerno4, kvaerno5); got '{stiff.Name}'.", "stiff"))
+        raise (System.ArgumentException($"The stiff method of a stiffness switcher must be implicit and adaptive (kvaerno3, kvaerno4, kvaerno5, rosenbrock23, rodas4, kenCarp3…); got '{stiff.Name}'.", "stiff"))
     let s = nonStiff.Stages
     // The last two stages at one node: their difference estimates ρ.
     let pairs = [ for j in s - 1 .. -1 .. 1 do for i in j - 1 .. -1 .. 0 do if nonStiff.C[i] = nonStiff.C[j] && nonStiff.C[j] > 0.0 then yield i, j ]
@@ -71,11 +78,12 @@ let autoSwitch (nonStiff: ButcherTableau) (stiff: ButcherTableau) =
             Switching = Some rule }
 
 /// An implicit solver whose stages are solved with these Newton options (the layout of the Jacobian, a Jacobian of
-/// your own, the tolerance and the iteration counts). Raises ArgumentException for an explicit solver.
+/// your own, the tolerance and the iteration counts; a Rosenbrock solver uses the layout, the Jacobian and
+/// MaxFailures, its retries after a singular matrix). Raises ArgumentException for an explicit solver.
 let withNewton (options: NewtonOptions) (solver: ButcherTableau) =
     NewtonOptions.validate options
     if not solver.IsImplicit then
-        raise (System.ArgumentException($"Solver '{solver.Name}' is explicit: it has no Newton iteration to configure. Use an implicit solver (kvaerno3, kvaerno4, kvaerno5).", "solver"))
+        raise (System.ArgumentException($"Solver '{solver.Name}' is explicit: it has no Newton iteration to configure. Use an implicit solver (kvaerno3, kvaerno4, kvaerno5, kenCarp3, kenCarp4, kenCarp5, rosenbrock23, rodas4).", "solver"))
     match solver.Switching with
     | Some rule -> { solver with Newton = options; Switching = Some { rule with Implicit = { rule.Implicit with Newton = options } } }
     | None -> { solver with Newton = options }

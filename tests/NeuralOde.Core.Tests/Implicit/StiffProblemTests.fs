@@ -14,8 +14,8 @@ open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 
 /// SciPy Radau, rtol = 1e-12, atol = (1e-14, 1e-18, 1e-14): Robertson at t = 1, 10, …, 1e5 from (1, 0, 0).
-let private robertsonTimes = [| 0.0; 1.0; 10.0; 100.0; 1000.0; 1e4; 1e5 |]
-let private robertsonReference =
+let robertsonTimes = [| 0.0; 1.0; 10.0; 100.0; 1000.0; 1e4; 1e5 |]
+let robertsonReference =
     [| [| 0.9664597373330008; 3.074626578578614e-05; 0.03350951640121081 |]
        [| 0.8413699238414648; 1.623390937990529e-05; 0.15861384224915326 |]
        [| 0.6172348823960814; 6.153591274639731e-06; 0.3827589640126413 |]
@@ -53,8 +53,8 @@ let private adaptive rtol atol maxSteps = StepControl.Adaptive { StepControl.def
 
 /// SciPy Radau, rtol = atol = 1e-12: van der Pol (Liénard's form), μ = 1000, from (2, 0), at t = 250, 500, …, 3000
 /// (away from its fast transitions near t = 807, 1614 and 2422; Radau at 1e-10 agrees to 5e-11).
-let private vdpTimes = [| 0.0; 250.0; 500.0; 1000.0; 1500.0; 2000.0; 3000.0 |]
-let private vdpReference =
+let vdpTimes = [| 0.0; 250.0; 500.0; 1000.0; 1500.0; 2000.0; 3000.0 |]
+let vdpReference =
     [| [| 1.8195982936833595; -0.0007873849047981749 |]
        [| 1.596768951055678; -0.001030391187836682 |]
        [| -1.863646254810873; 0.0007535430865407942 |]

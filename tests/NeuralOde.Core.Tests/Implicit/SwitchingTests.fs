@@ -112,6 +112,29 @@ let tests =
             Expect.isLessThan (abs (autograd - exact)) 1e-5 "autograd"
             Expect.isLessThan (abs (adjoint - exact)) 1e-5 "interpolated adjoint"
         }
+        test "auto(tsit5, rosenbrock23), Julia's AutoTsit5(Rosenbrock23()): implicit on Robertson, Radau's value at t = 100" {
+            use k = Tensors.f64 robertsonRates
+            use x0 = Tensors.f64 [| 1.0; 0.0; 0.0 |]
+            let auto23 = Solvers.autoSwitch Solvers.tsit5 Solvers.rosenbrock23
+            use solution = Ode.odeint (robertson k) x0 [| 0.0; 100.0 |] auto23 (adaptive 1e-4 1e-8 20_000)
+            use last = solution.Final
+            let reference = [| 0.6172348823960814; 6.153591274639731e-06; 0.3827589640126413 |]
+            let error = Array.map2 (fun y r -> abs (y - r) / abs r) (Tensors.toArray last) reference |> Array.max
+            printfn $"Robertson to t = 100 by {auto23.Name} at rtol 1e-4: {solution.Statistics}; relative error {error:G3}"
+            Expect.equal (solution.Statistics.Switches |> Array.map (fun s -> s.Solver)) [| "rosenbrock23" |] "to Rosenbrock23, once"
+            Expect.isLessThan error 1e-2 "against Radau, at this tolerance"
+        }
+        test "the adjoints refuse a Rosenbrock backward solve (it needs the adjoint system's exact Jacobian), naming the way out" {
+            use x0 = Tensors.f64 [| 2.0; 0.0 |]
+            let problem = OdeProblem.create (Problems.linear stiffLinear) x0 [| 0.0; 1.0 |]
+            for solver in [ Solvers.rodas4; Solvers.autoSwitch Solvers.tsit5 Solvers.rosenbrock23 ] do
+                let e = raises<System.ArgumentException> (fun () -> Ode.solveWith Sensitivity.interpolatedAdjoint problem solver (adaptive 1e-6 1e-9 1000) |> ignore)
+                Expect.stringContains e.Message "Kvaerno5" $"{solver.Name}: says what works"
+            // A Rosenbrock forward solve with an ESDIRK backward solve is fine.
+            let stiffBackward = Sensitivity.InterpolatedAdjoint { Sensitivity.defaultOptions with Solver = Some Solvers.kvaerno5 }
+            use solution = Ode.solveWith stiffBackward problem Solvers.rodas4 (adaptive 1e-6 1e-9 1000)
+            Expect.equal solution.Times.Length 2 "solved"
+        }
         test "autoSwitch names what does not fit; Newton options reach its implicit method" {
             let e1 = raises<System.ArgumentException> (fun () -> Solvers.autoSwitch Solvers.kvaerno3 Solvers.kvaerno5 |> ignore)
             Expect.equal e1.ParamName "nonStiff" "an implicit non-stiff method"

@@ -63,3 +63,35 @@ for t, u in zip(sol.t, sol.y.T):
     print(f"  t = {t:g}: [" + "; ".join(repr(float(u[i])) for i in [3, 8, 16, 24]) + "]")
 s = solve_ivp(fisher, (0.0, 1.0), 0.5 * np.sin(np.pi * xs), method="RK45", rtol=1e-6, atol=1e-9)
 print(f"RK45 on Fisher-KPP over [0, 1] at rtol 1e-6, atol 1e-9: {len(s.t) - 1} steps")
+
+# HIRES (Hairer & Wanner, "Solving ODEs II", §IV.10; the IVP test set's "hires"): 8 species, t in [0, 321.8122].
+def hires(t, y):
+    y1, y2, y3, y4, y5, y6, y7, y8 = y
+    return [-1.71 * y1 + 0.43 * y2 + 8.32 * y3 + 0.0007,
+            1.71 * y1 - 8.75 * y2,
+            -10.03 * y3 + 0.43 * y4 + 0.035 * y5,
+            8.32 * y2 + 1.71 * y3 - 1.12 * y4,
+            -1.745 * y5 + 0.43 * y6 + 0.43 * y7,
+            -280.0 * y6 * y8 + 0.69 * y4 + 1.71 * y5 - 0.43 * y6 + 0.69 * y7,
+            280.0 * y6 * y8 - 1.81 * y7,
+            -280.0 * y6 * y8 + 1.81 * y7]
+
+def hires_jac(t, y):
+    j = np.zeros((8, 8))
+    j[0, 0], j[0, 1], j[0, 2] = -1.71, 0.43, 8.32
+    j[1, 0], j[1, 1] = 1.71, -8.75
+    j[2, 2], j[2, 3], j[2, 4] = -10.03, 0.43, 0.035
+    j[3, 1], j[3, 2], j[3, 3] = 8.32, 1.71, -1.12
+    j[4, 4], j[4, 5], j[4, 6] = -1.745, 0.43, 0.43
+    j[5, 3], j[5, 4], j[5, 5], j[5, 6], j[5, 7] = 0.69, 1.71, -280.0 * y[7] - 0.43, 0.69, -280.0 * y[5]
+    j[6, 5], j[6, 6], j[6, 7] = 280.0 * y[7], -1.81, 280.0 * y[5]
+    j[7, 5], j[7, 6], j[7, 7] = -280.0 * y[7], 1.81, -280.0 * y[5]
+    return j
+
+HIRES_END = 321.8122
+hires0 = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057]
+show("HIRES", solve_ivp(hires, (0.0, HIRES_END), hires0, method="Radau", t_eval=[HIRES_END],
+                        rtol=1e-12, atol=1e-16, jac=hires_jac))
+print("Radau at rtol = 1e-10, atol = 1e-14, for the size of the reference's own error:")
+show("HIRES", solve_ivp(hires, (0.0, HIRES_END), hires0, method="Radau", t_eval=[HIRES_END],
+                        rtol=1e-10, atol=1e-14, jac=hires_jac))
