@@ -16,7 +16,8 @@ public static partial class Ode
     /// to the solver is the stiff part's); every other solver solves the sum. Each part's output is checked as a
     /// field's is (shape, dtype, device; a failure named with the part and the time). Otherwise as
     /// <see cref="Solve(Func{double, torch.Tensor, torch.Tensor}, torch.Tensor, double[], Solver, StepSize, Sensitivity, IEnumerable{torch.Tensor}, Func{double, torch.Tensor, torch.Tensor}, torch.Tensor)"/>;
-    /// the solution's FunctionEvaluations count each evaluation of a part as one.
+    /// the solution's FunctionEvaluations count an evaluation of the sum as one and each evaluation of a part the
+    /// IMEX stages make as one.
     /// </summary>
     /// <param name="nonStiff">f_E(t, x), the part treated explicitly (e.g. advection, a reaction).</param>
     /// <param name="stiff">f_I(t, x), the part treated implicitly (e.g. diffusion).</param>
@@ -24,9 +25,9 @@ public static partial class Ode
     /// <param name="times">Output times; the first is the start, the last the end.</param>
     /// <param name="solver">The method; <see cref="Solvers.KenCarp4"/> by default.</param>
     /// <param name="stepSize">Step control; <see cref="StepSize.Adaptive"/> with its defaults when null.</param>
-    /// <param name="sensitivity">How gradients are computed; <see cref="Sensitivities.Autograd"/> when null (the
-    /// adjoints do not take implicit solvers yet).</param>
-    /// <param name="parameters">The tensors the parts depend on, for adjoint sensitivities with an explicit solver.</param>
+    /// <param name="sensitivity">How gradients are computed; <see cref="Sensitivities.Autograd"/> when null. The adjoints
+    /// solve the sum, forward and backward (a KenCarp method then treats it as one stiff field).</param>
+    /// <param name="parameters">The tensors the parts depend on, for adjoint sensitivities.</param>
     /// <param name="integralLoss">A running loss l(t, x) whose integral is returned (the IMEX solvers then solve the
     /// sum as one stiff field).</param>
     /// <param name="timeTensor">The output times as a 1-D tensor (adjoint only); when given, it replaces <paramref name="times"/>.</param>

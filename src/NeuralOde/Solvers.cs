@@ -107,6 +107,7 @@ public static class Solvers
     public static Solver KenCarp5(bool rowBlocks = false, Func<double, torch.Tensor, torch.Tensor>? jacobian = null) =>
         WithNewton(CoreSolvers.kenCarp5, rowBlocks, jacobian);
 
+    /// <summary>
     /// Shampine &amp; Reichelt's Rosenbrock 2(3) (MATLAB's ode23s): linearly implicit, L-stable, adaptive — for stiff
     /// problems at loose tolerances. Each step factorises one matrix (1/(hγ)) I − ∂f/∂x, with the Jacobian by
     /// autograd (or <paramref name="jacobian"/>) at the step's start, and solves one linear system per stage: no
@@ -181,7 +182,8 @@ public static class Solvers
             dense, citation ?? ""));
     }
 
-    /// <summary>The implicit (stiff) solvers: Kvaerno3, Kvaerno4, Kvaerno5, KenCarp3, KenCarp4, KenCarp5.</summary>
+    /// <summary>The implicit (stiff) solvers: Kvaerno3, Kvaerno4, Kvaerno5, KenCarp3, KenCarp4, KenCarp5, Rosenbrock23,
+    /// Rodas4.</summary>
     public static IReadOnlyList<Solver> Implicit => CoreSolvers.implicitSolvers.Select(t => new Solver(t)).ToList();
 
     /// <summary>Every explicit solver, fixed-step ones first.</summary>

@@ -16,7 +16,7 @@
 ///                            and 2 ranks) W1's model trained data-parallel at a global batch (default 4096), one
 ///                            thread per rank: rank 0 prints its median iteration and the collectives' time alone
 ///   peak --method M --steps N [--warm]   (internal) one W4 pass
-///   profile --workload w1|w1-generic|floor|plain|w2|w2-generic|w5|w5-generic|cnf|ball|robertson [--iterations N] [--batch B --width W (w1, w1-generic)]   one of W1's three variants (or W5) alone, N iterations (default
+///   profile --workload w1|w1-generic|floor|plain|w2|w2-generic|w5|w5-generic|cnf|ball|robertson|robertson-rodas4|robertson-auto [--iterations N] [--batch B --width W (w1, w1-generic)]   one of W1's three variants (or W5) alone, N iterations (default
 ///                            500), for an external profiler (perf record/stat): prints its median and min
 /// `--device cuda` (or cuda:N) runs W1, W2, W3 and W5 on that GPU (a CUDA libtorch backend must be present); W4, W6
 /// and memory stay on the CPU. Every iteration ends by reading the loss on the host, so times include the GPU's work.

@@ -2,7 +2,8 @@
 /// y1' = −k1 y1 + k3 y2 y3, y2' = k1 y1 − k2 y2² − k3 y2 y3, y3' = k2 y2², y(0) = (1, 0, 0), k = (0.04, 3e7, 1e4)·exp θ,
 /// θ learnable from (0.1, −0.1, 0.1); outputs at 0, 1e-5, 1e-4, …, 1; loss = mean of ((y − y*)/s)² over the outputs
 /// after t = 0 (s_i = max_t |y*_i|); targets at θ = 0 by Kvaerno5 at rtol 1e-12 with every output time a step end;
-/// the solve Kvaerno5 adaptive at rtol 1e-6, atol 1e-10, gradients by autograd through the Newton iterations; Adam 0.01.
+/// the solve adaptive at rtol 1e-6, atol 1e-10 by the trainer's solver (Kvaerno5, Rodas4 or the stiffness switcher),
+/// gradients by autograd through the Newton iterations or the linear solves; Adam 0.01.
 module NeuralOde.Benchmarks.Robertson
 
 open TorchSharp
@@ -34,7 +35,7 @@ let targets () =
         states.Add y
     torch.stack(states)
 
-type Trainer() =
+type Trainer(solver: ButcherTableau) =
     let theta = new Modules.Parameter(torch.tensor([| 0.1; -0.1; 0.1 |], dtype = f64))
     let optimizer = torch.optim.Adam([| theta |], 0.01)
     let target = targets ()
@@ -47,7 +48,7 @@ type Trainer() =
         use _ = torch.NewDisposeScope()
         optimizer.zero_grad()
         use y0 = torch.tensor([| 1.0; 0.0; 0.0 |], dtype = f64)
-        use s = Ode.solve (OdeProblem.create (field theta) y0 times) Solvers.kvaerno5 (StepControl.adaptive 1e-6 1e-10)
+        use s = Ode.solve (OdeProblem.create (field theta) y0 times) solver (StepControl.adaptive 1e-6 1e-10)
         t.Steps <- s.Statistics.AcceptedSteps
         t.Evaluations <- s.Statistics.FunctionEvaluations
         let loss = (after s.States).sub(after target).div(scale).square().mean()
@@ -61,7 +62,7 @@ type Trainer() =
         use _ = torch.no_grad()
         use zero = torch.zeros([| 3L |], dtype = f64)
         use y0 = torch.tensor([| 1.0; 0.0; 0.0 |], dtype = f64)
-        use s = Ode.solve (OdeProblem.create (field zero) y0 times) Solvers.kvaerno5 (StepControl.adaptive 1e-6 1e-10)
+        use s = Ode.solve (OdeProblem.create (field zero) y0 times) solver (StepControl.adaptive 1e-6 1e-10)
         let units = (after s.States).sub(after target).abs().div((after target).abs().mul(torch.tensor(1e-6, dtype = f64)).add(torch.tensor(1e-10, dtype = f64)))
         units.max().ToDouble()
 

@@ -68,12 +68,17 @@ let alone (variant: string) (iterations: int) (batch: int) (width: int) =
         let s = Measure.time 10 iterations (fun () -> trainer.Step() |> ignore)
         printfn "ball: g = %.4f, e = %.4f after %d iterations; %d evaluations in the last" trainer.Gravity trainer.Restitution (iterations + 10) trainer.Evaluations
         s
-    | "robertson" ->
+    | "robertson" | "robertson-rodas4" | "robertson-auto" ->
         // W11 stiff: the peer warms up 3 iterations.
-        let trainer = Robertson.Trainer()
+        let solver =
+            match variant with
+            | "robertson-rodas4" -> Solvers.rodas4
+            | "robertson-auto" -> Solvers.autoSwitch Solvers.tsit5 Solvers.rodas4
+            | _ -> Solvers.kvaerno5
+        let trainer = Robertson.Trainer(solver)
         let s = Measure.time 3 iterations (fun () -> trainer.Step() |> ignore)
-        printfn "robertson: theta = %A after %d iterations; %d accepted steps, %d evaluations in the last; error at the true rates %.2f tolerance units"
-            trainer.Theta (iterations + 3) trainer.Steps trainer.Evaluations (trainer.ErrorAtTruth())
+        printfn "%s (%s): theta = %A after %d iterations; %d accepted steps, %d evaluations in the last; error at the true rates %.2f tolerance units"
+            variant solver.Name trainer.Theta (iterations + 3) trainer.Steps trainer.Evaluations (trainer.ErrorAtTruth())
         s
     | "cnf" ->
         let trainer = Workloads.CnfTrainer(0)

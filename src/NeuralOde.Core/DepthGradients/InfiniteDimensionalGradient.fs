@@ -35,6 +35,10 @@ let alongWithStartAdjoint (field: VectorField) (weights: unit -> Tensor) (x0: Te
     Guard.timeGrid "span" [| s0; s1 |] |> ignore
     if isNull depths then raise (System.ArgumentNullException("depths"))
     if depths.Length = 0 then raise (System.ArgumentException("depths is empty: give at least one depth at which to evaluate the gradient.", "depths"))
+    // Its adjoint field is a vector–Jacobian product without a graph of its own: an implicit method would see a zero
+    // Jacobian (a Newton iteration that fails, a Rosenbrock method silently of the wrong order).
+    if solver.IsImplicit then
+        raise (System.ArgumentException($"The infinite-dimensional gradient solves its adjoint with explicit methods; '{solver.Name}' is implicit. Use dopri5, tsit5 or a fixed-step method.", "solver"))
     let lo, hi = min s0 s1, max s0 s1
     depths |> Array.iteri (fun i s ->
         if System.Double.IsNaN s || s < lo || s > hi then

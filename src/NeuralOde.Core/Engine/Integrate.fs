@@ -81,7 +81,7 @@ let solveWith (settings: Settings) (problem: OdeProblem) (tableau: ButcherTablea
                     partEvaluations <- partEvaluations + 1
                     checkedPart t x
             let parts =
-                problem.Split |> Option.map (fun (nonStiff, stiff) -> counted FieldCheck.nonStiff nonStiff, counted FieldCheck.stiff stiff)
+                OdeProblem.splitParts problem |> Option.map (fun (nonStiff, stiff) -> counted FieldCheck.nonStiff nonStiff, counted FieldCheck.stiff stiff)
             Some(Implicit.ImplicitStep.create tableau control parts)
     let mutable failedRows = [||]
     let loopSettings: Loop.Settings<Tensor> =

@@ -17,6 +17,9 @@ type Hypersolver(baseSolver: ButcherTableau, correction: Module<torch.Tensor, to
     do
         if isNull (box baseSolver) then raise (ArgumentNullException("baseSolver"))
         if isNull correction then raise (ArgumentNullException("correction"))
+        // The corrected step is an explicit Runge–Kutta step: an implicit method's stages are no explicit formula.
+        if baseSolver.IsImplicit then
+            raise (ArgumentException($"A hypersolver corrects an explicit method; '{baseSolver.Name}' is implicit. Use euler, midpoint, heun or rk4.", "baseSolver"))
     let order = float baseSolver.Order
     let checkState (z: torch.Tensor) =
         if isNull z then raise (ArgumentNullException("z"))

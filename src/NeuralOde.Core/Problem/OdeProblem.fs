@@ -59,6 +59,9 @@ type OdeProblem =
 
 /// Building problems: `create` / `onSpan`, then `withParameters`, `withIntegralLoss`, `withTimeTensor`.
 module OdeProblem =
+    /// The sum fields createSplit built (weakly held: a problem's field keeps its entry).
+    let private splitSums = System.Runtime.CompilerServices.ConditionalWeakTable<obj, obj>()
+
     /// Builds a problem, checking the time grid and the initial state (a floating-point tensor).
     let create (f: VectorField) (x0: torch.Tensor) (times: float[]) : OdeProblem =
         if isNull (box f) then raise (System.ArgumentNullException("f"))
@@ -77,14 +80,29 @@ module OdeProblem =
 
     /// Builds a split problem dx/dt = f_E(t, x) + f_I(t, x) (Kennedy & Carpenter 2003): the IMEX solvers (kenCarp3/4/5)
     /// treat the non-stiff part f_E explicitly and solve the stiff part f_I by Newton iterations on its Jacobian alone;
-    /// every other solver (explicit, Kværnø, the adjoints, events) solves the sum, the problem's VectorField. Each
-    /// part's output is checked as the field's is (shape, dtype, device, failures named with the time).
+    /// every other solver (explicit, Kværnø, the adjoints) solves the sum, the problem's VectorField (events keep the
+    /// split). Each part's output is checked as the field's is (shape, dtype, device, failures named with the time).
     let createSplit (nonStiff: VectorField) (stiff: VectorField) (x0: torch.Tensor) (times: float[]) : OdeProblem =
         if isNull (box nonStiff) then raise (System.ArgumentNullException("nonStiff"))
         if isNull (box stiff) then raise (System.ArgumentNullException("stiff"))
         let sum: VectorField = fun t x ->
             TensorOps.plus (FieldCheck.call FieldCheck.nonStiff nonStiff t x) (FieldCheck.call FieldCheck.stiff stiff t x)
-        { create sum x0 times with Split = Some(nonStiff, stiff) }
+        let problem = { create sum x0 times with Split = Some(nonStiff, stiff) }
+        // The field as the record holds it (a let-bound lambda becomes a new closure object at each use).
+        splitSums.AddOrUpdate(box problem.VectorField, null)
+        problem
+
+    /// A split problem's parts for the IMEX stages, or None for a problem that is not split. Raises ArgumentException
+    /// when the problem's VectorField is not a sum createSplit built (a record copy `{ p with VectorField = g }` after
+    /// createSplit), which the IMEX stages would otherwise solve in place of g without a word.
+    let internal splitParts (problem: OdeProblem) =
+        match problem.Split with
+        | None -> None
+        | Some parts ->
+            match splitSums.TryGetValue(box problem.VectorField) with
+            | true, _ -> Some parts
+            | _ ->
+                raise (System.ArgumentException("The problem's VectorField is not the sum of its Split parts (was it replaced after OdeProblem.createSplit?). Build the split problem anew with OdeProblem.createSplit nonStiff stiff.", "problem"))
 
     /// A problem on the span [t0, t1] with outputs at its two ends.
     let onSpan (f: VectorField) (x0: torch.Tensor) (t0: float) (t1: float) = create f x0 [| t0; t1 |]

@@ -142,6 +142,12 @@ let solveWithOptions (options: SolveOptions) (sensitivity: Sensitivity) (problem
         let backward = defaultArg o.Solver solver
         raise (ArgumentException($"The adjoint's backward solve cannot take the Rosenbrock method {backward.Name}: it needs the exact Jacobian of the adjoint system. Give the adjoint an ESDIRK method for it (Sensitivity.InterpolatedAdjoint {{ Sensitivity.defaultOptions with Solver = Some Solvers.kvaerno5 }}; C#: Sensitivities.InterpolatedAdjoint(solver: Solvers.Kvaerno5())), or use Sensitivity.Autograd.", "sensitivity"))
     | _ -> ()
+    // A running loss makes the state [x.flatten(); ∫l] one vector, whose rows are no batch: per-row Jacobian blocks
+    // would drop the loss's row and every coupling, silently for a Rosenbrock method.
+    let rowBlocks (t: ButcherTableau) = t.IsImplicit && t.Newton.Structure = JacobianStructure.RowBlocks
+    let backwardSolver = match sensitivity with Sensitivity.Adjoint o | Sensitivity.InterpolatedAdjoint o -> o.Solver | _ -> None
+    if problem.IntegralLoss.IsSome && (rowBlocks solver || backwardSolver |> Option.exists rowBlocks) then
+        raise (ArgumentException("A running loss joins the state and its integral in one vector: per-row Jacobian blocks (rowBlocks / JacobianStructure.RowBlocks) do not apply to it. Use the dense Jacobian, or add the loss at the output times.", "solver"))
     // An implicit solver, forward or in an adjoint's backward solve, runs on tensors (its Newton iteration does).
     let implicitSolve =
         match sensitivity with

@@ -285,6 +285,8 @@ let tests =
                     Expect.floatClose { absolute = 1e-8; relative = 0.0 } t (System.Math.PI / 3.0) $"{name}: t* = π/3"
                     yield s.Statistics.AcceptedSteps ]
             Expect.isLessThan steps[1] 400 "an implicit solver's step counts"
+            // Were the split dropped on the way through the event solve, both would solve the same sum in as many steps.
+            Expect.isGreaterThan steps[0] (3 * steps[1]) "the explicit forcing costs more steps: the split was kept"
         }
         test "a part returning the wrong shape is named with the time, under kencarp4 and dopri5" {
             let late (shape: int64[]) (field: VectorField) : VectorField =

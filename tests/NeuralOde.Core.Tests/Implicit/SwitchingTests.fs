@@ -90,6 +90,14 @@ let tests =
             Expect.isLessThan (Tensors.maxAbsDiff switched.Final reference.Final) 1e-6 "the solution"
             Expect.isLessThan (3 * switched.Statistics.AcceptedSteps) explicitOnly.Statistics.AcceptedSteps "far fewer steps than tsit5"
         }
+        test "float32: the switcher's estimates see the same stiffness (there and back on the middle-stiff problem)" {
+            use p = torch.ones([| 1L |], dtype = torch.float32)
+            use x = torch.tensor([| 2.0f |])
+            use solution = Ode.solve (OdeProblem.create (middleStiff p) x [| 0.0; 10.0 |]) auto (adaptive 1e-5 1e-7 100_000)
+            printfn $"middle-stiff in float32: {solution.Statistics}"
+            Expect.equal (solution.Statistics.Switches |> Array.map (fun s -> s.Solver)) [| "kvaerno5"; "tsit5" |] "there and back"
+            Expect.isTrue (solution.Statistics.Switches[0].Time < 5.0 && solution.Statistics.Switches[1].Time > 5.0) "around the stiff middle"
+        }
         test "gradients through the switches: autograd and the interpolated adjoint give dx(T)/dp = x(T; x0 = 0, p = 1)" {
             // At rtol 1e-7 the switcher goes implicit in the middle (at 1e-9 tsit5's steps stay accuracy-limited there:
             // hρ stays below 2.3, under the threshold 3.16, and it keeps the explicit method throughout).
