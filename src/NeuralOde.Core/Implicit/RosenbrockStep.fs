@@ -21,38 +21,19 @@ open NeuralOde.Core.Internal
 
 type Tensor = torch.Tensor
 
-/// The smallest relative pivot of a non-singular M, times the block size.
-let private epsilon = 2.220446049250313e-16
-
-/// True when LU factors [B, d, d] hold a zero or non-finite pivot, or one below d·ε of the largest.
-let private singular (lu: Tensor) =
-    use _ = torch.no_grad()
-    use diagonal = lu.diagonal(0L, -2L, -1L)
-    use sizes = diagonal.abs()
-    let smallest = (use v = sizes.min() in v.to_type(torch.float64).item<float>())
-    let largest = (use v = sizes.max() in v.to_type(torch.float64).item<float>())
-    not (Double.IsFinite smallest && Double.IsFinite largest) || smallest <= float lu.shape[2] * epsilon * largest
-
 /// The LU factors of M = (1/(hγ)) I − J for blocks J [B, d, d], in the caller's dispose scope and in J's graph;
 /// None when M is singular or not finite.
 let private factor (jacobian: Tensor) (hGamma: float) : (Tensor * Tensor) option =
     use eye = torch.eye(jacobian.shape[2], dtype = jacobian.dtype, device = jacobian.device)
     use shifted = TensorOps.scale eye (1.0 / hGamma)
     use m = TensorOps.addScaled shifted jacobian -1.0
-    // libtorch may raise for an exactly zero pivot ("U[i,i] is zero"): a singular matrix too.
-    match (try Some(torch.linalg.lu_factor(m)) with :? System.Runtime.InteropServices.ExternalException -> None) with
-    | Some(struct (lu, pivots)) when not (singular lu) -> Some(lu, pivots)
-    | Some(struct (lu, pivots)) ->
-        lu.Dispose()
-        pivots.Dispose()
-        None
-    | None -> None
+    LuFactors.tryFactor m
 
 /// ∂f/∂t at (t, y) by a forward difference in the direction of integration, with fy = f(t, y): the step
 /// δ = √ε·max(|t|, |h|) balances truncation (∝ δ) against cancellation (∝ ε/δ), at most h so that t + δ stays in the
 /// step (a field may be defined on the solve's span only).
 let private timeDerivative (f: float -> Tensor -> Tensor) (t: float) (y: Tensor) (h: float) (fy: Tensor) : Tensor =
-    let delta = float (sign h) * min (abs h) (sqrt epsilon * max (abs t) (abs h))
+    let delta = float (sign h) * min (abs h) (sqrt LuFactors.epsilon * max (abs t) (abs h))
     let t1 = t + delta
     use f1 = f t1 y
     use difference = TensorOps.addScaled f1 fy -1.0

@@ -15,16 +15,9 @@ type Tensor = torch.Tensor
 /// not finite (a zero or non-finite pivot, or one below d·ε of the largest).
 let factor (jacobian: Tensor) (hGamma: float) : (Tensor * Tensor) option =
     use _ = torch.no_grad()
-    use scope = torch.NewDisposeScope()
-    let d = jacobian.shape[2]
-    let eye = torch.eye(d, dtype = jacobian.dtype, device = jacobian.device)
-    let m = TensorOps.addScaled eye jacobian (-hGamma)
-    let struct (lu, pivots) = torch.linalg.lu_factor(m)
-    let pivotSizes = lu.diagonal(0L, -2L, -1L).abs()
-    let smallest = pivotSizes.min().to_type(torch.float64).item<float>()
-    let largest = pivotSizes.max().to_type(torch.float64).item<float>()
-    let singular = not (Double.IsFinite smallest && Double.IsFinite largest) || smallest <= float d * 2.220446049250313e-16 * largest
-    if singular then None else Some(lu.MoveToOuterDisposeScope(), pivots.MoveToOuterDisposeScope())
+    use eye = torch.eye(jacobian.shape[2], dtype = jacobian.dtype, device = jacobian.device)
+    use m = TensorOps.addScaled eye jacobian (-hGamma)
+    LuFactors.tryFactor m
 
 /// The RMS of dz scaled by atol + rtol·|z| (the solve's error norm), on the host.
 let private scaledNorm (rtol: float) (atol: float) (dz: Tensor) (z: Tensor) =

@@ -10,8 +10,6 @@ open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 
-let adaptive rtol atol = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = 20_000 }
-
 /// The Jacobian of van der Pol's field, written out: [[0, 1], [−2μ y1 y2 − 1, μ(1 − y1²)]].
 let private vdpJacobian (mu: float) (_: float) (y: torch.Tensor) =
     let v = Tensors.toArray y
@@ -106,6 +104,18 @@ let tests =
             Expect.equal e.Failure OdeFailure.SingularMatrix "named"
             Expect.equal e.Time 0.5 "at the start"
             Expect.stringContains e.Message "10 attempts" "after the step was shrunk"
+        }
+        test "fixed steps: an eigenvalue of J at 1/(hγ) makes I − hγJ singular, named with the step's time (not libtorch's error)" {
+            // kvaerno3, h = 0.25: J = diag(1/(hγ), −1), so I − hγJ has a zero (or rounding-sized) first pivot: libtorch's
+            // lu_factor refuses an exactly zero pivot, the pivot test catches a rounding-sized one; both are SingularMatrix.
+            let h = 0.25
+            for solver in [ Solvers.kvaerno3; Solvers.kvaerno5 ] do
+                let pole = 1.0 / (h * solver.Gamma)
+                let singular = Solvers.withNewton { NewtonOptions.defaults with Jacobian = Some(fun _ _ -> Tensors.f64m [| [| pole; 0.0 |]; [| 0.0; -1.0 |] |]) } solver
+                use x0 = Tensors.f64 [| 1.0; 1.0 |]
+                let e = raises<OdeSolveException> (fun () -> Ode.odeint (Problems.linear stiffLinear) x0 [| 1.0; 2.0 |] singular (StepControl.fixedStep h) |> ignore)
+                Expect.equal e.Failure OdeFailure.SingularMatrix $"{solver.Name}: named"
+                Expect.equal e.Time 1.0 $"{solver.Name}: at the first step"
         }
         test "a Jacobian of the wrong shape is named" {
             let wrong = Solvers.withNewton { NewtonOptions.defaults with Jacobian = Some(fun _ _ -> Tensors.f64 [| 1.0; 2.0; 3.0 |]) } Solvers.kvaerno5

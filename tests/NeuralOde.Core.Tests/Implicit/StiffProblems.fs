@@ -9,6 +9,12 @@ open NeuralOde.Tests.Support
 
 type private Tensor = torch.Tensor
 
+/// Adaptive control at rtol, atol within a budget of maxSteps accepted and rejected steps.
+let adaptiveWithin rtol atol maxSteps = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = maxSteps }
+
+/// Adaptive control at rtol, atol within 20,000 steps.
+let adaptive rtol atol = adaptiveWithin rtol atol 20_000
+
 /// The rate constants of Robertson's chemical reaction (k1, k2, k3) = (0.04, 3e7, 1e4).
 let robertsonRates = [| 0.04; 3e7; 1e4 |]
 
