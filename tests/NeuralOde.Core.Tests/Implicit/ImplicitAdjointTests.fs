@@ -12,8 +12,6 @@ open NeuralOde.Core.Internal
 open NeuralOde.Tests.Support
 open NeuralOde.Tests.Implicit.StiffProblems
 
-let private adaptive rtol atol = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = 20_000 }
-
 let private relative (a: float[]) (b: float[]) =
     let scale = b |> Array.map abs |> Array.max
     Array.map2 (fun x y -> abs (x - y)) a b |> Array.max |> fun d -> d / scale

@@ -12,8 +12,6 @@ open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 
-let private adaptive rtol atol = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = 20_000 }
-
 /// A non-symmetric J [2, 2] as one block [1, 2, 2].
 let private jacobian = [| [| -3.0; 7.0 |]; [| 0.5; -200.0 |] |]
 

@@ -13,7 +13,6 @@ open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 open NeuralOde.Tests.Implicit.EsdirkTableauTests
-open NeuralOde.Tests.Implicit.NewtonTests
 
 let private imexSolvers = [ Solvers.kenCarp3; Solvers.kenCarp4; Solvers.kenCarp5 ]
 

@@ -15,7 +15,7 @@ open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 open NeuralOde.Tests.Implicit.StiffProblemTests
 
-let private adaptive rtol atol maxSteps = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = maxSteps }
+let private adaptive = adaptiveWithin
 
 let private rosenbrocks = [ Solvers.rosenbrock23; Solvers.rodas4 ]
 

@@ -49,7 +49,7 @@ let private robertsonEndPoints (solver: ButcherTableau) (control: StepControl) (
         let error = Array.map2 (fun y r -> abs (y - r) / abs r) (Tensors.toArray last) robertsonReference[k - 1] |> Array.max
         error, solution.Statistics, seconds)
 
-let private adaptive rtol atol maxSteps = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = maxSteps }
+let private adaptive = adaptiveWithin
 
 /// SciPy Radau, rtol = atol = 1e-12: van der Pol (Liénard's form), μ = 1000, from (2, 0), at t = 250, 500, …, 3000
 /// (away from its fast transitions near t = 807, 1614 and 2422; Radau at 1e-10 agrees to 5e-11).

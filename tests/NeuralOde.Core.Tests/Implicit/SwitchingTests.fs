@@ -12,7 +12,7 @@ open NeuralOde.Tests.Support
 open NeuralOde.Tests.Support.Raises
 open NeuralOde.Tests.Implicit.StiffProblems
 
-let private adaptive rtol atol maxSteps = StepControl.Adaptive { StepControl.defaults with RTol = rtol; ATol = atol; MaxSteps = maxSteps }
+let private adaptive = adaptiveWithin
 
 let private auto = Solvers.autoSwitch Solvers.tsit5 Solvers.kvaerno5
 
